@@ -1,0 +1,932 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * memplugctl - inspect and resize QEMU virtio-mem devices over QMP.
+ *
+ * This is the host side companion of the memplug guest driver: it asks QEMU
+ * (not the guest) for the state of a virtio-mem device, changes its
+ * requested-size and follows the guest's progress in plugging memory.
+ * See docs/memplugctl.1.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qmp.h"
+#include "size.h"
+
+#ifndef MEMPLUGCTL_VERSION
+#define MEMPLUGCTL_VERSION "0.1.0"
+#endif
+
+/* Exit statuses (documented in memplugctl.1). */
+#define EXIT_REACHED 0
+#define EXIT_ERROR 1
+#define EXIT_TIMEOUT 2
+
+#define DEFAULT_WAIT_TIMEOUT_MS (120 * 1000)
+#define DEFAULT_QMP_TIMEOUT_MS (5 * 1000)
+/* How often --wait polls the size, in case an event was rate limited. */
+#define POLL_INTERVAL_MS 200
+/* Without a terminal, print at most one progress line per this interval. */
+#define PLAIN_PROGRESS_INTERVAL_MS 1000
+#define PROGRESS_BAR_WIDTH 30
+
+/* Where QEMU puts devices created with -device/device_add id=... */
+#define PERIPHERAL_PATH "/machine/peripheral/"
+
+struct options {
+	const char *socket;
+	const char *device;
+	int json;
+	int wait;
+	int timeout_given;
+	unsigned int timeout_ms;
+	unsigned int count;
+	unsigned int qmp_timeout_ms;
+};
+
+/* One virtio-mem device as reported by query-memory-devices. */
+struct vmem_info {
+	char id[128]; /* "" when the device has no id */
+	char memdev[256];
+	int64_t node;
+	uint64_t memaddr;
+	uint64_t block_size;
+	uint64_t max_size;
+	uint64_t requested_size;
+	uint64_t size;
+};
+
+static void __attribute__((format(printf, 1, 2))) error_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("memplugctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ */
+/* Help */
+
+static const char usage_main[] =
+	"Usage: memplugctl [OPTIONS] COMMAND [ARGS]\n"
+	"\n"
+	"Inspect and resize QEMU virtio-mem devices through a QMP socket.\n"
+	"\n"
+	"Commands:\n"
+	"  status [--json]                       show the virtio-mem device(s)\n"
+	"  resize SIZE [--wait] [--timeout S]    set the requested size\n"
+	"  watch [--json] [--count N] [--timeout S]\n"
+	"                                        print size changes as they happen\n"
+	"  help [COMMAND]                        show help (of a command)\n"
+	"\n"
+	"Options:\n"
+	"  -s, --socket ADDR     QMP socket: unix path, unix:PATH, HOST:PORT or\n"
+	"                        tcp:HOST:PORT (default: $MEMPLUG_QMP)\n"
+	"  -d, --device ID       virtio-mem device id (default: the only one)\n"
+	"      --qmp-timeout S   give up on a silent QEMU after S seconds (default 5)\n"
+	"  -h, --help            show this help; with a command: its help\n"
+	"  -V, --version         show the version\n"
+	"\n"
+	"Sizes: bytes, or a number with k, M, G, T (binary units, also KiB, MiB, ...).\n"
+	"Exit status: 0 success, 1 error, 2 timeout (resize --wait, watch --count),\n"
+	"64 usage error.  See memplugctl(1).\n";
+
+static const char usage_status[] =
+	"Usage: memplugctl [-s ADDR] [-d ID] status [--json]\n"
+	"\n"
+	"Show id, memory backend, NUMA node, block size, region (address and maximum\n"
+	"size), requested size and plugged size of the virtio-mem device given with\n"
+	"-d, or of all virtio-mem devices.\n"
+	"\n"
+	"  -j, --json   one JSON object per device and line, with QMP's field names\n";
+
+static const char usage_resize[] =
+	"Usage: memplugctl [-s ADDR] [-d ID] resize SIZE [--wait] [--timeout S]\n"
+	"\n"
+	"Set the requested size of the virtio-mem device to SIZE (e.g. 4G, 512MiB,\n"
+	"0).  SIZE must be a multiple of the device's block size and at most its\n"
+	"maximum size; this is checked before anything is sent to QEMU.\n"
+	"\n"
+	"  -w, --wait        wait until the guest has plugged (or unplugged) SIZE,\n"
+	"                    showing progress on stderr\n"
+	"  -t, --timeout S   with --wait: give up after S seconds (default 120) and\n"
+	"                    exit with status 2\n";
+
+static const char usage_watch[] =
+	"Usage: memplugctl [-s ADDR] [-d ID] watch [--json] [--count N] [--timeout S]\n"
+	"\n"
+	"Print a line \"<timestamp> <id> size=<bytes> (<size>)\" for every\n"
+	"MEMORY_DEVICE_SIZE_CHANGE event (of device ID if -d is given).\n"
+	"QEMU sends at most one such event per second and device.\n"
+	"\n"
+	"  -j, --json        print JSON objects, one per line\n"
+	"  -c, --count N     exit 0 after N events\n"
+	"  -t, --timeout S   stop after S seconds: exit 0, or 2 if --count was given\n"
+	"                    and fewer than N events arrived\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("memplugctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see memplugctl --help)\n", stderr);
+	return EX_USAGE;
+}
+
+static const char *command_usage(const char *command)
+{
+	if (!command)
+		return usage_main;
+	if (!strcmp(command, "status"))
+		return usage_status;
+	if (!strcmp(command, "resize"))
+		return usage_resize;
+	if (!strcmp(command, "watch"))
+		return usage_watch;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Talking to QEMU */
+
+static int get_uint(json_t *data, const char *key, uint64_t *value)
+{
+	json_t *v = json_object_get(data, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -1;
+	*value = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+/* Fill @info from the "data" of a virtio-mem entry; -1 if malformed. */
+static int parse_vmem(json_t *data, struct vmem_info *info)
+{
+	json_t *id = json_object_get(data, "id");
+	json_t *memdev = json_object_get(data, "memdev");
+	json_t *node = json_object_get(data, "node");
+
+	memset(info, 0, sizeof(*info));
+	if (!json_is_object(data))
+		return -1;
+	if (get_uint(data, "memaddr", &info->memaddr) ||
+	    get_uint(data, "block-size", &info->block_size) ||
+	    get_uint(data, "max-size", &info->max_size) ||
+	    get_uint(data, "requested-size", &info->requested_size) ||
+	    get_uint(data, "size", &info->size))
+		return -1;
+	/* A zero block size would make every size check divide by zero. */
+	if (!info->block_size)
+		return -1;
+	if (id) {
+		if (!json_is_string(id) || json_string_length(id) >= sizeof(info->id))
+			return -1;
+		snprintf(info->id, sizeof(info->id), "%s", json_string_value(id));
+	}
+	if (json_is_string(memdev))
+		snprintf(info->memdev, sizeof(info->memdev), "%s", json_string_value(memdev));
+	info->node = json_is_integer(node) ? json_integer_value(node) : -1;
+	return 0;
+}
+
+/* query-memory-devices, checked to be an array of {type, data} objects. */
+static int query_memory_devices(struct qmp_conn *conn, json_t **list)
+{
+	size_t i;
+	json_t *entry;
+
+	if (qmp_execute(conn, "query-memory-devices", NULL, list)) {
+		error_msg("query-memory-devices failed: %s", qmp_error(conn));
+		return -1;
+	}
+	if (!json_is_array(*list)) {
+		error_msg("malformed reply to query-memory-devices: not an array");
+		goto bad;
+	}
+	json_array_foreach(*list, i, entry) {
+		if (!json_is_string(json_object_get(entry, "type")) ||
+		    !json_is_object(json_object_get(entry, "data"))) {
+			error_msg("malformed reply to query-memory-devices: entry %zu", i);
+			goto bad;
+		}
+	}
+	return 0;
+bad:
+	json_decref(*list);
+	*list = NULL;
+	return -1;
+}
+
+static int is_virtio_mem(json_t *entry)
+{
+	return !strcmp(json_string_value(json_object_get(entry, "type")), "virtio-mem");
+}
+
+static const char *entry_id(json_t *entry)
+{
+	return json_string_value(json_object_get(json_object_get(entry, "data"), "id"));
+}
+
+static int entry_to_vmem(json_t *entry, struct vmem_info *info)
+{
+	if (parse_vmem(json_object_get(entry, "data"), info)) {
+		error_msg("malformed virtio-mem entry in reply to query-memory-devices");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Explain why @id is not usable: it is some other device, or none at all.
+ * Only called when @id is not a virtio-mem device in query-memory-devices.
+ */
+static void explain_not_vmem(struct qmp_conn *conn, const char *id)
+{
+	char path[sizeof(PERIPHERAL_PATH) + 128];
+	char type[128];
+	json_t *ret;
+
+	snprintf(path, sizeof(path), PERIPHERAL_PATH "%s", id);
+	if (qmp_execute(conn, "qom-get", json_pack("{s:s, s:s}", "path", path, "property", "type"),
+			&ret)) {
+		error_msg("no device with id '%s'", id);
+		return;
+	}
+	snprintf(type, sizeof(type), "%s", json_is_string(ret) ? json_string_value(ret) : "?");
+	sanitize_string(type);
+	error_msg("device '%s' is not a virtio-mem device (it is a %s)", id, type);
+	json_decref(ret);
+}
+
+/* QEMU ids are [A-Za-z][A-Za-z0-9._-]*; anything else could be a QOM path. */
+static int valid_device_id(const char *id)
+{
+	size_t i, len = strlen(id);
+
+	if (!len || len >= sizeof(((struct vmem_info *)0)->id))
+		return 0;
+	for (i = 0; i < len; i++) {
+		char c = id[i];
+		int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+		int other = (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+
+		if (!alpha && (i == 0 || !other))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Find the virtio-mem device @id, or the only virtio-mem device if @id is
+ * NULL.  Prints the error and returns -1 if there is no such (single) device.
+ */
+static int find_device(struct qmp_conn *conn, const char *id, struct vmem_info *info)
+{
+	json_t *list, *entry, *found = NULL;
+	unsigned int nr_vmem = 0;
+	char names[256] = "";
+	int rc = -1;
+	size_t i;
+
+	if (query_memory_devices(conn, &list))
+		return -1;
+	json_array_foreach(list, i, entry) {
+		const char *eid = entry_id(entry);
+
+		if (id) {
+			if (!eid || strcmp(eid, id))
+				continue;
+			if (!is_virtio_mem(entry)) {
+				char type[64];
+
+				snprintf(type, sizeof(type), "%s",
+					 json_string_value(json_object_get(entry, "type")));
+				sanitize_string(type);
+				error_msg("device '%s' is not a virtio-mem device (it is a %s memory device)",
+					  id, type);
+				goto out;
+			}
+			found = entry;
+			break;
+		}
+		if (!is_virtio_mem(entry))
+			continue;
+		nr_vmem++;
+		found = entry;
+		if (strlen(names) + 70 < sizeof(names))
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%.64s",
+				 nr_vmem > 1 ? ", " : "", eid ? eid : "(no id)");
+	}
+	if (id && !found) {
+		explain_not_vmem(conn, id);
+		goto out;
+	}
+	if (!id && nr_vmem == 0) {
+		error_msg("QEMU has no virtio-mem device");
+		goto out;
+	}
+	if (!id && nr_vmem > 1) {
+		sanitize_string(names);
+		error_msg("QEMU has %u virtio-mem devices (%s): choose one with -d ID", nr_vmem, names);
+		goto out;
+	}
+	if (entry_to_vmem(found, info))
+		goto out;
+	if (!info->id[0]) {
+		error_msg("the virtio-mem device has no id; start it with -device virtio-mem-pci,id=...");
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(list);
+	return rc;
+}
+
+static struct qmp_conn *connect_qmp(const struct options *opts)
+{
+	struct qmp_conn *conn;
+	struct qmp_addr addr;
+	const char *why;
+	char err[512];
+
+	if (parse_qmp_addr(opts->socket, &addr, &why)) {
+		error_msg("invalid QMP socket address '%s': %s", opts->socket, why);
+		return NULL;
+	}
+	conn = qmp_connect(&addr, (int)opts->qmp_timeout_ms, err, sizeof(err));
+	if (!conn)
+		error_msg("%s", err);
+	return conn;
+}
+
+/* ------------------------------------------------------------------ */
+/* status */
+
+static void print_vmem_json(const struct vmem_info *info)
+{
+	json_t *obj = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "id", info->id, "memdev",
+				info->memdev, "node", (json_int_t)info->node, "memaddr",
+				(json_int_t)info->memaddr, "block-size", (json_int_t)info->block_size,
+				"max-size", (json_int_t)info->max_size, "requested-size",
+				(json_int_t)info->requested_size, "size", (json_int_t)info->size);
+	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+	if (text)
+		printf("%s\n", text);
+	free(text);
+	json_decref(obj);
+}
+
+static void print_vmem_human(const struct vmem_info *info)
+{
+	char id[sizeof(info->id)], memdev[sizeof(info->memdev)];
+	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
+	uint64_t end = info->memaddr + info->max_size - (info->max_size ? 1 : 0);
+
+	snprintf(id, sizeof(id), "%s", info->id[0] ? info->id : "(no id)");
+	snprintf(memdev, sizeof(memdev), "%s", info->memdev[0] ? info->memdev : "-");
+	sanitize_string(id);
+	sanitize_string(memdev);
+	printf("%s:\n", id);
+	printf("  memdev:          %s\n", memdev);
+	printf("  node:            %" PRId64 "\n", info->node);
+	printf("  block size:      %s (%" PRIu64 ")\n", format_size(info->block_size, a, sizeof(a)),
+	       info->block_size);
+	printf("  region:          0x%" PRIx64 "-0x%" PRIx64 " (%s)\n", info->memaddr, end,
+	       format_size(info->max_size, a, sizeof(a)));
+	printf("  max size:        %s (%" PRIu64 ")\n", format_size(info->max_size, a, sizeof(a)),
+	       info->max_size);
+	printf("  requested size:  %s (%" PRIu64 ")\n",
+	       format_size(info->requested_size, a, sizeof(a)), info->requested_size);
+	printf("  plugged size:    %s (%" PRIu64 ")%s\n", format_size(info->size, b, sizeof(b)),
+	       info->size, info->size == info->requested_size ? "" : "  [in progress]");
+}
+
+static int cmd_status(struct qmp_conn *conn, const struct options *opts)
+{
+	struct vmem_info info;
+	json_t *list, *entry;
+	unsigned int shown = 0;
+	int rc = EXIT_SUCCESS;
+	size_t i;
+
+	if (opts->device) {
+		if (find_device(conn, opts->device, &info))
+			return EXIT_ERROR;
+		if (opts->json)
+			print_vmem_json(&info);
+		else
+			print_vmem_human(&info);
+		return EXIT_SUCCESS;
+	}
+	if (query_memory_devices(conn, &list))
+		return EXIT_ERROR;
+	json_array_foreach(list, i, entry) {
+		if (!is_virtio_mem(entry))
+			continue;
+		if (entry_to_vmem(entry, &info)) {
+			rc = EXIT_ERROR;
+			break;
+		}
+		if (opts->json) {
+			print_vmem_json(&info);
+		} else {
+			if (shown)
+				putchar('\n');
+			print_vmem_human(&info);
+		}
+		shown++;
+	}
+	json_decref(list);
+	if (!rc && !shown) {
+		error_msg("QEMU has no virtio-mem device");
+		rc = EXIT_ERROR;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* resize */
+
+struct progress {
+	int tty;
+	const char *id;
+	uint64_t start;
+	uint64_t target;
+	uint64_t last_size;
+	long long t0;
+	long long last_print;
+	int drawn;
+};
+
+static double rate_mib_s(const struct progress *p, uint64_t size)
+{
+	long long elapsed = now_ms() - p->t0;
+	uint64_t moved = size > p->start ? size - p->start : p->start - size;
+
+	if (elapsed <= 0)
+		return 0;
+	return (double)moved / (1024.0 * 1024.0) / ((double)elapsed / 1000.0);
+}
+
+static unsigned int percent_done(const struct progress *p, uint64_t size)
+{
+	uint64_t total = p->target > p->start ? p->target - p->start : p->start - p->target;
+	uint64_t done;
+
+	if (!total)
+		return 100;
+	if (p->target > p->start)
+		done = size > p->start ? size - p->start : 0;
+	else
+		done = size < p->start ? p->start - size : 0;
+	if (done >= total)
+		return 100;
+	return (unsigned int)((double)done * 100.0 / (double)total);
+}
+
+static void show_progress(struct progress *p, uint64_t size, int final)
+{
+	char cur[SIZE_STR_MAX], tgt[SIZE_STR_MAX];
+	unsigned int pct = percent_done(p, size);
+	long long now = now_ms();
+
+	format_size(size, cur, sizeof(cur));
+	format_size(p->target, tgt, sizeof(tgt));
+	if (p->tty) {
+		char bar[PROGRESS_BAR_WIDTH + 1];
+		unsigned int fill = pct * PROGRESS_BAR_WIDTH / 100;
+
+		memset(bar, '#', fill);
+		memset(bar + fill, '.', PROGRESS_BAR_WIDTH - fill);
+		bar[PROGRESS_BAR_WIDTH] = '\0';
+		fprintf(stderr, "\r%s [%s] %3u%%  %s / %s  %.1f MiB/s\033[K%s", p->id, bar, pct, cur,
+			tgt, rate_mib_s(p, size), final ? "\n" : "");
+		p->drawn = 1;
+	} else if (final || (size != p->last_size &&
+			     now - p->last_print >= PLAIN_PROGRESS_INTERVAL_MS)) {
+		fprintf(stderr, "%s: plugged %s of %s requested (%u%%, %.1f MiB/s)\n", p->id, cur, tgt,
+			pct, rate_mib_s(p, size));
+		p->last_print = now;
+		p->last_size = size;
+	}
+	fflush(stderr);
+}
+
+/* Current size from a MEMORY_DEVICE_SIZE_CHANGE event for @id, if it is one. */
+static int size_from_event(json_t *event, const char *id, uint64_t *size)
+{
+	json_t *data = json_object_get(event, "data");
+	const char *eid = json_string_value(json_object_get(data, "id"));
+
+	if (strcmp(json_string_value(json_object_get(event, "event")), "MEMORY_DEVICE_SIZE_CHANGE"))
+		return -1;
+	if (!eid || strcmp(eid, id))
+		return -1;
+	return get_uint(data, "size", size);
+}
+
+static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
+			 const struct vmem_info *dev, uint64_t target)
+{
+	struct progress p = {
+		.tty = isatty(STDERR_FILENO),
+		.id = dev->id,
+		.start = dev->size,
+		.target = target,
+		.last_size = dev->size,
+		.t0 = now_ms(),
+	};
+	long long deadline = p.t0 + opts->timeout_ms;
+	long long next_poll = p.t0;
+	uint64_t size = dev->size;
+	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
+
+	p.last_print = p.t0 - PLAIN_PROGRESS_INTERVAL_MS;
+	for (;;) {
+		long long now = now_ms();
+		long long wake;
+		json_t *event;
+		int rc;
+
+		if (now >= next_poll) {
+			struct vmem_info cur;
+
+			/* Events are rate limited by QEMU; polling sees every change. */
+			if (find_device(conn, dev->id, &cur))
+				return EXIT_ERROR;
+			if (cur.requested_size != target) {
+				if (p.drawn)
+					fputc('\n', stderr);
+				error_msg("requested size of %s was changed to %s by another QMP client",
+					  dev->id, format_size(cur.requested_size, a, sizeof(a)));
+				return EXIT_ERROR;
+			}
+			size = cur.size;
+			next_poll = now + POLL_INTERVAL_MS;
+		}
+		if (size == target) {
+			show_progress(&p, size, 1);
+			return EXIT_REACHED;
+		}
+		if (now >= deadline) {
+			show_progress(&p, size, 1);
+			error_msg("timed out after %u.%01u s: %s has %s plugged, %s requested",
+				  opts->timeout_ms / 1000, opts->timeout_ms % 1000 / 100, dev->id,
+				  format_size(size, a, sizeof(a)), format_size(target, b, sizeof(b)));
+			return EXIT_TIMEOUT;
+		}
+		show_progress(&p, size, 0);
+		wake = next_poll < deadline ? next_poll : deadline;
+		rc = qmp_next_event(conn, (int)(wake > now ? wake - now : 0), &event);
+		if (rc == QMP_OK) {
+			uint64_t ev_size;
+
+			if (!size_from_event(event, dev->id, &ev_size))
+				size = ev_size;
+			json_decref(event);
+		} else if (rc != QMP_ERR_TIMEOUT) {
+			if (p.drawn)
+				fputc('\n', stderr);
+			error_msg("%s", qmp_error(conn));
+			return EXIT_ERROR;
+		}
+	}
+}
+
+static int cmd_resize(struct qmp_conn *conn, const struct options *opts, uint64_t size)
+{
+	char path[sizeof(PERIPHERAL_PATH) + 128];
+	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
+	struct vmem_info dev;
+	json_t *ret;
+
+	if (find_device(conn, opts->device, &dev))
+		return EXIT_ERROR;
+	/* Check here so the user gets a clear message and QEMU is untouched. */
+	if (size % dev.block_size) {
+		error_msg("size %s (%" PRIu64 ") is not a multiple of the block size %s of %s",
+			  format_size(size, a, sizeof(a)), size,
+			  format_size(dev.block_size, b, sizeof(b)), dev.id);
+		return EXIT_ERROR;
+	}
+	if (size > dev.max_size) {
+		error_msg("size %s is larger than the region of %s (max %s)",
+			  format_size(size, a, sizeof(a)), dev.id,
+			  format_size(dev.max_size, b, sizeof(b)));
+		return EXIT_ERROR;
+	}
+	/* The full path: a bare id could be ambiguous with an -object id. */
+	snprintf(path, sizeof(path), PERIPHERAL_PATH "%s", dev.id);
+	if (qmp_execute(conn, "qom-set",
+			json_pack("{s:s, s:s, s:I}", "path", path, "property", "requested-size",
+				  "value", (json_int_t)size),
+			&ret)) {
+		error_msg("setting requested-size of %s failed: %s", dev.id, qmp_error(conn));
+		return EXIT_ERROR;
+	}
+	json_decref(ret);
+	printf("%s: requested size %s (%" PRIu64 "), plugged %s\n", dev.id,
+	       format_size(size, a, sizeof(a)), size, format_size(dev.size, b, sizeof(b)));
+	fflush(stdout);
+	if (!opts->wait)
+		return EXIT_SUCCESS;
+	return wait_for_size(conn, opts, &dev, size);
+}
+
+/* ------------------------------------------------------------------ */
+/* watch */
+
+/* ISO 8601 UTC from the event's {seconds, microseconds}, or from our clock. */
+static void event_time(json_t *event, char *buf, size_t len)
+{
+	json_t *ts = json_object_get(event, "timestamp");
+	json_t *sec = json_object_get(ts, "seconds");
+	json_t *usec = json_object_get(ts, "microseconds");
+	struct timespec now;
+	struct tm tm;
+	time_t t;
+	long ms;
+
+	if (json_is_integer(sec) && json_is_integer(usec) && json_integer_value(sec) >= 0 &&
+	    json_integer_value(usec) >= 0 && json_integer_value(usec) < 1000000) {
+		t = (time_t)json_integer_value(sec);
+		ms = (long)(json_integer_value(usec) / 1000);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &now);
+		t = now.tv_sec;
+		ms = now.tv_nsec / 1000000;
+	}
+	if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	snprintf(buf + strlen(buf), len - strlen(buf), ".%03ldZ", ms);
+}
+
+static void print_size_event(json_t *event, const char *id, uint64_t size, int json)
+{
+	const char *qom_path = json_string_value(json_object_get(json_object_get(event, "data"),
+								 "qom-path"));
+	char when[64], human[SIZE_STR_MAX];
+
+	event_time(event, when, sizeof(when));
+	if (json) {
+		json_t *obj = json_pack("{s:s, s:s, s:I, s:s}", "timestamp", when, "id", id, "size",
+					(json_int_t)size, "qom-path", qom_path ? qom_path : "");
+		char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+		if (text)
+			printf("%s\n", text);
+		free(text);
+		json_decref(obj);
+	} else {
+		char safe_id[128];
+
+		snprintf(safe_id, sizeof(safe_id), "%s", id);
+		sanitize_string(safe_id);
+		printf("%s %s size=%" PRIu64 " (%s)\n", when, safe_id, size,
+		       format_size(size, human, sizeof(human)));
+	}
+	fflush(stdout);
+}
+
+static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
+{
+	long long deadline = opts->timeout_given ? now_ms() + opts->timeout_ms : -1;
+	unsigned long dropped_reported = 0;
+	unsigned int seen = 0;
+	struct vmem_info dev;
+
+	/* Fail early on a wrong -d instead of silently printing nothing. */
+	if (opts->device && find_device(conn, opts->device, &dev))
+		return EXIT_ERROR;
+	for (;;) {
+		json_t *event, *data;
+		const char *id;
+		uint64_t size;
+		int wait = -1;
+		int rc;
+
+		if (deadline >= 0) {
+			long long left = deadline - now_ms();
+
+			wait = left > 0 ? (int)left : 0;
+		}
+		rc = qmp_next_event(conn, wait, &event);
+		if (rc == QMP_ERR_TIMEOUT) {
+			if (opts->count && seen < opts->count) {
+				error_msg("timed out after %u events, %u expected", seen, opts->count);
+				return EXIT_TIMEOUT;
+			}
+			return EXIT_SUCCESS;
+		}
+		if (rc) {
+			error_msg("%s", qmp_error(conn));
+			return EXIT_ERROR;
+		}
+		if (qmp_dropped_events(conn) != dropped_reported) {
+			dropped_reported = qmp_dropped_events(conn);
+			error_msg("warning: %lu events lost so far", dropped_reported);
+		}
+		data = json_object_get(event, "data");
+		id = json_string_value(json_object_get(data, "id"));
+		if (strcmp(json_string_value(json_object_get(event, "event")),
+			   "MEMORY_DEVICE_SIZE_CHANGE") ||
+		    get_uint(data, "size", &size) || (opts->device && (!id || strcmp(id, opts->device)))) {
+			json_decref(event);
+			continue;
+		}
+		print_size_event(event, id ? id : "-", size, opts->json);
+		json_decref(event);
+		if (opts->count && ++seen >= opts->count)
+			return EXIT_SUCCESS;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* main */
+
+enum { OPT_QMP_TIMEOUT = 256 };
+
+static const struct option long_options[] = {
+	{ "socket", required_argument, NULL, 's' },
+	{ "device", required_argument, NULL, 'd' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "wait", no_argument, NULL, 'w' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "count", required_argument, NULL, 'c' },
+	{ "qmp-timeout", required_argument, NULL, OPT_QMP_TIMEOUT },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Which options each command accepts, checked after getopt. */
+struct seen_options {
+	int json, wait, timeout, count;
+};
+
+static int check_command_options(const char *command, const struct seen_options *seen)
+{
+	int is_status = !strcmp(command, "status");
+	int is_resize = !strcmp(command, "resize");
+	int is_watch = !strcmp(command, "watch");
+
+	if (seen->json && !is_status && !is_watch)
+		return usage_error("--json is only valid for status and watch");
+	if (seen->wait && !is_resize)
+		return usage_error("--wait is only valid for resize");
+	if (seen->count && !is_watch)
+		return usage_error("--count is only valid for watch");
+	if (seen->timeout && !is_watch && !(is_resize && seen->wait))
+		return usage_error("--timeout is only valid for resize --wait and watch");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options opts = {
+		.timeout_ms = DEFAULT_WAIT_TIMEOUT_MS,
+		.qmp_timeout_ms = DEFAULT_QMP_TIMEOUT_MS,
+	};
+	struct seen_options seen = { 0 };
+	struct qmp_conn *conn;
+	const char *command;
+	uint64_t size = 0;
+	int help = 0;
+	int rc, opt;
+
+	opterr = 0; /* we print our own, prefixed messages */
+	while ((opt = getopt_long(argc, argv, ":s:d:jwt:c:hV", long_options, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			opts.socket = optarg;
+			break;
+		case 'd':
+			opts.device = optarg;
+			break;
+		case 'j':
+			opts.json = seen.json = 1;
+			break;
+		case 'w':
+			opts.wait = seen.wait = 1;
+			break;
+		case 't':
+			if (parse_seconds(optarg, &opts.timeout_ms))
+				return usage_error("invalid timeout '%s' (seconds, at most 86400)",
+						   optarg);
+			opts.timeout_given = seen.timeout = 1;
+			break;
+		case 'c':
+			if (parse_count(optarg, &opts.count))
+				return usage_error("invalid count '%s' (a positive number)", optarg);
+			seen.count = 1;
+			break;
+		case OPT_QMP_TIMEOUT:
+			if (parse_seconds(optarg, &opts.qmp_timeout_ms) || !opts.qmp_timeout_ms)
+				return usage_error("invalid QMP timeout '%s' (seconds, at most 86400)",
+						   optarg);
+			break;
+		case 'h':
+			help = 1;
+			break;
+		case 'V':
+			printf("memplugctl %s\n", MEMPLUGCTL_VERSION);
+			return EXIT_SUCCESS;
+		case ':':
+			return usage_error("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			/*
+			 * "resize -1G": getopt sees options, the user meant a size.
+			 * Inside a cluster optind has not moved on yet.
+			 */
+			if (optopt >= '0' && optopt <= '9') {
+				const char *arg = argv[optind - 1];
+
+				if (optind < argc && argv[optind][0] == '-' && argv[optind][1] == optopt)
+					arg = argv[optind];
+				return usage_error("invalid size '%s': size must not be negative", arg);
+			}
+			if (optopt)
+				return usage_error("unknown option '-%c'", optopt);
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+
+	command = optind < argc ? argv[optind++] : NULL;
+	if (command && !strcmp(command, "help")) {
+		command = optind < argc ? argv[optind++] : NULL;
+		help = 1;
+	}
+	if (help) {
+		const char *text = command_usage(command);
+
+		if (!text)
+			return usage_error("unknown command '%s'", command);
+		fputs(text, stdout);
+		return EXIT_SUCCESS;
+	}
+	if (!command)
+		return usage_error("no command given");
+	if (!command_usage(command))
+		return usage_error("unknown command '%s'", command);
+	rc = check_command_options(command, &seen);
+	if (rc)
+		return rc;
+	if (!strcmp(command, "resize")) {
+		const char *why;
+
+		if (optind >= argc)
+			return usage_error("resize needs a SIZE");
+		if (parse_size(argv[optind], &size, &why))
+			return usage_error("invalid size '%s': %s", argv[optind], why);
+		optind++;
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (opts.device && !valid_device_id(opts.device)) {
+		error_msg("invalid device id '%s'", opts.device);
+		return EXIT_ERROR;
+	}
+
+	if (!opts.socket)
+		opts.socket = getenv("MEMPLUG_QMP");
+	if (!opts.socket || !*opts.socket)
+		return usage_error("no QMP socket given (use -s ADDR or set MEMPLUG_QMP)");
+
+	conn = connect_qmp(&opts);
+	if (!conn)
+		return EXIT_ERROR;
+	if (!strcmp(command, "status"))
+		rc = cmd_status(conn, &opts);
+	else if (!strcmp(command, "resize"))
+		rc = cmd_resize(conn, &opts, size);
+	else
+		rc = cmd_watch(conn, &opts);
+	qmp_close(conn);
+	return rc;
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A small QMP client that does not trust its peer (modelled on Xen's
+ * tools/libs/light/libxl_qmp.c): every read has a deadline, messages are
+ * bounded in size, replies are matched by id, asynchronous events that arrive
+ * while waiting for a reply are queued (bounded) instead of being dropped,
+ * and every kind of malformed input ends in an error message, never a hang
+ * or a crash.
+ */
+#ifndef MEMPLUGCTL_QMP_H
+#define MEMPLUGCTL_QMP_H
+
+#include <jansson.h>
+
+#include "size.h"
+
+/* Largest single message we accept from the peer. */
+#define QMP_MAX_MESSAGE (1024 * 1024)
+/* Events kept while nobody consumes them; older ones are dropped. */
+#define QMP_MAX_QUEUED_EVENTS 1024
+/* Replies with an unknown id tolerated while waiting for one reply. */
+#define QMP_MAX_STRAY_REPLIES 64
+
+enum qmp_status {
+	QMP_OK = 0,
+	QMP_ERR_IO = -1, /* connect/read/write failed or peer closed */
+	QMP_ERR_TIMEOUT = -2, /* no (complete) message before the deadline */
+	QMP_ERR_PROTOCOL = -3, /* peer sent something that is not QMP */
+	QMP_ERR_COMMAND = -4, /* QEMU answered the command with an error */
+};
+
+struct qmp_conn;
+
+/*
+ * Connect to @addr, read the greeting and negotiate capabilities.
+ * @timeout_ms bounds every single wait for the peer (connect, greeting, each
+ * reply).  On failure returns NULL and writes a message to @err.
+ */
+struct qmp_conn *qmp_connect(const struct qmp_addr *addr, int timeout_ms, char *err,
+			     size_t err_len);
+
+void qmp_close(struct qmp_conn *conn);
+
+/*
+ * Execute @command with @args (a JSON object or NULL; the reference is
+ * stolen).  On QMP_OK, *@ret holds a new reference to the "return" value.
+ * Otherwise see qmp_error(); for QMP_ERR_COMMAND also qmp_error_class().
+ */
+int qmp_execute(struct qmp_conn *conn, const char *command, json_t *args, json_t **ret);
+
+/*
+ * Return the next event: a queued one, or wait up to @timeout_ms (negative:
+ * forever) for one.  *@event is a new reference to the whole event object,
+ * already checked to have a string "event" member.  Returns QMP_OK,
+ * QMP_ERR_TIMEOUT or an error.
+ */
+int qmp_next_event(struct qmp_conn *conn, int timeout_ms, json_t **event);
+
+/* Events dropped so far because the queue was full. */
+unsigned long qmp_dropped_events(const struct qmp_conn *conn);
+
+/* Human-readable description of the last error. */
+const char *qmp_error(const struct qmp_conn *conn);
+
+/* QMP error class of the last QMP_ERR_COMMAND ("GenericError", ...), or "". */
+const char *qmp_error_class(const struct qmp_conn *conn);
+
+#endif
