@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memplug - big block mode: a big block is plugged with one PLUG request
+ * and added with one add_memory_driver_managed(); it is offlined and
+ * removed as a whole before it is unplugged.
+ *
+ * Copyright (C) memplug developers
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+#include <linux/virtio.h>
+#include <linux/virtio_mem.h>
+
+#include "memplug.h"
+#include "compat.h"
+
+static bool mp_bbm_plugged(struct mp_dev *d, u64 unit)
+{
+	return d->units[unit].nr_plugged;
+}
+
+/* Ambiguous answer: the device may or may not have done it. */
+static void mp_bbm_ambiguous(struct mp_dev *d, u64 unit)
+{
+	mp_mark_plugged(d, unit, 0, 1, true);
+}
+
+static int mp_bbm_unplug_req(struct mp_dev *d, u64 unit)
+{
+	int rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG,
+			    mp_unit_addr(&d->geo, unit), d->geo.unit_size,
+			    NULL);
+
+	if (rc == VIRTIO_MEM_RESP_ACK) {
+		mp_mark_unplugged(d, unit, 0, 1);
+		return 0;
+	}
+	if (rc != VIRTIO_MEM_RESP_NACK && rc != VIRTIO_MEM_RESP_BUSY)
+		mp_bbm_ambiguous(d, unit);
+	return -EAGAIN;
+}
+
+/* Plug and add one more big block. */
+static int mp_bbm_plug_one(struct mp_dev *d)
+{
+	struct mp_unit *u;
+	u64 unit;
+	int rc;
+
+	/* a plugged big block that is not added yet costs no request */
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (!u->added && u->nr_plugged && !u->nr_held && !u->busy &&
+		    !u->skip) {
+			if (mp_add_unit(d, unit)) {
+				u->skip = 1;
+				return -EAGAIN;
+			}
+			return 0;
+		}
+	}
+
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (!u->added && !u->nr_plugged && !u->busy &&
+		    mp_unit_usable(&d->geo, &d->cfg, unit))
+			break;
+	}
+	if (unit == d->geo.nr_units)
+		return -ENOSPC;
+
+	rc = mp_request(d, VIRTIO_MEM_REQ_PLUG, mp_unit_addr(&d->geo, unit),
+			d->geo.unit_size, NULL);
+	if (rc != VIRTIO_MEM_RESP_ACK) {
+		if (rc != VIRTIO_MEM_RESP_NACK && rc != VIRTIO_MEM_RESP_BUSY)
+			mp_bbm_ambiguous(d, unit);
+		return -EAGAIN;
+	}
+	mp_mark_plugged(d, unit, 0, 1, false);
+
+	if (mp_add_unit(d, unit)) {
+		/* never leave it half done: give the big block back */
+		mp_bbm_unplug_req(d, unit);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* Unplug one big block, the cheapest first. */
+static int mp_bbm_unplug_one(struct mp_dev *d)
+{
+	enum mp_unit_class best_class = MP_CLASS_BUSY, c;
+	u64 unit, best = 0;
+	u64 pfn, nr;
+	int rc;
+
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		if (!mp_bbm_plugged(d, unit) || d->units[unit].nr_held)
+			continue;
+		c = mp_unit_class(&d->units[unit]);
+		if (mp_unplug_before(c, unit, best_class, best)) {
+			best_class = c;
+			best = unit;
+		}
+	}
+	if (best_class == MP_CLASS_BUSY)
+		return -EAGAIN;
+
+	if (d->units[best].added) {
+		pfn = PHYS_PFN(mp_unit_addr(&d->geo, best));
+		nr = PHYS_PFN(d->geo.unit_size);
+		if (best_class != MP_CLASS_OFFLINE && mp_range_is_free(pfn, nr))
+			d->stats.fast_unplugs++;
+		rc = mp_remove_unit(d, best);
+		if (rc) {
+			d->units[best].skip = 1;
+			return -EAGAIN;
+		}
+	}
+	/*
+	 * Removed from Linux.  If the device refuses the UNPLUG the big
+	 * block stays plugged but not added: retried later, or simply
+	 * re-added when memory is wanted again.
+	 */
+	return mp_bbm_unplug_req(d, best);
+}
+
+int mp_bbm_run(struct mp_dev *d, u64 wanted)
+{
+	u64 unit;
+	int rc = 0;
+
+	for (unit = 0; unit < d->geo.nr_units; unit++)
+		d->units[unit].skip = 0;
+
+	while (!rc && d->nr_plugged != wanted) {
+		if (mp_worker_should_yield(d))
+			return -EAGAIN;
+		if (d->nr_plugged < wanted) {
+			rc = mp_bbm_plug_one(d);
+			if (rc == -ENOSPC) {
+				dev_warn_ratelimited(&d->vdev->dev,
+						     "requested size 0x%llx does not fit in the usable region\n",
+						     d->cfg.requested_size);
+				rc = 0;
+				break;
+			}
+		} else {
+			rc = mp_bbm_unplug_one(d);
+		}
+		cond_resched();
+	}
+	return rc ? -EAGAIN : 0;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * memplug - every kernel version difference, organised by feature.
+ *
+ * Verified against Debian 6.1 and 6.12.  The .c files never test
+ * LINUX_VERSION_CODE themselves: they use the MEMPLUG_HAVE_* switches and
+ * the wrappers below.
+ *
+ * Copyright (C) memplug developers
+ */
+#ifndef MEMPLUG_COMPAT_H
+#define MEMPLUG_COMPAT_H
+
+#include <linux/version.h>
+#include <linux/gfp.h>
+#include <linux/mm.h>
+#include <linux/mmzone.h>
+#include <linux/page-flags.h>
+#include <linux/page_ref.h>
+#include <linux/memory_hotplug.h>
+#include <linux/virtio_mem.h>
+
+/*
+ * Feature: VIRTIO_MEM_F_PERSISTENT_SUSPEND.  Only negotiated when the
+ * kernel headers know the bit (6.12 yes, 6.1 no); without it S3 is
+ * refused like hibernation.
+ */
+#ifdef VIRTIO_MEM_F_PERSISTENT_SUSPEND
+#define MEMPLUG_HAVE_PERSISTENT_SUSPEND 1
+#else
+#define MEMPLUG_HAVE_PERSISTENT_SUSPEND 0
+#define VIRTIO_MEM_F_PERSISTENT_SUSPEND 2	/* never negotiated */
+#endif
+
+/*
+ * Feature: largest buddy order handed to the online page callback.
+ * 6.1: MAX_ORDER is exclusive; since 6.4 MAX_ORDER / MAX_PAGE_ORDER is
+ * inclusive.
+ */
+#ifdef MAX_PAGE_ORDER
+#define MEMPLUG_MAX_ORDER	MAX_PAGE_ORDER
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+#define MEMPLUG_MAX_ORDER	MAX_ORDER
+#else
+#define MEMPLUG_MAX_ORDER	(MAX_ORDER - 1)
+#endif
+
+/*
+ * Feature: memmap of hot-added memory.
+ * Before 6.11 hot-added pages are initialised PageReserved with a
+ * refcount of 1, generic_online_page() does not know PageOffline(), and
+ * offline_pages() subtracts every page of the block from the managed page
+ * count - including PageOffline() pages that were never given to the
+ * buddy, so the driver has to add those back.
+ * Since 6.11 hot-added pages are initialised PageOffline() with a refcount
+ * of 1, generic_online_page() clears PageOffline(), and offline_pages()
+ * subtracts only pages that were in the buddy.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+#define MEMPLUG_HAVE_MEMMAP_PAGE_OFFLINE 1
+#else
+#define MEMPLUG_HAVE_MEMMAP_PAGE_OFFLINE 0
+#endif
+
+/*
+ * Keep one freshly onlined page (refcount 1, not in the buddy) logically
+ * offline: it belongs to an unplugged sub block.
+ */
+static inline void mp_compat_keep_offline(struct page *page)
+{
+#if !MEMPLUG_HAVE_MEMMAP_PAGE_OFFLINE
+	/* PageReserved pages are "unmovable" to page isolation */
+	__ClearPageReserved(page);
+	__SetPageOffline(page);
+#endif
+}
+
+/*
+ * Give @1 << @order PageOffline() pages with a refcount of 1 (fresh from
+ * onlining or taken by alloc_contig_range() and marked offline) to the
+ * buddy.  generic_online_page() accounts them as managed.
+ */
+static inline void mp_compat_online_pages(struct page *page,
+					  unsigned int order)
+{
+#if !MEMPLUG_HAVE_MEMMAP_PAGE_OFFLINE
+	unsigned long i;
+
+	for (i = 0; i < (1UL << order); i++)
+		__ClearPageOffline(page + i);
+#endif
+	generic_online_page(page, order);
+}
+
+/*
+ * Pages that stayed PageOffline() in a block being offlined: how many of
+ * them offline_pages() wrongly subtracted from the managed page count.
+ */
+static inline long mp_compat_offline_managed_fixup(unsigned long nr_offline)
+{
+#if MEMPLUG_HAVE_MEMMAP_PAGE_OFFLINE
+	return 0;
+#else
+	return nr_offline;
+#endif
+}
+
+/*
+ * Feature: alloc_contig_range() became a macro around
+ * alloc_contig_range_noprof() (memory allocation profiling, 6.10).
+ * The macro form is used transparently; same arguments on 6.1 and 6.12.
+ */
+static inline int mp_compat_alloc_contig(unsigned long start_pfn,
+					 unsigned long nr_pages)
+{
+	return alloc_contig_range(start_pfn, start_pfn + nr_pages,
+				  MIGRATE_MOVABLE,
+				  GFP_KERNEL | __GFP_NOWARN | __GFP_RETRY_MAYFAIL);
+}
+
+/* Feature: add_memory_driver_managed() flags (same on 6.1 and 6.12). */
+#define MEMPLUG_MHP_FLAGS	(MHP_MERGE_RESOURCE | MHP_NID_IS_MGID)
+
+#endif /* MEMPLUG_COMPAT_H */

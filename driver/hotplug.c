@@ -1,0 +1,566 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memplug - online page callback, memory notifier, add/remove helpers and
+ * the sub block state shared by both modes.
+ *
+ * Copyright (C) memplug developers
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/mm.h>
+#include <linux/memory.h>
+#include <linux/memory_hotplug.h>
+#include <linux/bitmap.h>
+#include <linux/virtio.h>
+
+#include "memplug.h"
+#include "compat.h"
+
+/* see memplug.h, "Locking" */
+static DEFINE_MUTEX(mp_cb_lock);
+static unsigned int mp_cb_users;	/* mp_cb_lock */
+static DEFINE_MUTEX(mp_devices_lock);
+static LIST_HEAD(mp_devices);		/* mp_devices_lock */
+
+/* ------------------------------------------------------------------ */
+/* sub block state (hp_lock held)                                      */
+
+void mp_mark_plugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr, bool held)
+{
+	struct mp_unit *u = &d->units[unit];
+	u64 idx;
+
+	for (idx = mp_sb_index(d, unit, sb); nr--; idx++) {
+		if (!__test_and_set_bit(idx, d->plugged)) {
+			d->nr_plugged++;
+			u->nr_plugged++;
+		}
+		if (held && !__test_and_set_bit(idx, d->held)) {
+			d->nr_held++;
+			u->nr_held++;
+		}
+	}
+}
+
+void mp_mark_unplugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
+{
+	struct mp_unit *u = &d->units[unit];
+	u64 idx;
+
+	for (idx = mp_sb_index(d, unit, sb); nr--; idx++) {
+		if (__test_and_clear_bit(idx, d->plugged)) {
+			d->nr_plugged--;
+			u->nr_plugged--;
+		}
+		if (__test_and_clear_bit(idx, d->held)) {
+			d->nr_held--;
+			u->nr_held--;
+		}
+	}
+}
+
+static void mp_clear_held(struct mp_dev *d, u64 unit, u32 sb)
+{
+	if (__test_and_clear_bit(mp_sb_index(d, unit, sb), d->held)) {
+		d->nr_held--;
+		d->units[unit].nr_held--;
+	}
+}
+
+/* Are the pages of this sub block meant to be used by Linux? */
+bool mp_sb_in_linux(const struct mp_dev *d, u64 unit, u32 sb)
+{
+	u64 idx = mp_sb_index(d, unit, sb);
+
+	return test_bit(idx, d->plugged) && !test_bit(idx, d->held);
+}
+
+bool mp_unit_online(const struct mp_unit *u)
+{
+	return u->added && u->nr_online;
+}
+
+enum mp_unit_class mp_unit_class(const struct mp_unit *u)
+{
+	if (u->busy || u->nr_going || u->skip)
+		return MP_CLASS_BUSY;
+	if (!u->added)
+		return MP_CLASS_NOT_ADDED;
+	if (!u->nr_online)
+		return MP_CLASS_OFFLINE;
+	if (u->nr_movable == u->nr_online)
+		return MP_CLASS_MOVABLE;
+	return MP_CLASS_KERNEL;
+}
+
+/*
+ * Hand the (PageOffline, refcount 1) pages of a sub block of an online
+ * unit to the buddy.
+ */
+void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb)
+{
+	unsigned long pfn = PHYS_PFN(mp_sb_addr(&d->geo, unit, sb));
+	unsigned long end = pfn + PHYS_PFN(d->geo.sb_size);
+	unsigned int order;
+
+	while (pfn < end) {
+		order = min_t(unsigned int, MEMPLUG_MAX_ORDER, __ffs(pfn));
+		while (pfn + (1UL << order) > end)
+			order--;
+		mp_compat_online_pages(pfn_to_page(pfn), order);
+		pfn += 1UL << order;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* free range check (fast unplug)                                      */
+
+/*
+ * Racy hint: true when every page in the range is free in the buddy or
+ * logically offline, i.e. offlining will not have to migrate anything.
+ */
+bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages)
+{
+	unsigned long end = pfn + nr_pages;
+	struct page *page;
+	unsigned long order;
+
+	while (pfn < end) {
+		page = pfn_to_page(pfn);
+		if (PageOffline(page)) {
+			pfn++;
+			continue;
+		}
+		if (!PageBuddy(page)) {
+			if (!is_free_buddy_page(page))
+				return false;
+			pfn++;
+			continue;
+		}
+		order = READ_ONCE(page_private(page));
+		if (order > MEMPLUG_MAX_ORDER)
+			order = 0;
+		pfn += 1UL << order;
+		cond_resched();
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* add / remove (hp_lock held on entry and exit, dropped inside)       */
+
+int mp_add_unit(struct mp_dev *d, u64 unit)
+{
+	struct mp_unit *u = &d->units[unit];
+	u64 addr = mp_unit_addr(&d->geo, unit);
+	int rc;
+
+	u->busy = MP_BUSY_ADD;
+	mutex_unlock(&d->hp_lock);
+	rc = add_memory_driver_managed(d->mgid, addr, d->geo.unit_size,
+				       MP_RESOURCE_NAME, MEMPLUG_MHP_FLAGS);
+	mutex_lock(&d->hp_lock);
+	u->busy = MP_BUSY_NONE;
+	if (rc) {
+		d->stats.add_failures++;
+		dev_warn_ratelimited(&d->vdev->dev, "adding memory 0x%llx+0x%llx failed: %d\n",
+				     addr, d->geo.unit_size, rc);
+		return rc;
+	}
+	u->added = 1;
+	d->nr_added++;
+	mp_update_pin(d);
+	return 0;
+}
+
+int mp_remove_unit(struct mp_dev *d, u64 unit)
+{
+	struct mp_unit *u = &d->units[unit];
+	u64 addr = mp_unit_addr(&d->geo, unit);
+	int rc;
+
+	u->busy = MP_BUSY_REMOVE;
+	mutex_unlock(&d->hp_lock);
+	rc = offline_and_remove_memory(addr, d->geo.unit_size);
+	mutex_lock(&d->hp_lock);
+	u->busy = MP_BUSY_NONE;
+	if (rc) {
+		d->stats.remove_failures++;
+		dev_dbg(&d->vdev->dev, "offlining/removing 0x%llx+0x%llx failed: %d\n",
+			addr, d->geo.unit_size, rc);
+		return rc;
+	}
+	u->added = 0;
+	d->nr_added--;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* held sub blocks                                                     */
+
+static void mp_adopt(struct mp_dev *d, u64 unit, u32 sb)
+{
+	mp_clear_held(d, unit, sb);
+	if (mp_unit_online(&d->units[unit]))
+		mp_sb_give_to_linux(d, unit, sb);
+}
+
+static int mp_resolve_one(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
+{
+	u64 addr = mp_sb_addr(&d->geo, unit, sb);
+	u64 size = (u64)nr * d->geo.sb_size;
+	u16 state;
+	u32 i;
+	int rc;
+
+	rc = mp_request(d, VIRTIO_MEM_REQ_STATE, addr, size, &state);
+	if (rc == -EINVAL && nr > 1)
+		state = VIRTIO_MEM_STATE_MIXED;
+	else if (rc != VIRTIO_MEM_RESP_ACK)
+		return -EAGAIN;
+
+	switch (state) {
+	case VIRTIO_MEM_STATE_UNPLUGGED:
+		mp_mark_unplugged(d, unit, sb, nr);
+		return 0;
+	case VIRTIO_MEM_STATE_PLUGGED:
+		for (i = 0; i < nr; i++)
+			if (test_bit(mp_sb_index(d, unit, sb + i), d->held))
+				mp_adopt(d, unit, sb + i);
+		return 0;
+	}
+	if (nr > 1) {
+		for (i = 0; i < nr; i++) {
+			if (!test_bit(mp_sb_index(d, unit, sb + i), d->held))
+				continue;
+			rc = mp_resolve_one(d, unit, sb + i, 1);
+			if (rc)
+				return rc;
+		}
+		return 0;
+	}
+	rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG, addr, size, NULL);
+	if (rc != VIRTIO_MEM_RESP_ACK)
+		return -EAGAIN;
+	mp_mark_unplugged(d, unit, sb, nr);
+	return 0;
+}
+
+/*
+ * Find out what the device really did with held sub blocks: unplugged
+ * ones are forgotten, plugged ones adopted, mixed ones unplugged.
+ */
+int mp_resolve_held(struct mp_dev *d)
+{
+	u64 unit;
+	u32 sb;
+	int rc = 0;
+
+	for (unit = 0; unit < d->geo.nr_units && d->nr_held; unit++) {
+		struct mp_unit *u = &d->units[unit];
+
+		if (!u->nr_held)
+			continue;
+		if (u->busy || u->nr_going) {
+			rc = -EAGAIN;
+			continue;
+		}
+		if (u->nr_held == d->geo.sb_per_unit) {
+			if (mp_resolve_one(d, unit, 0, d->geo.sb_per_unit))
+				rc = -EAGAIN;
+			continue;
+		}
+		for (sb = 0; sb < d->geo.sb_per_unit; sb++) {
+			if (!test_bit(mp_sb_index(d, unit, sb), d->held))
+				continue;
+			if (mp_resolve_one(d, unit, sb, 1))
+				rc = -EAGAIN;
+		}
+		if (mp_worker_should_yield(d))
+			return -EAGAIN;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* module pinning                                                      */
+
+/* Keep the module loaded while memory of any of our units is added. */
+void mp_update_pin(struct mp_dev *d)
+{
+	bool want = d->nr_added || d->orphan;
+
+	if (want && !d->pinned) {
+		if (try_module_get(THIS_MODULE)) {
+			d->pinned = true;
+			if (d->vdev)
+				dev_info(&d->vdev->dev, "memory added: module pinned until the device is resized to 0\n");
+		}
+	} else if (!want && d->pinned) {
+		d->pinned = false;
+		module_put(THIS_MODULE);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* online page callback                                                */
+
+static struct mp_dev *mp_find_dev(u64 addr)
+{
+	struct mp_dev *d;
+
+	list_for_each_entry(d, &mp_devices, list)
+		if (addr >= d->geo.first_addr && addr < d->region_end)
+			return d;
+	return NULL;
+}
+
+static void mp_keep_offline(struct page *page, unsigned long nr)
+{
+	while (nr--)
+		mp_compat_keep_offline(page++);
+}
+
+/* Online [pfn, pfn + 2^order) of device @d: only plugged sub blocks. */
+static void mp_online_range(struct mp_dev *d, unsigned long pfn,
+			    unsigned int order)
+{
+	unsigned long nr = 1UL << order;
+	unsigned long sb_pages = PHYS_PFN(d->geo.sb_size);
+	unsigned long part = min(nr, sb_pages);
+	unsigned long end = pfn + nr;
+	long long unit;
+	u64 addr;
+	u32 sb;
+
+	for (; pfn < end; pfn += part) {
+		addr = PFN_PHYS(pfn);
+		unit = mp_addr_to_unit(&d->geo, addr);
+		if (unit < 0) {
+			generic_online_page(pfn_to_page(pfn), ilog2(part));
+			continue;
+		}
+		sb = (u32)((addr - mp_unit_addr(&d->geo, unit)) /
+			   d->geo.sb_size);
+		if (mp_sb_in_linux(d, unit, sb))
+			generic_online_page(pfn_to_page(pfn), ilog2(part));
+		else
+			mp_keep_offline(pfn_to_page(pfn), part);
+	}
+}
+
+static void mp_online_page_cb(struct page *page, unsigned int order)
+{
+	u64 addr = page_to_phys(page);
+	struct mp_dev *d;
+
+	mutex_lock(&mp_devices_lock);
+	d = mp_find_dev(addr);
+	if (!d) {
+		mutex_unlock(&mp_devices_lock);
+		generic_online_page(page, order);
+		return;
+	}
+	mutex_lock(&d->hp_lock);
+	mp_online_range(d, page_to_pfn(page), order);
+	mutex_unlock(&d->hp_lock);
+	mutex_unlock(&mp_devices_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* memory notifier                                                     */
+
+/* Adjust the refcount of every page Linux does not own in this block. */
+static unsigned long mp_offline_refs(struct mp_dev *d, u64 unit,
+				     u64 mb_addr, int delta)
+{
+	u64 unit_addr = mp_unit_addr(&d->geo, unit);
+	unsigned long sb_pages = PHYS_PFN(d->geo.sb_size);
+	unsigned long count = 0;
+	unsigned long pfn, i;
+	u32 sb, first, last;
+
+	if (d->geo.bbm)
+		return 0;	/* whole unit plugged: nothing fake offline */
+	first = (u32)((mb_addr - unit_addr) / d->geo.sb_size);
+	last = first + (u32)(d->geo.mb_size / d->geo.sb_size);
+	for (sb = first; sb < last; sb++) {
+		if (mp_sb_in_linux(d, unit, sb))
+			continue;
+		pfn = PHYS_PFN(mp_sb_addr(&d->geo, unit, sb));
+		for (i = 0; i < sb_pages; i++) {
+			if (delta < 0)
+				page_ref_dec(pfn_to_page(pfn + i));
+			else if (delta > 0)
+				page_ref_inc(pfn_to_page(pfn + i));
+		}
+		count += sb_pages;
+	}
+	return count;
+}
+
+static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
+{
+	long long unit = mp_addr_to_unit(&d->geo, mb_addr);
+	unsigned long mb_idx, n, start_pfn = PHYS_PFN(mb_addr);
+	struct mp_unit *u;
+	bool movable;
+
+	if (unit < 0)
+		return NOTIFY_OK;
+	u = &d->units[unit];
+	mb_idx = (mb_addr - d->geo.first_addr) / d->geo.mb_size;
+
+	switch (action) {
+	case MEM_GOING_OFFLINE:
+		/* alloc_contig_range() on this unit right now: not now */
+		if (u->busy == MP_BUSY_CONTIG)
+			return NOTIFY_BAD;
+		u->nr_going++;
+		mp_offline_refs(d, unit, mb_addr, -1);
+		break;
+	case MEM_CANCEL_OFFLINE:
+		u->nr_going--;
+		mp_offline_refs(d, unit, mb_addr, 1);
+		break;
+	case MEM_OFFLINE:
+		u->nr_going--;
+		u->nr_online--;
+		if (__test_and_clear_bit(mb_idx, d->movable))
+			u->nr_movable--;
+		n = mp_compat_offline_managed_fixup(mp_offline_refs(d, unit,
+								    mb_addr,
+								    0));
+		if (n)
+			adjust_managed_page_count(pfn_to_page(start_pfn), n);
+		break;
+	case MEM_GOING_ONLINE:
+		u->nr_going++;
+		break;
+	case MEM_CANCEL_ONLINE:
+		u->nr_going--;
+		break;
+	case MEM_ONLINE:
+		u->nr_going--;
+		u->nr_online++;
+		movable = page_zonenum(pfn_to_page(start_pfn)) == ZONE_MOVABLE;
+		if (movable) {
+			__set_bit(mb_idx, d->movable);
+			u->nr_movable++;
+		}
+		break;
+	}
+	return NOTIFY_OK;
+}
+
+static int mp_memory_notifier(struct notifier_block *nb,
+			      unsigned long action, void *arg)
+{
+	struct mp_dev *d = container_of(nb, struct mp_dev, mem_nb);
+	struct memory_notify *mhp = arg;
+	u64 start = PFN_PHYS(mhp->start_pfn);
+	u64 end = start + PFN_PHYS(mhp->nr_pages);
+	u64 addr;
+	int rc = NOTIFY_OK;
+
+	if (end <= d->geo.first_addr || start >= d->region_end)
+		return NOTIFY_OK;
+
+	mutex_lock(&d->hp_lock);
+	for (addr = start; addr < end; addr += d->geo.mb_size) {
+		rc = mp_notify_mb(d, action, addr);
+		if (rc != NOTIFY_OK)
+			break;
+	}
+	if (rc != NOTIFY_OK) {
+		/* undo GOING_OFFLINE for the blocks already handled */
+		while (addr > start) {
+			addr -= d->geo.mb_size;
+			mp_notify_mb(d, MEM_CANCEL_OFFLINE, addr);
+		}
+	}
+	mutex_unlock(&d->hp_lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* registration                                                        */
+
+int mp_hotplug_register(struct mp_dev *d)
+{
+	u64 nr_mb = d->geo.nr_units * (d->geo.unit_size / d->geo.mb_size);
+	int rc;
+
+	d->movable = bitmap_zalloc(nr_mb, GFP_KERNEL);
+	if (!d->movable)
+		return -ENOMEM;
+
+	mutex_lock(&mp_cb_lock);
+	if (!mp_cb_users) {
+		rc = set_online_page_callback(mp_online_page_cb);
+		if (rc) {
+			mutex_unlock(&mp_cb_lock);
+			dev_err(&d->vdev->dev, "cannot install the online page callback (is virtio_mem loaded?): %d\n",
+				rc);
+			goto err_free;
+		}
+	}
+	mp_cb_users++;
+	d->cb_registered = true;
+
+	mutex_lock(&mp_devices_lock);
+	list_add_tail(&d->list, &mp_devices);
+	mutex_unlock(&mp_devices_lock);
+
+	d->mem_nb.notifier_call = mp_memory_notifier;
+	rc = register_memory_notifier(&d->mem_nb);
+	if (rc) {
+		mutex_unlock(&mp_cb_lock);
+		mp_hotplug_unregister(d, false);
+		return rc;
+	}
+	d->nb_registered = true;
+	mutex_unlock(&mp_cb_lock);
+	return 0;
+
+err_free:
+	bitmap_free(d->movable);
+	d->movable = NULL;
+	return rc;
+}
+
+void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback)
+{
+	mutex_lock(&mp_cb_lock);
+	if (d->nb_registered)
+		unregister_memory_notifier(&d->mem_nb);
+	d->nb_registered = false;
+
+	mutex_lock(&mp_devices_lock);
+	if (!list_empty(&d->list))
+		list_del_init(&d->list);
+	mutex_unlock(&mp_devices_lock);
+
+	if (d->cb_registered && !keep_callback) {
+		d->cb_registered = false;
+		if (!--mp_cb_users)
+			restore_online_page_callback(mp_online_page_cb);
+	}
+	mutex_unlock(&mp_cb_lock);
+	bitmap_free(d->movable);
+	d->movable = NULL;
+}
+
+struct mp_dev *mp_find_orphan(u64 start, u64 end)
+{
+	struct mp_dev *d, *found = NULL;
+
+	mutex_lock(&mp_devices_lock);
+	list_for_each_entry(d, &mp_devices, list)
+		if (d->orphan && start < d->region_end &&
+		    end > d->geo.first_addr)
+			found = d;
+	mutex_unlock(&mp_devices_lock);
+	return found;
+}

@@ -1,0 +1,740 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memplug - virtio-mem guest driver: probe/remove, requests, config and
+ * the worker.
+ *
+ * Copyright (C) memplug developers
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/delay.h>
+#include <linux/mm.h>
+#include <linux/memory.h>
+#include <linux/memory_hotplug.h>
+#include <linux/pageblock-flags.h>
+#include <linux/bitmap.h>
+#include <linux/scatterlist.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_mem.h>
+#include <linux/suspend.h>
+#include <linux/acpi.h>
+#include <linux/numa.h>
+#include <linux/crash_dump.h>
+
+#include "memplug.h"
+#include "compat.h"
+
+static bool force_bbm;
+module_param(force_bbm, bool, 0444);
+MODULE_PARM_DESC(force_bbm,
+		 "Use big block mode even when the device block size fits in a memory block (default: off)");
+
+static unsigned long bbm_block_size;
+module_param(bbm_block_size, ulong, 0444);
+MODULE_PARM_DESC(bbm_block_size,
+		 "Big block size in bytes for big block mode: a power of two, multiple of device and memory block size; 0 = max(device block, memory block) (default: 0)");
+
+static unsigned int req_timeout_ms = 30000;
+module_param(req_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(req_timeout_ms,
+		 "How long to wait for the device to answer a request before treating the answer as missing, in ms (default: 30000)");
+
+/* ------------------------------------------------------------------ */
+/* requests                                                            */
+
+static void mp_vq_done(struct virtqueue *vq)
+{
+	struct mp_dev *d = vq->vdev->priv;
+
+	wake_up(&d->resp_wq);
+}
+
+static bool mp_reap(struct mp_dev *d, unsigned int *len)
+{
+	return virtqueue_get_buf(d->vq, len) != NULL;
+}
+
+static const char *mp_req_name(u16 type)
+{
+	switch (type) {
+	case VIRTIO_MEM_REQ_PLUG:
+		return "PLUG";
+	case VIRTIO_MEM_REQ_UNPLUG:
+		return "UNPLUG";
+	case VIRTIO_MEM_REQ_UNPLUG_ALL:
+		return "UNPLUG_ALL";
+	default:
+		return "STATE";
+	}
+}
+
+static void mp_count_req(struct mp_dev *d, u16 type)
+{
+	switch (type) {
+	case VIRTIO_MEM_REQ_PLUG:
+		d->stats.plug_reqs++;
+		break;
+	case VIRTIO_MEM_REQ_UNPLUG:
+		d->stats.unplug_reqs++;
+		break;
+	case VIRTIO_MEM_REQ_UNPLUG_ALL:
+		d->stats.unplug_all_reqs++;
+		break;
+	default:
+		d->stats.state_reqs++;
+		break;
+	}
+}
+
+/*
+ * Send one request and wait for the answer.  Returns VIRTIO_MEM_RESP_*,
+ * or -ETIMEDOUT (no answer in time; the buffer stays queued and is reaped
+ * before the next request), -EPROTO (malformed or unknown answer), or
+ * another negative errno when the request could not be queued.  *@state
+ * receives the STATE answer.  Stats are updated without hp_lock only in
+ * kdump mode, where no worker exists.
+ */
+int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
+{
+	struct virtio_device *vdev = d->vdev;
+	struct scatterlist sg_req, sg_resp, *sgs[2];
+	unsigned int len = 0;
+	u64 nb = size / d->geo.dev_block_size;
+	u16 rtype;
+	long left;
+	int rc;
+
+	if (!vdev || !d->vq)
+		return -ENODEV;
+	if (type != VIRTIO_MEM_REQ_UNPLUG_ALL &&
+	    (!nb || nb > MP_MAX_BLOCKS_PER_REQ))
+		return -EINVAL;
+
+	mutex_lock(&d->req_lock);
+	if (d->req_stuck) {
+		if (!mp_reap(d, &len)) {
+			rc = -ETIMEDOUT;
+			goto out;
+		}
+		d->req_stuck = false;
+		dev_info(&vdev->dev, "late answer to a timed out request arrived\n");
+	}
+
+	memset(&d->req, 0, sizeof(d->req));
+	memset(&d->resp, 0xff, sizeof(d->resp));
+	d->req.type = cpu_to_virtio16(vdev, type);
+	/* plug, unplug and state share one layout */
+	d->req.u.plug.addr = cpu_to_virtio64(vdev, addr);
+	d->req.u.plug.nb_blocks = cpu_to_virtio16(vdev, (u16)nb);
+
+	sg_init_one(&sg_req, &d->req, sizeof(d->req));
+	sg_init_one(&sg_resp, &d->resp, sizeof(d->resp));
+	sgs[0] = &sg_req;
+	sgs[1] = &sg_resp;
+	mp_count_req(d, type);
+	rc = virtqueue_add_sgs(d->vq, sgs, 1, 1, d, GFP_KERNEL);
+	if (rc)
+		goto out;
+	virtqueue_kick(d->vq);
+
+	left = wait_event_timeout(d->resp_wq, mp_reap(d, &len),
+				  msecs_to_jiffies(req_timeout_ms));
+	if (!left) {
+		d->req_stuck = true;
+		d->stats.bad_resps++;
+		dev_warn_ratelimited(&vdev->dev,
+				     "%s 0x%llx+0x%llx: no answer within %u ms\n",
+				     mp_req_name(type), addr, size,
+				     req_timeout_ms);
+		rc = -ETIMEDOUT;
+		goto out;
+	}
+
+	if (len < sizeof(d->resp.type) ||
+	    (type == VIRTIO_MEM_REQ_STATE &&
+	     len < offsetofend(struct virtio_mem_resp, u.state.state))) {
+		d->stats.bad_resps++;
+		dev_warn_ratelimited(&vdev->dev, "%s: malformed answer (%u bytes)\n",
+				     mp_req_name(type), len);
+		rc = -EPROTO;
+		goto out;
+	}
+	rtype = virtio16_to_cpu(vdev, d->resp.type);
+	switch (rtype) {
+	case VIRTIO_MEM_RESP_ACK:
+		d->stats.acks++;
+		if (type == VIRTIO_MEM_REQ_STATE) {
+			u16 st = virtio16_to_cpu(vdev, d->resp.u.state.state);
+
+			if (st > VIRTIO_MEM_STATE_MIXED) {
+				d->stats.bad_resps++;
+				dev_warn_ratelimited(&vdev->dev, "STATE: unknown state %u\n",
+						     st);
+				rc = -EPROTO;
+				goto out;
+			}
+			if (state)
+				*state = st;
+		}
+		break;
+	case VIRTIO_MEM_RESP_NACK:
+		d->stats.nacks++;
+		break;
+	case VIRTIO_MEM_RESP_BUSY:
+		d->stats.busy++;
+		break;
+	case VIRTIO_MEM_RESP_ERROR:
+		d->stats.errors++;
+		dev_warn_ratelimited(&vdev->dev, "%s 0x%llx+0x%llx: device answered ERROR\n",
+				     mp_req_name(type), addr, size);
+		break;
+	default:
+		d->stats.bad_resps++;
+		dev_warn_ratelimited(&vdev->dev, "%s: unknown answer type %u\n",
+				     mp_req_name(type), rtype);
+		rc = -EPROTO;
+		goto out;
+	}
+	rc = rtype;
+	dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx -> %u\n", mp_req_name(type),
+		addr, size, rtype);
+out:
+	mutex_unlock(&d->req_lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* config                                                              */
+
+static void mp_read_config(struct virtio_device *vdev, struct mp_config *c)
+{
+	virtio_cread_le(vdev, struct virtio_mem_config, block_size,
+			&c->block_size);
+	virtio_cread_le(vdev, struct virtio_mem_config, node_id, &c->node_id);
+	virtio_cread_le(vdev, struct virtio_mem_config, addr, &c->addr);
+	virtio_cread_le(vdev, struct virtio_mem_config, region_size,
+			&c->region_size);
+	virtio_cread_le(vdev, struct virtio_mem_config, usable_region_size,
+			&c->usable_region_size);
+	virtio_cread_le(vdev, struct virtio_mem_config, plugged_size,
+			&c->plugged_size);
+	virtio_cread_le(vdev, struct virtio_mem_config, requested_size,
+			&c->requested_size);
+}
+
+static enum mp_cfg_status mp_validate(const struct mp_config *c,
+				      const char **field, u64 *value)
+{
+	struct range r = mhp_get_pluggable_range(true);
+
+	return mp_config_validate(c, PAGE_SIZE, r.start, r.end, field, value);
+}
+
+/* Worker: pick up a new config.  hp_lock held. */
+static void mp_refresh_config(struct mp_dev *d)
+{
+	struct mp_config c;
+	const char *field;
+	u64 value;
+
+	mp_read_config(d->vdev, &c);
+	if (mp_config_fixed_changed(&d->cfg, &c) ||
+	    mp_validate(&c, &field, &value) != MP_CFG_OK) {
+		if (!d->cfg_warned)
+			dev_err(&d->vdev->dev,
+				"device config changed to an invalid value, ignoring it (requested_size=0x%llx usable_region_size=0x%llx)\n",
+				c.requested_size, c.usable_region_size);
+		d->cfg_warned = true;
+		return;
+	}
+	d->cfg_warned = false;
+	d->cfg = c;
+}
+
+/* ------------------------------------------------------------------ */
+/* worker                                                              */
+
+bool mp_worker_should_yield(struct mp_dev *d)
+{
+	/* remove() runs passes itself, with the worker stopped */
+	if (d->target_zero)
+		return false;
+	return READ_ONCE(d->stopping) || atomic_read(&d->config_changed);
+}
+
+void mp_kick(struct mp_dev *d)
+{
+	if (READ_ONCE(d->stopping))
+		return;
+	mod_delayed_work(system_freezable_wq, &d->work, 0);
+}
+
+static int mp_unplug_all(struct mp_dev *d)
+{
+	int rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0, NULL);
+	u64 unit;
+
+	if (rc == VIRTIO_MEM_RESP_ACK) {
+		dev_info(&d->vdev->dev, "unplugged all memory left plugged before the driver bound\n");
+		d->need_unplug_all = false;
+		return 0;
+	}
+	dev_warn_ratelimited(&d->vdev->dev,
+			     "UNPLUG_ALL failed (%d), asking the device block by block\n",
+			     rc);
+	if (rc == VIRTIO_MEM_RESP_BUSY || rc == -ETIMEDOUT)
+		return -EAGAIN;
+	/*
+	 * Refused: fall back to adoption.  Mark every sub block plugged and
+	 * held; mp_resolve_held() asks STATE per unit and adopts or unplugs.
+	 */
+	d->need_unplug_all = false;
+	for (unit = 0; unit < d->geo.nr_units; unit++)
+		mp_mark_plugged(d, unit, 0, d->geo.sb_per_unit, true);
+	return -EAGAIN;
+}
+
+/* One pass: 0 = converged, -EAGAIN = retry with backoff. */
+static int mp_pass(struct mp_dev *d)
+{
+	u64 wanted;
+	int rc;
+
+	if (d->need_unplug_all) {
+		rc = mp_unplug_all(d);
+		if (rc)
+			return rc;
+	}
+	if (d->nr_held) {
+		rc = mp_resolve_held(d);
+		if (rc)
+			return rc;
+	}
+	wanted = d->target_zero ? 0 :
+		 mp_wanted_granules(&d->geo, d->cfg.requested_size);
+	if (d->geo.bbm)
+		return mp_bbm_run(d, wanted);
+	return mp_sbm_run(d, wanted);
+}
+
+static void mp_work_fn(struct work_struct *work)
+{
+	struct mp_dev *d = container_of(to_delayed_work(work), struct mp_dev,
+					work);
+	int rc;
+
+	if (READ_ONCE(d->stopping))
+		return;
+
+	mutex_lock(&d->hp_lock);
+	if (atomic_xchg(&d->config_changed, 0))
+		mp_refresh_config(d);
+	rc = mp_pass(d);
+	mp_update_pin(d);
+	mutex_unlock(&d->hp_lock);
+
+	if (READ_ONCE(d->stopping))
+		return;
+	if (atomic_read(&d->config_changed)) {
+		d->backoff_ms = 0;
+		mod_delayed_work(system_freezable_wq, &d->work, 0);
+	} else if (rc) {
+		d->backoff_ms = mp_backoff_next(d->backoff_ms);
+		dev_dbg(&d->vdev->dev, "retrying in %u ms\n", d->backoff_ms);
+		queue_delayed_work(system_freezable_wq, &d->work,
+				   msecs_to_jiffies(d->backoff_ms));
+	} else {
+		d->backoff_ms = 0;
+	}
+}
+
+static void mp_config_changed(struct virtio_device *vdev)
+{
+	struct mp_dev *d = vdev->priv;
+
+	if (!d || d->kdump)
+		return;
+	atomic_set(&d->config_changed, 1);
+	mp_kick(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* kdump                                                               */
+
+#ifdef CONFIG_PROC_VMCORE
+static bool mp_vmcore_pfn_is_ram(struct vmcore_cb *cb, unsigned long pfn)
+{
+	struct mp_dev *d = container_of(cb, struct mp_dev, vmcore_cb);
+	u64 addr = PFN_PHYS(pfn);
+	u64 bs = d->cfg.block_size;
+	u64 blk;
+	u16 state = VIRTIO_MEM_STATE_PLUGGED;
+	bool ram;
+	int rc;
+
+	if (addr < d->cfg.addr || addr >= d->cfg.addr + d->cfg.region_size)
+		return true;
+	blk = addr & ~(bs - 1);
+	mutex_lock(&d->hp_lock);
+	if (d->vmcore_cache_valid && d->vmcore_cache_addr == blk) {
+		ram = d->vmcore_cache_plugged;
+	} else {
+		rc = mp_request(d, VIRTIO_MEM_REQ_STATE, blk, bs, &state);
+		/* cannot tell: say RAM, as the vmcore_cb contract asks */
+		ram = rc != VIRTIO_MEM_RESP_ACK ||
+		      state != VIRTIO_MEM_STATE_UNPLUGGED;
+		d->vmcore_cache_addr = blk;
+		d->vmcore_cache_valid = rc == VIRTIO_MEM_RESP_ACK;
+		d->vmcore_cache_plugged = ram;
+	}
+	mutex_unlock(&d->hp_lock);
+	return ram;
+}
+
+static void mp_kdump_init(struct mp_dev *d)
+{
+	d->vmcore_cb.pfn_is_ram = mp_vmcore_pfn_is_ram;
+	register_vmcore_cb(&d->vmcore_cb);
+	d->vmcore_registered = true;
+}
+
+static void mp_kdump_exit(struct mp_dev *d)
+{
+	if (d->vmcore_registered)
+		unregister_vmcore_cb(&d->vmcore_cb);
+	d->vmcore_registered = false;
+}
+#else
+static void mp_kdump_init(struct mp_dev *d) { }
+static void mp_kdump_exit(struct mp_dev *d) { }
+#endif
+
+/* ------------------------------------------------------------------ */
+/* probe / remove                                                      */
+
+static int mp_init_vq(struct mp_dev *d)
+{
+	struct virtqueue *vq;
+
+	vq = virtio_find_single_vq(d->vdev, mp_vq_done, "guest-request");
+	if (IS_ERR(vq))
+		return PTR_ERR(vq);
+	d->vq = vq;
+	return 0;
+}
+
+static int mp_pick_nid(struct mp_dev *d)
+{
+	int nid = NUMA_NO_NODE;
+
+#if defined(CONFIG_ACPI_NUMA)
+	if (virtio_has_feature(d->vdev, VIRTIO_MEM_F_ACPI_PXM))
+		nid = pxm_to_node(d->cfg.node_id);
+#endif
+	if (nid == NUMA_NO_NODE)
+		nid = memory_add_physaddr_to_nid(d->cfg.addr);
+	return nid;
+}
+
+static int mp_init_geometry(struct mp_dev *d)
+{
+	struct device *dev = &d->vdev->dev;
+	enum mp_geo_status gs;
+	u64 nr_sb;
+
+	gs = mp_geometry_init(&d->geo, &d->cfg, memory_block_size_bytes(),
+			      PAGE_SIZE << pageblock_order, force_bbm,
+			      bbm_block_size);
+	if (gs == MP_GEO_BAD_BBM_SIZE) {
+		dev_warn(dev, "bbm_block_size=0x%lx unusable, using 0x%llx\n",
+			 bbm_block_size, d->geo.unit_size);
+	} else if (gs != MP_GEO_OK) {
+		dev_err(dev, "region 0x%llx+0x%llx (block size 0x%llx) cannot be used: %s\n",
+			d->cfg.addr, d->cfg.region_size, d->cfg.block_size,
+			gs == MP_GEO_NO_UNITS ? "smaller than one hotplug unit" :
+			"unsupported block geometry");
+		return -EINVAL;
+	}
+	d->region_end = mp_unit_addr(&d->geo, d->geo.nr_units);
+	nr_sb = d->geo.nr_units * d->geo.sb_per_unit;
+	d->units = kvcalloc(d->geo.nr_units, sizeof(*d->units), GFP_KERNEL);
+	d->plugged = bitmap_zalloc(nr_sb, GFP_KERNEL);
+	d->held = bitmap_zalloc(nr_sb, GFP_KERNEL);
+	if (!d->units || !d->plugged || !d->held)
+		return -ENOMEM;
+	return 0;
+}
+
+static void mp_free_state(struct mp_dev *d)
+{
+	kvfree(d->units);
+	bitmap_free(d->plugged);
+	bitmap_free(d->held);
+}
+
+static void mp_teardown_vq(struct mp_dev *d)
+{
+	virtio_reset_device(d->vdev);
+	d->vdev->config->del_vqs(d->vdev);
+	d->vq = NULL;
+	d->req_stuck = false;
+}
+
+static int mp_probe(struct virtio_device *vdev)
+{
+	struct device *dev = &vdev->dev;
+	const char *field;
+	struct mp_dev *d;
+	u64 value;
+	int rc;
+
+	if (!vdev->config->get) {
+		dev_err(dev, "config space not accessible\n");
+		return -EINVAL;
+	}
+
+	d = kzalloc(sizeof(*d), GFP_KERNEL);
+	if (!d)
+		return -ENOMEM;
+	d->vdev = vdev;
+	vdev->priv = d;
+	INIT_LIST_HEAD(&d->list);
+	mutex_init(&d->req_lock);
+	mutex_init(&d->hp_lock);
+	init_waitqueue_head(&d->resp_wq);
+	INIT_DELAYED_WORK(&d->work, mp_work_fn);
+	d->mgid = -1;
+	d->kdump = is_kdump_kernel();
+
+	mp_read_config(vdev, &d->cfg);
+	if (mp_validate(&d->cfg, &field, &value) != MP_CFG_OK) {
+		dev_err(dev, "invalid device config: %s=0x%llx\n", field, value);
+		rc = -EINVAL;
+		goto err_free;
+	}
+	rc = mp_init_geometry(d);
+	if (rc)
+		goto err_free;
+	if (mp_find_orphan(d->cfg.addr, d->cfg.addr + d->cfg.region_size)) {
+		dev_err(dev, "memory of this region is still added by an earlier binding; not binding again\n");
+		rc = -EBUSY;
+		goto err_free;
+	}
+	d->nid = mp_pick_nid(d);
+
+	rc = mp_init_vq(d);
+	if (rc)
+		goto err_free;
+
+	dev_info(dev, "%s: region 0x%llx+0x%llx, device block 0x%llx, %s 0x%llx, %llu units, node %d\n",
+		 d->geo.bbm ? "big block mode" : "sub block mode",
+		 d->cfg.addr, d->cfg.region_size, d->cfg.block_size,
+		 d->geo.bbm ? "big block" : "sub block", d->geo.sb_size,
+		 d->geo.nr_units, d->nid);
+
+	if (d->kdump) {
+		virtio_device_ready(vdev);
+		mp_kdump_init(d);
+		dev_info(dev, "kdump kernel: no hotplug, unplugged memory hidden from /proc/vmcore\n");
+		return 0;
+	}
+
+	rc = memory_group_register_dynamic(d->nid,
+					   PHYS_PFN(d->geo.bbm ?
+						    d->geo.unit_size :
+						    d->cfg.block_size));
+	if (rc < 0) {
+		dev_err(dev, "cannot register memory group: %d\n", rc);
+		goto err_vq;
+	}
+	d->mgid = rc;
+
+	rc = mp_hotplug_register(d);
+	if (rc)
+		goto err_group;
+
+	rc = device_add_group(dev, &mp_attr_group);
+	if (rc)
+		dev_warn(dev, "sysfs attributes not available: %d\n", rc);
+	else
+		d->sysfs_added = true;
+
+	virtio_device_ready(vdev);
+
+	if (d->cfg.plugged_size) {
+		/*
+		 * Memory plugged before we bound (reboot without device
+		 * reset, module reload): we know nothing about it, so hand
+		 * it all back first and start from zero.
+		 */
+		dev_info(dev, "device reports 0x%llx bytes plugged; unplugging all first\n",
+			 d->cfg.plugged_size);
+		d->need_unplug_all = true;
+	}
+	atomic_set(&d->config_changed, 1);
+	mp_kick(d);
+	return 0;
+
+err_group:
+	memory_group_unregister(d->mgid);
+err_vq:
+	mp_teardown_vq(d);
+err_free:
+	mp_free_state(d);
+	vdev->priv = NULL;
+	kfree(d);
+	return rc;
+}
+
+static void mp_remove(struct virtio_device *vdev)
+{
+	struct mp_dev *d = vdev->priv;
+	struct device *dev = &vdev->dev;
+	u64 left;
+	int tries;
+
+	WRITE_ONCE(d->stopping, true);
+	cancel_delayed_work_sync(&d->work);
+
+	if (d->kdump) {
+		mp_kdump_exit(d);
+		goto out_free;
+	}
+	if (d->sysfs_added)
+		device_remove_group(dev, &mp_attr_group);
+
+	/* give back what we can */
+	mutex_lock(&d->hp_lock);
+	d->target_zero = true;
+	for (tries = 0; tries < 5; tries++) {
+		if (!mp_pass(d) && !d->nr_added)
+			break;
+		mutex_unlock(&d->hp_lock);
+		msleep(20 << tries);
+		mutex_lock(&d->hp_lock);
+	}
+	left = d->nr_added;
+	if (!left && d->nr_plugged &&
+	    mp_request(d, VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0, NULL) ==
+	    VIRTIO_MEM_RESP_ACK) {
+		bitmap_zero(d->plugged, d->geo.nr_units * d->geo.sb_per_unit);
+		d->nr_plugged = 0;
+	}
+	if (!left && d->nr_plugged)
+		dev_warn(dev, "device keeps 0x%llx bytes plugged that the guest does not use\n",
+			 d->nr_plugged * d->geo.sb_size);
+	mutex_unlock(&d->hp_lock);
+
+	mp_teardown_vq(d);
+	if (left) {
+		/*
+		 * Memory that cannot be offlined stays with the guest.  Keep
+		 * the state, notifier and online page callback alive for it
+		 * (the module stays pinned: d->pinned), forget the device.
+		 */
+		dev_err(dev, "%llu hotplug units could not be removed; they stay in use and the module stays loaded\n",
+			left);
+		mutex_lock(&d->hp_lock);
+		d->orphan = true;
+		d->vdev = NULL;
+		mutex_unlock(&d->hp_lock);
+		vdev->priv = NULL;
+		return;
+	}
+	mp_hotplug_unregister(d, false);
+	memory_group_unregister(d->mgid);
+	mp_update_pin(d);
+	mp_free_state(d);
+	vdev->priv = NULL;
+	kfree(d);
+	return;
+
+out_free:
+	mp_teardown_vq(d);
+	mp_free_state(d);
+	vdev->priv = NULL;
+	kfree(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* power management                                                    */
+
+#ifdef CONFIG_PM_SLEEP
+static int mp_freeze(struct virtio_device *vdev)
+{
+	struct mp_dev *d = vdev->priv;
+	bool persistent = MEMPLUG_HAVE_PERSISTENT_SUSPEND &&
+		virtio_has_feature(vdev, VIRTIO_MEM_F_PERSISTENT_SUSPEND);
+
+	/*
+	 * virtio calls freeze for suspend and hibernation alike; only
+	 * suspend-to-idle keeps the device and guest memory as they are.
+	 */
+	if (pm_suspend_target_state == PM_SUSPEND_ON) {
+		dev_err(&vdev->dev, "hibernation is not supported with virtio-mem devices\n");
+		return -EPERM;
+	}
+	if (pm_suspend_target_state != PM_SUSPEND_TO_IDLE && !persistent) {
+		dev_err(&vdev->dev, "suspend to RAM needs VIRTIO_MEM_F_PERSISTENT_SUSPEND, which the device does not offer\n");
+		return -EPERM;
+	}
+	WRITE_ONCE(d->stopping, true);
+	cancel_delayed_work_sync(&d->work);
+	if (!d->kdump)
+		mp_teardown_vq(d);
+	return 0;
+}
+
+static int mp_restore(struct virtio_device *vdev)
+{
+	struct mp_dev *d = vdev->priv;
+	int rc;
+
+	rc = mp_init_vq(d);
+	if (rc)
+		return rc;
+	virtio_device_ready(vdev);
+	WRITE_ONCE(d->stopping, false);
+	atomic_set(&d->config_changed, 1);
+	mp_kick(d);
+	return 0;
+}
+#endif
+
+static unsigned int mp_features[] = {
+#if defined(CONFIG_NUMA) && defined(CONFIG_ACPI_NUMA)
+	VIRTIO_MEM_F_ACPI_PXM,
+#endif
+	VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
+#if MEMPLUG_HAVE_PERSISTENT_SUSPEND
+	VIRTIO_MEM_F_PERSISTENT_SUSPEND,
+#endif
+};
+
+static const struct virtio_device_id mp_id_table[] = {
+	{ VIRTIO_ID_MEM, VIRTIO_DEV_ANY_ID },
+	{ 0 },
+};
+
+static struct virtio_driver mp_driver = {
+	.feature_table = mp_features,
+	.feature_table_size = ARRAY_SIZE(mp_features),
+	.driver.name = KBUILD_MODNAME,
+	.id_table = mp_id_table,
+	.probe = mp_probe,
+	.remove = mp_remove,
+	.config_changed = mp_config_changed,
+#ifdef CONFIG_PM_SLEEP
+	.freeze = mp_freeze,
+	.restore = mp_restore,
+#endif
+};
+
+module_virtio_driver(mp_driver);
+MODULE_DEVICE_TABLE(virtio, mp_id_table);
+MODULE_AUTHOR("memplug developers");
+MODULE_DESCRIPTION("virtio-mem paravirtualized memory hot(un)plug driver");
+MODULE_LICENSE("GPL");

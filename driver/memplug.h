@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * memplug - virtio-mem guest driver: shared definitions.
+ *
+ * Copyright (C) memplug developers
+ *
+ * Vocabulary
+ * ----------
+ * device block: the device's plug granularity (config block_size).
+ * memory block: Linux' hotplug granularity (memory_block_size_bytes()).
+ * unit:         what is added to / removed from Linux at once.
+ *               SBM (sub block mode, device block <= memory block): one
+ *               memory block.  BBM (big block mode): one big block, a
+ *               multiple of device block and memory block size.
+ * sub block:    plug granularity inside a unit.  SBM: max(device block,
+ *               pageblock), BBM: the whole unit (one sub block per unit).
+ *
+ * Per sub block state (bitmaps plugged/held, indexed unit * sb_per_unit + sb)
+ * ----------------------------------------------------------------------
+ *   UNPLUGGED --PLUG ack--> PLUGGED --UNPLUG ack--> UNPLUGGED
+ *   any --ambiguous answer (timeout, malformed, ERROR)--> PLUGGED+HELD
+ *   PLUGGED+HELD --STATE says unplugged--> UNPLUGGED
+ *                --STATE says plugged-->   PLUGGED      ("adoption")
+ *                --otherwise: UNPLUG ack--> UNPLUGGED
+ * Memory is only given to Linux for PLUGGED sub blocks without HELD.  A
+ * HELD sub block is never onlined; its pages stay PageOffline().
+ *
+ * Per unit state (struct mp_unit)
+ * -------------------------------
+ *   NOT ADDED --add_memory_driver_managed()--> ADDED --offline_and_remove
+ *   _memory()--> NOT ADDED.  A unit is added when it has plugged sub
+ *   blocks and more memory is wanted, and removed when no sub block is
+ *   plugged any more (SBM) or when the big block is unplugged (BBM).  A
+ *   NOT ADDED unit may still have plugged sub blocks (add failed, UNPLUG
+ *   refused after removal): the worker later either adds it or unplugs it.
+ *   "busy" marks a unit the worker is adding, removing or allocating from
+ *   with hp_lock dropped; nobody else changes it meanwhile.
+ *   Online state is tracked per memory block by the memory notifier:
+ *   nr_online/nr_movable count online memory blocks, nr_going those in
+ *   GOING_ONLINE/GOING_OFFLINE.  The worker never touches a unit with
+ *   nr_going != 0.
+ *
+ * Unplugged pages of an added SBM unit are never in the buddy: the online
+ * page callback keeps them PageOffline() with a reference, sub blocks
+ * unplugged while online are taken with alloc_contig_range() first.  In
+ * MEM_GOING_OFFLINE their reference is dropped so offlining can skip them
+ * (restored on MEM_CANCEL_OFFLINE).
+ *
+ * Worker: one delayed work item per device.  Each run re-reads the config
+ * when the device signalled a change, resolves HELD sub blocks, then plugs
+ * or unplugs until the plugged amount matches requested_size (rounded
+ * down to the plug granule).  Failures (BUSY, NACK, failed offlining or
+ * alloc_contig_range, timeouts) reschedule it with exponential backoff,
+ * 5 ms .. 30 s; a config change reschedules it at once.
+ *
+ * Locking
+ * -------
+ * mp_cb_lock (global mutex, hotplug.c): serialises registration of the
+ *   online page callback (first device sets it, last restores it).
+ * mp_devices_lock (global mutex, hotplug.c): protects mp_devices, the list
+ *   of devices (including orphans).  Taken by the online page callback;
+ *   never held around memory hotplug calls.
+ * mp_dev.hp_lock: protects units[], plugged/held bitmaps, the counters
+ *   derived from them, cfg and stats.  Taken by the worker, the memory
+ *   notifier, the online page callback and sysfs.  NEVER held while
+ *   calling add_memory_driver_managed(), offline_and_remove_memory() or
+ *   alloc_contig_range() (those can run the notifier/callback, which take
+ *   it); mark the unit busy and drop the lock instead.
+ * mp_dev.req_lock: protects the request/response buffers and req_stuck.
+ *   Nests inside hp_lock.
+ * Lock order: mp_cb_lock -> (mem hotplug locks) -> mp_devices_lock ->
+ *   hp_lock -> req_lock.
+ */
+#ifndef MEMPLUG_MEMPLUG_H
+#define MEMPLUG_MEMPLUG_H
+
+#include <linux/types.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <linux/notifier.h>
+#include <linux/crash_dump.h>
+#include <linux/virtio.h>
+#include <linux/virtio_mem.h>
+
+#include "mp_logic.h"
+
+#define MP_RESOURCE_NAME "System RAM (virtio_mem)"
+
+enum mp_busy {
+	MP_BUSY_NONE = 0,
+	MP_BUSY_ADD,		/* add_memory_driver_managed() running */
+	MP_BUSY_REMOVE,		/* offline_and_remove_memory() running */
+	MP_BUSY_CONTIG,		/* alloc_contig_range() running (SBM) */
+};
+
+struct mp_unit {
+	u8 added;		/* added to Linux */
+	u8 busy;		/* enum mp_busy */
+	u16 nr_online;		/* online memory blocks */
+	u16 nr_movable;		/* ... of which in ZONE_MOVABLE */
+	u16 nr_going;		/* memory blocks going on/offline */
+	u32 nr_plugged;		/* plugged sub blocks (incl. held) */
+	u32 nr_held;		/* held sub blocks */
+	u8 skip;		/* worker: failed this pass, try others */
+};
+
+struct mp_stats {
+	u64 plug_reqs;
+	u64 unplug_reqs;
+	u64 unplug_all_reqs;
+	u64 state_reqs;
+	u64 acks;
+	u64 nacks;
+	u64 busy;
+	u64 errors;
+	u64 bad_resps;		/* malformed, unknown type, timeout */
+	u64 add_failures;
+	u64 remove_failures;
+	u64 contig_failures;
+	u64 fast_unplugs;	/* free memory unplugged without migration */
+};
+
+/* Result of a request: VIRTIO_MEM_RESP_* (>= 0) or a negative errno. */
+
+struct mp_dev {
+	struct virtio_device *vdev;	/* NULL once orphaned */
+	struct virtqueue *vq;
+	struct list_head list;		/* mp_devices; mp_devices_lock */
+	bool orphan;			/* driver unbound, memory left */
+	bool kdump;			/* is_kdump_kernel(): no hotplug */
+	bool cb_registered;		/* counted in mp_cb_users */
+	bool nb_registered;
+	bool sysfs_added;
+
+	/* request path: req_lock */
+	struct mutex req_lock;
+	struct virtio_mem_req req;
+	struct virtio_mem_resp resp;
+	wait_queue_head_t resp_wq;
+	bool req_stuck;			/* timed out, buffer still queued */
+
+	/* geometry, fixed after probe */
+	struct mp_geometry geo;
+	int nid;
+	int mgid;
+	u64 region_end;			/* geo.first_addr + nr_units * unit */
+
+	/* hp_lock protects everything below */
+	struct mutex hp_lock;
+	struct mp_config cfg;		/* last valid config */
+	struct mp_unit *units;
+	unsigned long *plugged;		/* per sub block */
+	unsigned long *held;		/* per sub block */
+	unsigned long *movable;		/* per memory block: online movable */
+	u64 nr_plugged;			/* plugged sub blocks (incl. held) */
+	u64 nr_held;
+	u64 nr_added;			/* added units */
+	bool target_zero;		/* remove(): unplug everything */
+	bool need_unplug_all;		/* probe found memory plugged */
+	bool pinned;			/* holds a module reference */
+	struct mp_stats stats;
+
+	/* worker */
+	struct delayed_work work;
+	atomic_t config_changed;
+	bool stopping;			/* READ_ONCE/WRITE_ONCE */
+	u32 backoff_ms;
+	bool cfg_warned;		/* invalid runtime config logged */
+
+	struct notifier_block mem_nb;
+#ifdef CONFIG_PROC_VMCORE
+	struct vmcore_cb vmcore_cb;
+	bool vmcore_registered;
+	u64 vmcore_cache_addr;		/* device block, state cached */
+	bool vmcore_cache_valid;
+	bool vmcore_cache_plugged;
+#endif
+};
+
+static inline u64 mp_sb_index(const struct mp_dev *d, u64 unit, u32 sb)
+{
+	return unit * d->geo.sb_per_unit + sb;
+}
+
+/* main.c */
+int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state);
+bool mp_worker_should_yield(struct mp_dev *d);
+void mp_kick(struct mp_dev *d);
+
+/* common state helpers (hotplug.c) */
+void mp_mark_plugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr, bool held);
+void mp_mark_unplugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr);
+enum mp_unit_class mp_unit_class(const struct mp_unit *u);
+int mp_add_unit(struct mp_dev *d, u64 unit);
+int mp_remove_unit(struct mp_dev *d, u64 unit);
+int mp_resolve_held(struct mp_dev *d);
+void mp_update_pin(struct mp_dev *d);
+int mp_hotplug_register(struct mp_dev *d);
+void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback);
+struct mp_dev *mp_find_orphan(u64 start, u64 end);
+bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages);
+bool mp_sb_in_linux(const struct mp_dev *d, u64 unit, u32 sb);
+void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb);
+bool mp_unit_online(const struct mp_unit *u);
+
+/* bbm.c / sbm.c: one worker pass; 0 = done, -EAGAIN = retry later */
+int mp_bbm_run(struct mp_dev *d, u64 wanted);
+int mp_sbm_run(struct mp_dev *d, u64 wanted);
+
+/* sysfs.c */
+extern const struct attribute_group mp_attr_group;
+
+#endif /* MEMPLUG_MEMPLUG_H */

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * memplug - pure logic shared by the kernel module and the userspace unit
+ * tests: config validation, block geometry and "what next" decisions.
+ *
+ * Nothing in here may touch kernel state: no locks, no allocation, no
+ * printing.  Every function is a function of its arguments.
+ *
+ * Copyright (C) memplug developers
+ */
+#ifndef MEMPLUG_MP_LOGIC_H
+#define MEMPLUG_MP_LOGIC_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#else
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+typedef uint64_t u64;
+typedef uint32_t u32;
+typedef uint16_t u16;
+typedef uint8_t u8;
+#endif
+
+/* The virtio-mem request carries a 16 bit block count. */
+#define MP_MAX_BLOCKS_PER_REQ	0xffffULL
+
+/* Device configuration, in CPU byte order. */
+struct mp_config {
+	u64 block_size;
+	u16 node_id;
+	u64 addr;
+	u64 region_size;
+	u64 usable_region_size;
+	u64 plugged_size;
+	u64 requested_size;
+};
+
+/* Result of mp_config_validate(); MP_CFG_OK is 0. */
+enum mp_cfg_status {
+	MP_CFG_OK = 0,
+	MP_CFG_BLOCK_SIZE,		/* not a power of two or < page size */
+	MP_CFG_ADDR,			/* not aligned to the block size */
+	MP_CFG_REGION_SIZE,		/* zero, unaligned or wrapping */
+	MP_CFG_REGION_RANGE,		/* outside the pluggable range */
+	MP_CFG_USABLE_REGION_SIZE,	/* > region_size or unaligned */
+	MP_CFG_PLUGGED_SIZE,		/* > usable_region_size or unaligned */
+	MP_CFG_REQUESTED_SIZE,		/* unaligned or > region_size */
+};
+
+/*
+ * Validate a config.  @page_size is the guest page size, [@plug_start,
+ * @plug_end] (inclusive end, like struct range) the range memory hotplug
+ * accepts.  On failure *@field names the offending config field and
+ * *@value holds its value.
+ */
+enum mp_cfg_status mp_config_validate(const struct mp_config *c,
+				      u64 page_size, u64 plug_start,
+				      u64 plug_end, const char **field,
+				      u64 *value);
+
+/*
+ * Only requested_size, usable_region_size and plugged_size may change at
+ * runtime; returns true when one of the fixed fields differs.
+ */
+bool mp_config_fixed_changed(const struct mp_config *old,
+			     const struct mp_config *new);
+
+/* Block geometry of one device. */
+struct mp_geometry {
+	bool bbm;		/* big block mode, else sub block mode */
+	u64 dev_block_size;	/* device block size */
+	u64 mb_size;		/* Linux memory block size */
+	/*
+	 * Unit of hotplug: SBM: one memory block (mb_size), BBM: one big
+	 * block.  Units are naturally aligned and lie fully inside the
+	 * device region.
+	 */
+	u64 unit_size;
+	u64 first_addr;		/* address of unit 0 */
+	u64 nr_units;		/* units that fit in the region */
+	/* SBM only: sub block (plug granularity inside a memory block) */
+	u64 sb_size;
+	u32 sb_per_unit;
+	/* blocks per PLUG/UNPLUG of a whole unit (BBM) or sub block (SBM) */
+	u32 dev_blocks_per_unit;
+	u32 dev_blocks_per_sb;
+};
+
+enum mp_geo_status {
+	MP_GEO_OK = 0,
+	MP_GEO_BAD_BBM_SIZE,	/* bbm_block_size unusable, auto size used */
+	MP_GEO_NO_UNITS,	/* region too small/unaligned for one unit */
+	MP_GEO_BAD_INPUT,	/* mb/page/pageblock size not a power of two */
+	MP_GEO_TOO_MANY_BLOCKS,	/* a unit needs > 65535 device blocks */
+};
+
+/*
+ * Compute the geometry.  The config must have passed mp_config_validate().
+ * @pageblock_size is the minimum sub block size (alloc_contig_range and
+ * page isolation work on pageblocks).  @bbm_block_size 0 means automatic.
+ * MP_GEO_BAD_BBM_SIZE is a warning: the geometry is valid (auto size).
+ */
+enum mp_geo_status mp_geometry_init(struct mp_geometry *g,
+				    const struct mp_config *c, u64 mb_size,
+				    u64 pageblock_size, bool force_bbm,
+				    u64 bbm_block_size);
+
+/* Address of unit @idx. */
+static inline u64 mp_unit_addr(const struct mp_geometry *g, u64 idx)
+{
+	return g->first_addr + idx * g->unit_size;
+}
+
+/* Address of sub block @sb of unit @idx (SBM). */
+static inline u64 mp_sb_addr(const struct mp_geometry *g, u64 idx, u32 sb)
+{
+	return mp_unit_addr(g, idx) + (u64)sb * g->sb_size;
+}
+
+/*
+ * Index of the unit containing @addr, or -1 when @addr is outside all
+ * units.
+ */
+long long mp_addr_to_unit(const struct mp_geometry *g, u64 addr);
+
+/* Is unit @idx completely inside the usable part of the region? */
+bool mp_unit_usable(const struct mp_geometry *g, const struct mp_config *c,
+		    u64 idx);
+
+/* Is sub block @sb of unit @idx inside the usable part of the region? */
+bool mp_sb_usable(const struct mp_geometry *g, const struct mp_config *c,
+		  u64 idx, u32 sb);
+
+/*
+ * How many plug granules (BBM: units, SBM: sub blocks) the device wants
+ * plugged: requested_size rounded down to the granule.
+ */
+u64 mp_wanted_granules(const struct mp_geometry *g, u64 requested_size);
+
+/*
+ * Unplug preference.  Lower rank is unplugged first.  Memory that is not
+ * in the buddy at all (not added, or added but offline) is the cheapest;
+ * then ZONE_MOVABLE, then anything else.  Inside a class, higher
+ * addresses go first (keeps plugged memory compact at the start).
+ */
+enum mp_unit_class {
+	MP_CLASS_NOT_ADDED = 0,	/* plugged but not added to Linux */
+	MP_CLASS_OFFLINE,	/* added, every memory block offline */
+	MP_CLASS_MOVABLE,	/* online, all in ZONE_MOVABLE */
+	MP_CLASS_KERNEL,	/* online, some not in ZONE_MOVABLE */
+	MP_CLASS_BUSY,		/* in transition: never pick */
+};
+
+/* Returns true when (class_a, idx_a) should be unplugged before (b). */
+bool mp_unplug_before(enum mp_unit_class class_a, u64 idx_a,
+		      enum mp_unit_class class_b, u64 idx_b);
+
+/* Exponential backoff: next delay in ms after @cur_ms (0 = first). */
+u32 mp_backoff_next(u32 cur_ms);
+
+#define MP_BACKOFF_MIN_MS	5
+#define MP_BACKOFF_MAX_MS	30000
+
+#endif /* MEMPLUG_MP_LOGIC_H */

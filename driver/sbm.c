@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memplug - sub block mode: memory blocks are added when their first sub
+ * block is plugged; inside an added memory block, sub blocks are plugged
+ * and unplugged individually.  Unplugged sub blocks never reach the buddy
+ * (see the online page callback in hotplug.c).
+ *
+ * Copyright (C) memplug developers
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+#include <linux/page-flags.h>
+#include <linux/virtio.h>
+#include <linux/virtio_mem.h>
+
+#include "memplug.h"
+#include "compat.h"
+
+static bool mp_sbm_is_plugged(struct mp_dev *d, u64 unit, u32 sb)
+{
+	return test_bit(mp_sb_index(d, unit, sb), d->plugged);
+}
+
+static bool mp_sbm_is_held(struct mp_dev *d, u64 unit, u32 sb)
+{
+	return test_bit(mp_sb_index(d, unit, sb), d->held);
+}
+
+/* PLUG a run of sub blocks; online ones go to Linux at once. */
+static int mp_sbm_plug_run(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
+{
+	int rc;
+	u32 i;
+
+	rc = mp_request(d, VIRTIO_MEM_REQ_PLUG, mp_sb_addr(&d->geo, unit, sb),
+			(u64)nr * d->geo.sb_size, NULL);
+	if (rc == VIRTIO_MEM_RESP_ACK) {
+		mp_mark_plugged(d, unit, sb, nr, false);
+		if (mp_unit_online(&d->units[unit]))
+			for (i = 0; i < nr; i++)
+				mp_sb_give_to_linux(d, unit, sb + i);
+		return 0;
+	}
+	if (rc != VIRTIO_MEM_RESP_NACK && rc != VIRTIO_MEM_RESP_BUSY)
+		mp_mark_plugged(d, unit, sb, nr, true);
+	return -EAGAIN;
+}
+
+/*
+ * UNPLUG a run of sub blocks whose pages Linux no longer uses.
+ * 0: unplugged; -EBUSY: refused (still plugged); -EIO: ambiguous (now
+ * held).
+ */
+static int mp_sbm_unplug_run(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
+{
+	int rc;
+
+	rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG,
+			mp_sb_addr(&d->geo, unit, sb),
+			(u64)nr * d->geo.sb_size, NULL);
+	if (rc == VIRTIO_MEM_RESP_ACK) {
+		mp_mark_unplugged(d, unit, sb, nr);
+		return 0;
+	}
+	if (rc == VIRTIO_MEM_RESP_NACK || rc == VIRTIO_MEM_RESP_BUSY)
+		return -EBUSY;
+	mp_mark_plugged(d, unit, sb, nr, true);
+	return -EIO;
+}
+
+/* ------------------------------------------------------------------ */
+/* plug                                                                */
+
+static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
+{
+	struct mp_unit *u;
+	u64 unit;
+	u32 sb, nr;
+	int rc;
+
+	/* plugged sub blocks whose memory block is not added: add it */
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (!u->added && u->nr_plugged > u->nr_held && !u->busy &&
+		    !u->skip) {
+			if (mp_add_unit(d, unit)) {
+				u->skip = 1;
+				return -EAGAIN;
+			}
+			return 0;
+		}
+	}
+
+	/* fill memory blocks that are already added */
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (!u->added || u->busy || u->nr_going || u->skip ||
+		    u->nr_plugged == d->geo.sb_per_unit)
+			continue;
+		for (sb = 0; sb < d->geo.sb_per_unit; sb++)
+			if (!mp_sbm_is_plugged(d, unit, sb) &&
+			    mp_sb_usable(&d->geo, &d->cfg, unit, sb))
+				break;
+		if (sb == d->geo.sb_per_unit)
+			continue;
+		for (nr = 1; sb + nr < d->geo.sb_per_unit && nr < need &&
+		     nr < d->geo.sb_per_unit; nr++)
+			if (mp_sbm_is_plugged(d, unit, sb + nr) ||
+			    !mp_sb_usable(&d->geo, &d->cfg, unit, sb + nr))
+				break;
+		return mp_sbm_plug_run(d, unit, sb, nr);
+	}
+
+	/* a fresh memory block */
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (!u->added && !u->nr_plugged && !u->busy &&
+		    mp_sb_usable(&d->geo, &d->cfg, unit, 0))
+			break;
+	}
+	if (unit == d->geo.nr_units)
+		return -ENOSPC;
+	for (nr = 1; nr < need && nr < d->geo.sb_per_unit; nr++)
+		if (!mp_sb_usable(&d->geo, &d->cfg, unit, nr))
+			break;
+	rc = mp_sbm_plug_run(d, unit, 0, nr);
+	if (rc)
+		return rc;
+	if (mp_add_unit(d, unit)) {
+		/* roll back; if refused it stays plugged, not added */
+		mp_sbm_unplug_run(d, unit, 0, nr);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* unplug                                                              */
+
+/* Highest run of plugged, not held sub blocks, at most @need long. */
+static u32 mp_sbm_top_run(struct mp_dev *d, u64 unit, u64 need, u32 *first)
+{
+	int sb;
+	u32 nr = 0;
+
+	for (sb = d->geo.sb_per_unit - 1; sb >= 0; sb--) {
+		bool ok = mp_sbm_is_plugged(d, unit, sb) &&
+			  !mp_sbm_is_held(d, unit, sb);
+
+		if (ok) {
+			*first = sb;
+			if (++nr >= need)
+				break;
+		} else if (nr) {
+			break;
+		}
+	}
+	return nr;
+}
+
+/* Take one sub block of an online memory block away from Linux. */
+static int mp_sbm_take_sb(struct mp_dev *d, u64 unit, u32 sb)
+{
+	struct mp_unit *u = &d->units[unit];
+	unsigned long pfn = PHYS_PFN(mp_sb_addr(&d->geo, unit, sb));
+	unsigned long nr = PHYS_PFN(d->geo.sb_size);
+	unsigned long i;
+	int rc;
+
+	u->busy = MP_BUSY_CONTIG;
+	mutex_unlock(&d->hp_lock);
+	rc = mp_compat_alloc_contig(pfn, nr);
+	mutex_lock(&d->hp_lock);
+	if (rc) {
+		u->busy = MP_BUSY_NONE;
+		d->stats.contig_failures++;
+		return rc;
+	}
+	page_offline_begin();
+	for (i = 0; i < nr; i++)
+		__SetPageOffline(pfn_to_page(pfn + i));
+	page_offline_end();
+	adjust_managed_page_count(pfn_to_page(pfn), -(long)nr);
+	u->busy = MP_BUSY_NONE;
+	return 0;
+}
+
+static int mp_sbm_unplug_online(struct mp_dev *d, u64 unit)
+{
+	int sb;
+	int rc;
+
+	for (sb = d->geo.sb_per_unit - 1; sb >= 0; sb--) {
+		if (!mp_sbm_is_plugged(d, unit, sb) ||
+		    mp_sbm_is_held(d, unit, sb))
+			continue;
+		if (mp_sbm_take_sb(d, unit, sb))
+			continue;
+		rc = mp_sbm_unplug_run(d, unit, sb, 1);
+		if (rc == -EBUSY) {
+			/* the device said no: give the memory back */
+			mp_sb_give_to_linux(d, unit, sb);
+			return -EAGAIN;
+		}
+		return rc ? -EAGAIN : 0;
+	}
+	d->units[unit].skip = 1;
+	return 0;
+}
+
+static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
+{
+	enum mp_unit_class best_class = MP_CLASS_BUSY, c;
+	u64 unit, best = 0;
+	struct mp_unit *u;
+	u32 first = 0, nr;
+	int rc;
+
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (u->nr_plugged <= u->nr_held)
+			continue;
+		c = mp_unit_class(u);
+		if (mp_unplug_before(c, unit, best_class, best)) {
+			best_class = c;
+			best = unit;
+		}
+	}
+	if (best_class == MP_CLASS_BUSY)
+		return -EAGAIN;
+	u = &d->units[best];
+
+	if (best_class != MP_CLASS_NOT_ADDED && u->nr_plugged <= need &&
+	    !u->nr_held) {
+		/* all of it goes: offline and remove the memory block */
+		if (best_class != MP_CLASS_OFFLINE &&
+		    mp_range_is_free(PHYS_PFN(mp_unit_addr(&d->geo, best)),
+				     PHYS_PFN(d->geo.unit_size)))
+			d->stats.fast_unplugs++;
+		if (!mp_remove_unit(d, best))
+			return 0;	/* next step unplugs the sub blocks */
+		if (best_class == MP_CLASS_OFFLINE) {
+			u->skip = 1;
+			return 0;
+		}
+	}
+
+	if (best_class == MP_CLASS_NOT_ADDED ||
+	    best_class == MP_CLASS_OFFLINE) {
+		/* Linux does not use these pages: just unplug */
+		nr = mp_sbm_top_run(d, best, need, &first);
+		if (!nr) {
+			u->skip = 1;
+			return 0;
+		}
+		rc = mp_sbm_unplug_run(d, best, first, nr);
+		return rc ? -EAGAIN : 0;
+	}
+	return mp_sbm_unplug_online(d, best);
+}
+
+/* Memory blocks without plugged sub blocks go away. */
+static int mp_sbm_remove_empty(struct mp_dev *d)
+{
+	struct mp_unit *u;
+	u64 unit;
+	int rc = 0;
+
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (!u->added || u->nr_plugged || u->busy || u->nr_going)
+			continue;
+		if (mp_remove_unit(d, unit))
+			rc = -EAGAIN;
+	}
+	return rc;
+}
+
+int mp_sbm_run(struct mp_dev *d, u64 wanted)
+{
+	u64 unit;
+	int rc = 0;
+
+	for (unit = 0; unit < d->geo.nr_units; unit++)
+		d->units[unit].skip = 0;
+
+	while (!rc && d->nr_plugged != wanted) {
+		if (mp_worker_should_yield(d))
+			return -EAGAIN;
+		if (d->nr_plugged < wanted) {
+			rc = mp_sbm_plug_step(d, wanted - d->nr_plugged);
+			if (rc == -ENOSPC) {
+				dev_warn_ratelimited(&d->vdev->dev,
+						     "requested size 0x%llx does not fit in the usable region\n",
+						     d->cfg.requested_size);
+				rc = 0;
+				break;
+			}
+		} else {
+			rc = mp_sbm_unplug_step(d, d->nr_plugged - wanted);
+		}
+		cond_resched();
+	}
+	if (mp_sbm_remove_empty(d))
+		rc = -EAGAIN;
+	return rc ? -EAGAIN : 0;
+}

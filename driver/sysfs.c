@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memplug - read-only sysfs attributes, in the "memplug" group of the
+ * virtio device (/sys/bus/virtio/devices/virtioN/memplug/).  Documented
+ * in docs/driver.md.
+ *
+ * Copyright (C) memplug developers
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/device.h>
+#include <linux/sysfs.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_mem.h>
+
+#include "memplug.h"
+
+static struct mp_dev *mp_dev_of(struct device *dev)
+{
+	return dev_to_virtio(dev)->priv;
+}
+
+static ssize_t mode_show(struct device *dev, struct device_attribute *attr,
+			 char *buf)
+{
+	return sysfs_emit(buf, "%s\n", mp_dev_of(dev)->geo.bbm ? "bbm" : "sbm");
+}
+static DEVICE_ATTR_RO(mode);
+
+/* values fixed after probe */
+#define MP_GEO_ATTR(_name, _expr)					\
+static ssize_t _name##_show(struct device *dev,				\
+			    struct device_attribute *attr, char *buf)	\
+{									\
+	struct mp_dev *d = mp_dev_of(dev);				\
+									\
+	return sysfs_emit(buf, "%llu\n", (unsigned long long)(_expr));	\
+}									\
+static DEVICE_ATTR_RO(_name)
+
+MP_GEO_ATTR(device_block_size, d->geo.dev_block_size);
+MP_GEO_ATTR(memory_block_size, d->geo.mb_size);
+MP_GEO_ATTR(sub_block_size, d->geo.sb_size);
+MP_GEO_ATTR(unit_size, d->geo.unit_size);
+MP_GEO_ATTR(region_addr, d->cfg.addr);
+MP_GEO_ATTR(region_size, d->cfg.region_size);
+MP_GEO_ATTR(units, d->geo.nr_units);
+
+static ssize_t node_show(struct device *dev, struct device_attribute *attr,
+			 char *buf)
+{
+	return sysfs_emit(buf, "%d\n", mp_dev_of(dev)->nid);
+}
+static DEVICE_ATTR_RO(node);
+
+/* values under hp_lock */
+#define MP_LOCKED_ATTR(_name, _expr)					\
+static ssize_t _name##_show(struct device *dev,				\
+			    struct device_attribute *attr, char *buf)	\
+{									\
+	struct mp_dev *d = mp_dev_of(dev);				\
+	unsigned long long v;						\
+									\
+	mutex_lock(&d->hp_lock);					\
+	v = (_expr);							\
+	mutex_unlock(&d->hp_lock);					\
+	return sysfs_emit(buf, "%llu\n", v);				\
+}									\
+static DEVICE_ATTR_RO(_name)
+
+MP_LOCKED_ATTR(usable_region_size, d->cfg.usable_region_size);
+MP_LOCKED_ATTR(requested_size, d->cfg.requested_size);
+MP_LOCKED_ATTR(plugged_size, d->nr_plugged * d->geo.sb_size);
+MP_LOCKED_ATTR(sub_blocks_plugged, d->nr_plugged);
+MP_LOCKED_ATTR(sub_blocks_held, d->nr_held);
+MP_LOCKED_ATTR(units_added, d->nr_added);
+MP_LOCKED_ATTR(plug_requests, d->stats.plug_reqs);
+MP_LOCKED_ATTR(unplug_requests, d->stats.unplug_reqs);
+MP_LOCKED_ATTR(unplug_all_requests, d->stats.unplug_all_reqs);
+MP_LOCKED_ATTR(state_requests, d->stats.state_reqs);
+MP_LOCKED_ATTR(acks, d->stats.acks);
+MP_LOCKED_ATTR(nacks, d->stats.nacks);
+MP_LOCKED_ATTR(busy_answers, d->stats.busy);
+MP_LOCKED_ATTR(error_answers, d->stats.errors);
+MP_LOCKED_ATTR(bad_answers, d->stats.bad_resps);
+MP_LOCKED_ATTR(add_failures, d->stats.add_failures);
+MP_LOCKED_ATTR(remove_failures, d->stats.remove_failures);
+MP_LOCKED_ATTR(contig_failures, d->stats.contig_failures);
+MP_LOCKED_ATTR(fast_unplugs, d->stats.fast_unplugs);
+
+static ssize_t device_plugged_size_show(struct device *dev,
+					struct device_attribute *attr,
+					char *buf)
+{
+	u64 v;
+
+	virtio_cread_le(dev_to_virtio(dev), struct virtio_mem_config,
+			plugged_size, &v);
+	return sysfs_emit(buf, "%llu\n", v);
+}
+static DEVICE_ATTR_RO(device_plugged_size);
+
+/* units per state: not_added offline online_movable online_kernel busy */
+static ssize_t unit_states_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	struct mp_dev *d = mp_dev_of(dev);
+	unsigned long long n[5] = { 0 };
+	u64 unit;
+
+	mutex_lock(&d->hp_lock);
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		const struct mp_unit *u = &d->units[unit];
+
+		if (u->busy || u->nr_going)
+			n[4]++;
+		else if (!u->added)
+			n[0]++;
+		else if (!u->nr_online)
+			n[1]++;
+		else if (u->nr_movable == u->nr_online)
+			n[2]++;
+		else
+			n[3]++;
+	}
+	mutex_unlock(&d->hp_lock);
+	return sysfs_emit(buf, "not_added %llu offline %llu online_movable %llu online_kernel %llu busy %llu\n",
+			  n[0], n[1], n[2], n[3], n[4]);
+}
+static DEVICE_ATTR_RO(unit_states);
+
+static struct attribute *mp_attrs[] = {
+	&dev_attr_mode.attr,
+	&dev_attr_device_block_size.attr,
+	&dev_attr_memory_block_size.attr,
+	&dev_attr_sub_block_size.attr,
+	&dev_attr_unit_size.attr,
+	&dev_attr_region_addr.attr,
+	&dev_attr_region_size.attr,
+	&dev_attr_units.attr,
+	&dev_attr_node.attr,
+	&dev_attr_usable_region_size.attr,
+	&dev_attr_requested_size.attr,
+	&dev_attr_plugged_size.attr,
+	&dev_attr_device_plugged_size.attr,
+	&dev_attr_sub_blocks_plugged.attr,
+	&dev_attr_sub_blocks_held.attr,
+	&dev_attr_units_added.attr,
+	&dev_attr_unit_states.attr,
+	&dev_attr_plug_requests.attr,
+	&dev_attr_unplug_requests.attr,
+	&dev_attr_unplug_all_requests.attr,
+	&dev_attr_state_requests.attr,
+	&dev_attr_acks.attr,
+	&dev_attr_nacks.attr,
+	&dev_attr_busy_answers.attr,
+	&dev_attr_error_answers.attr,
+	&dev_attr_bad_answers.attr,
+	&dev_attr_add_failures.attr,
+	&dev_attr_remove_failures.attr,
+	&dev_attr_contig_failures.attr,
+	&dev_attr_fast_unplugs.attr,
+	NULL,
+};
+
+const struct attribute_group mp_attr_group = {
+	.name = "memplug",
+	.attrs = mp_attrs,
+};
