@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: GPL-2.0
+# memplug: virtio-mem guest driver, host tool, test bed and benchmark.
+#
+#   make demo    build everything, boot a VM, show a Big Block Mode resize
+#   make check   every test: unit, host tool, static checks, VM scenarios
+#
+# Both install their own dependencies (scripts/deps.sh), idempotently.
+
+SHELL := /bin/bash
+
+.PHONY: all deps build driver tools demo check check-unit check-tools check-vm \
+	check-static bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+tools:
+	$(MAKE) -C tools/memplugctl
+
+# memplug.ko for every test kernel, the guest agent and the initramfs images
+build: deps tools
+	@scripts/build.sh
+
+driver: deps
+	@scripts/build.sh
+
+demo: build
+	@scripts/demo.sh
+
+# Everything; ends with one "N passed, N failed, N skipped" line.
+check: build
+	@scripts/check.sh
+
+# Single suites, for development.
+check-unit:
+	@scripts/check.sh unit
+check-tools: tools
+	@scripts/check.sh tools
+check-static: deps
+	@scripts/check.sh static
+check-vm: build
+	@scripts/check.sh vm
+
+clean:
+	rm -rf build
+	$(MAKE) -C tools/memplugctl clean
+	$(MAKE) -C tests/vm/agent clean
+	-$(MAKE) -C driver clean

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Run the test suites and sum their results into one closing line.
+#
+#   scripts/check.sh [unit] [tools] [static] [vm]     (default: all of them)
+#
+# Each suite prints KTAP/TAP and ends with "N passed, N failed[, N skipped]";
+# this script echoes them, sums those lines and exits non-zero if any test
+# failed or a suite did not report. VM scenarios take DRIVER, KERNELS, FILTER.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(unit tools static vm)
+
+declare -A cmd=(
+	[unit]="make -s -C tests/unit check"
+	[tools]="tests/tools/run.sh"
+	[static]="scripts/static-checks.sh"
+	[vm]="python3 tests/vm/run.py"
+)
+
+P=0 F=0 S=0
+bad_suites=()
+for s in "${suites[@]}"; do
+	c=${cmd[$s]:-}
+	if [ -z "$c" ]; then
+		echo "check.sh: unknown suite '$s'" >&2
+		exit 64
+	fi
+	echo "# ==== suite: $s ($c)"
+	log=$(mktemp)
+	$c 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
+	rm -f "$log"
+	if [ -z "$line" ]; then
+		echo "# suite $s did not report a result (exit $rc)"
+		F=$((F + 1)); bad_suites+=("$s")
+		continue
+	fi
+	p=$(sed -E 's/.*\b([0-9]+) passed.*/\1/' <<<"$line")
+	f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+	sk=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")
+	P=$((P + p)); F=$((F + f)); S=$((S + ${sk:-0}))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "# suite $s exited $rc with no failed test"
+		F=$((F + 1)); bad_suites+=("$s")
+	elif [ "$f" -ne 0 ]; then
+		bad_suites+=("$s")
+	fi
+done
+[ ${#bad_suites[@]} -eq 0 ] || echo "# failing suites: ${bad_suites[*]}"
+echo "$P passed, $F failed, $S skipped"
+[ "$F" -eq 0 ]

@@ -1,0 +1,260 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Test-bed scenarios. Each runs against one kernel and one driver
+(DRIVER=memplug or DRIVER=virtio_mem, the kernel's own, as reference).
+
+A scenario is a function f(t) where t is a Run: t.vm(...) boots a guest,
+assertions raise TestFailure, Skip says the scenario does not apply.
+"""
+
+import time
+
+from testbed import GiB, MiB, Device, Skip, TestFailure, human, parse_size
+
+SCENARIOS = []
+
+
+def scenario(name, memplug_only=False, tags=()):
+    def reg(fn):
+        SCENARIOS.append({"name": name, "fn": fn, "memplug_only": memplug_only,
+                          "tags": set(tags)})
+        return fn
+    return reg
+
+
+ZONE_OF_POLICY = {"online_movable": "Movable", "online_kernel": "Normal",
+                  "auto-movable": None}
+
+
+def plug_unplug(t, block, policy, region="8G", size="2G"):
+    """Plug `size`, check the guest sees all of it in the policy's zone,
+    unplug to 0, check every hot-plugged block is gone.
+
+    Memory onlined to ZONE_NORMAL can hold unmovable kernel allocations, so
+    no driver can promise to get all of it back: with online_kernel the
+    unplug is best effort, and what is asserted is that the guest and the
+    device agree on what stayed plugged."""
+    zone = ZONE_OF_POLICY[policy]
+    with t.vm([Device("vmem0", region, block)], policy=policy) as vm:
+        vm.baseline()
+        vm.resize("vmem0", size)
+        vm.wait_memory(parse_size(size), zone)
+        if zone == "Normal":
+            p = vm.ctl("-d", "vmem0", "resize", "0", "--wait", "--timeout", "60", timeout=60)
+            left = vm.plugged("vmem0")
+            if p.returncode not in (0, 2):
+                raise TestFailure("memplugctl resize failed: " + p.stderr.strip())
+            t.log("# ZONE_NORMAL: %s of %s could not be unplugged" % (human(left), size))
+            vm.wait_memory(left, zone)
+        else:
+            vm.resize("vmem0", 0)
+            vm.wait_memory(0)
+            vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
+# Device block sizes from Sub Block Mode (2 MiB) to Big Block Mode (2 GiB);
+# each one with an online policy, so that every policy is covered.
+for _bs, _policy in (("2M", "online_movable"), ("4M", "auto-movable"),
+                     ("128M", "online_movable"), ("256M", "online_kernel"),
+                     ("1G", "online_movable"), ("2G", "online_movable")):
+    def _fn(t, bs=_bs, policy=_policy):
+        plug_unplug(t, bs, policy)
+    scenario("plug_unplug_bs%s_%s" % (_bs, _policy.replace("-", "_")),
+             tags=("plug", "bbm" if parse_size(_bs) > 128 * MiB else "sbm"))(_fn)
+
+
+@scenario("plug_unplug_bs1G_auto_movable", tags=("plug", "bbm"))
+def bbm_auto_movable(t):
+    plug_unplug(t, "1G", "auto-movable", size="2G")
+
+
+@scenario("resize_while_resizing_sbm", tags=("storm", "sbm"))
+def grow_shrink_grow_sbm(t):
+    grow_shrink_grow(t, "2M")
+
+
+@scenario("resize_while_resizing_bbm", tags=("storm", "bbm"))
+def grow_shrink_grow_bbm(t):
+    grow_shrink_grow(t, "1G")
+
+
+def grow_shrink_grow(t, block):
+    """A new requested size arrives while the driver is still working on
+    the last one: it must converge on the newest request."""
+    with t.vm([Device("vmem0", "8G", block)]) as vm:
+        vm.baseline()
+        vm.request("vmem0", "4G")
+        time.sleep(0.3)
+        vm.request("vmem0", "1G")
+        time.sleep(0.3)
+        vm.request("vmem0", "3G")
+        vm.resize("vmem0", "3G")
+        vm.wait_memory(3 * GiB, "Movable")
+        vm.request("vmem0", "0")
+        time.sleep(0.2)
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        vm.check_kernel_log()
+
+
+def resize_under_filler(t, block):
+    """Unplug while a process holds memory that lives in the plugged range;
+    its pattern must survive the migration byte for byte."""
+    with t.vm([Device("vmem0", "8G", block)]) as vm:
+        vm.baseline()
+        vm.resize("vmem0", "3G")
+        vm.wait_memory(3 * GiB, "Movable")
+        vm.agent("fill 1536 7")
+        deadline = time.time() + 120
+        while not vm.agent("fill-status")["ready"]:
+            if time.time() > deadline:
+                raise TestFailure("filler did not fill 1.5 GiB in time")
+            time.sleep(0.5)
+        vm.resize("vmem0", "1G", timeout=240)
+        vm.wait_memory(1 * GiB, "Movable")
+        vm.resize("vmem0", "3G")
+        vm.resize("vmem0", "1G", timeout=240)
+        st = vm.agent("fill-stop", timeout=240)
+        if st["killed_by_signal"]:
+            raise TestFailure("filler was killed by signal %d" % st["killed_by_signal"])
+        if st["corrupted_bytes"]:
+            raise TestFailure("filler saw %d corrupted bytes (first at offset %d)" %
+                              (st["corrupted_bytes"], st["first_bad_offset"]))
+        if st["passes"] < 2:
+            raise TestFailure("filler verified only %d passes" % st["passes"])
+        t.log("# filler: %d verification passes over %s, 0 corrupted bytes" %
+              (st["passes"], human(st["bytes"])))
+        vm.resize("vmem0", 0, timeout=240)
+        vm.wait_memory(0)
+        vm.check_kernel_log()
+
+
+@scenario("resize_under_filler_sbm", tags=("filler", "sbm"))
+def filler_sbm(t):
+    resize_under_filler(t, "2M")
+
+
+@scenario("resize_under_filler_bbm", tags=("filler", "bbm"))
+def filler_bbm(t):
+    resize_under_filler(t, "1G")
+
+
+@scenario("preplugged_at_boot", tags=("boot",))
+def preplugged_at_boot(t):
+    """The device asks for memory before the guest even runs; the driver
+    plugs it as soon as it binds."""
+    devs = [Device("vmem0", "8G", "2M", requested="1G"),
+            Device("vmem1", "8G", "1G", requested="2G")]
+    with t.vm(devs) as vm:
+        # the baseline is boot memory alone: the device starts empty, so use
+        # the zone accounting of a guest whose devices have nothing plugged
+        deadline = time.time() + 60
+        while vm.plugged("vmem0") != GiB or vm.plugged("vmem1") != 2 * GiB:
+            if time.time() > deadline:
+                raise TestFailure("preplugged sizes not reached: vmem0 %s, vmem1 %s" %
+                                  (human(vm.plugged("vmem0")), human(vm.plugged("vmem1"))))
+            time.sleep(0.2)
+        deadline = time.time() + 60
+        while True:
+            st = vm.state()
+            movable = st["zones"]["Movable"]["managed_pages"] * 4096
+            if movable == 3 * GiB:
+                break
+            if time.time() > deadline:
+                raise TestFailure("guest has %s in ZONE_MOVABLE, expected 3 GiB" % human(movable))
+            time.sleep(0.2)
+        before = st["memtotal_kb"]
+        vm.resize("vmem0", 0)
+        vm.resize("vmem1", 0)
+        st = vm.state()
+        if before - st["memtotal_kb"] != 3 * GiB // 1024:
+            raise TestFailure("MemTotal fell by %d KiB, expected 3 GiB" %
+                              (before - st["memtotal_kb"]))
+        vm.check_kernel_log()
+
+
+@scenario("two_devices", tags=("multi",))
+def two_devices(t):
+    """Two devices, one in each mode, resized independently."""
+    devs = [Device("vmem0", "4G", "2M"), Device("vmem1", "4G", "1G")]
+    with t.vm(devs) as vm:
+        vm.baseline()
+        vm.resize("vmem0", "1G")
+        vm.resize("vmem1", "2G")
+        vm.wait_memory(3 * GiB, "Movable")
+        vm.resize("vmem0", "256M")
+        vm.wait_memory(2 * GiB + 256 * MiB, "Movable")
+        if vm.plugged("vmem1") != 2 * GiB:
+            raise TestFailure("resizing vmem0 changed vmem1")
+        vm.resize("vmem1", 0)
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
+@scenario("hand_offlined_block", tags=("notifier",))
+def hand_offlined_block(t):
+    """The admin offlines one of the driver's memory blocks through sysfs;
+    the driver copes: the guest loses exactly that block, unplug still
+    reaches 0 and nothing is left behind."""
+    with t.vm([Device("vmem0", "8G", "2M")]) as vm:
+        last_block = "ls /sys/devices/system/memory | sed -n 's/^memory//p' | sort -n | tail -n1"
+        boot_last = int(vm.sh(last_block)["out"])
+        vm.baseline()
+        vm.resize("vmem0", "1G")
+        vm.wait_memory(GiB, "Movable")
+        # device memory lies above boot memory: the highest block is ours
+        block = int(vm.sh(last_block)["out"])
+        if block <= boot_last:
+            raise TestFailure("no hot-plugged memory block found")
+        vm.sh("echo offline > /sys/devices/system/memory/memory%d/state" % block)
+        vm.wait_memory(GiB - 128 * MiB, "Movable")
+        vm.resize("vmem0", "512M")
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
+@scenario("force_bbm_small_blocks", tags=("bbm",))
+def force_bbm(t):
+    """force_bbm=1 makes even 2 MiB device blocks go in big blocks."""
+    with t.vm([Device("vmem0", "8G", "2M")], driver_args="force_bbm=1") as vm:
+        vm.baseline()
+        vm.resize("vmem0", "1G")
+        vm.wait_memory(GiB, "Movable")
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
+@scenario("rmmod_with_memory_plugged", memplug_only=True, tags=("lifecycle",))
+def rmmod_plugged(t):
+    """rmmod with memory plugged: either everything is returned and the
+    module unloads, or the unload fails cleanly and everything keeps
+    working. Never a crash, never memory left in the guest that the
+    device no longer backs."""
+    with t.vm([Device("vmem0", "8G", "1G")]) as vm:
+        vm.baseline()
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        r = vm.sh("rmmod memplug 2>&1", check=False)
+        if r["rc"] == 0:
+            vm.wait_memory(0)
+            if vm.plugged("vmem0") != 0:
+                raise TestFailure("module gone but device still has %s plugged" %
+                                  human(vm.plugged("vmem0")))
+            vm.sh(". /etc/load.sh; load memplug")
+            vm.resize("vmem0", "1G")
+            vm.wait_memory(GiB, "Movable")
+        else:
+            t.log("# rmmod refused: %s" % r["out"].strip())
+            vm.resize("vmem0", "1G")
+            vm.wait_memory(GiB, "Movable")
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        vm.check_kernel_log()

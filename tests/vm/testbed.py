@@ -1,0 +1,349 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The memplug test bed: boot a Debian kernel under QEMU with virtio-mem
+devices, drive them from the host with memplugctl, and look inside the guest
+through memplug-agent (tests/vm/agent).
+
+Everything here talks to real parts: QEMU's virtio-mem-pci device, Debian's
+kernels, QMP (through memplugctl). Nothing is mocked.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CACHE = os.environ.get("MEMPLUG_CACHE", os.path.join(TOP, ".cache"))
+BUILD = os.path.join(TOP, "build")
+MEMPLUGCTL = os.environ.get("MEMPLUGCTL",
+                            os.path.join(TOP, "tools", "memplugctl", "memplugctl"))
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+
+
+class TestFailure(Exception):
+    """An assertion about what the user would see did not hold."""
+
+
+class Skip(Exception):
+    """The scenario does not apply (e.g. a memplug-only feature)."""
+
+
+def parse_size(s):
+    """'2G', '512M', '2M', '4096' -> bytes."""
+    m = re.fullmatch(r"(\d+)([KMGT]?)(i?B)?", str(s).strip(), re.I)
+    if not m:
+        raise ValueError("bad size %r" % s)
+    mult = {"": 1, "K": KiB, "M": MiB, "G": GiB, "T": 1 << 40}[m.group(2).upper()]
+    return int(m.group(1)) * mult
+
+
+def human(n):
+    for unit, div in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= div and n % div == 0:
+            return "%d %s" % (n // div, unit)
+    if n >= GiB:
+        return "%.2f GiB" % (n / GiB)
+    return "%d B" % n
+
+
+def kernels():
+    """Kernel releases fetched by scripts/deps.sh, 6.1 first."""
+    path = os.path.join(CACHE, "kernels", "list")
+    if not os.path.exists(path):
+        raise SystemExit("testbed: no kernels; run scripts/deps.sh (make deps) first")
+    with open(path) as f:
+        return [l.strip() for l in f if l.strip()]
+
+
+def kernel_series(rel):
+    return ".".join(rel.split("-")[0].split(".")[:2])
+
+
+class Device:
+    """One virtio-mem device: its QEMU options and what the test expects of it."""
+
+    def __init__(self, dev_id, region, block_size, requested=0, node=None):
+        self.id = dev_id
+        self.region = parse_size(region)
+        self.block_size = parse_size(block_size)
+        self.requested = parse_size(requested)
+        self.node = node
+
+    def qemu_args(self):
+        memdev = "mem-" + self.id
+        dev = "virtio-mem-pci,id=%s,memdev=%s,block-size=%d,requested-size=%d" % (
+            self.id, memdev, self.block_size, self.requested)
+        if self.node is not None:
+            dev += ",node=%d" % self.node
+        return ["-object", "memory-backend-ram,id=%s,size=%d,reserve=off" % (memdev, self.region),
+                "-device", dev]
+
+
+class VM:
+    """A guest under QEMU with memplug-agent on its second serial port."""
+
+    def __init__(self, release, driver, devices, boot_mem="1G", policy="online_movable",
+                 cmdline="", driver_args="", smp=2, log=print):
+        self.release = release
+        self.driver = driver
+        self.devices = devices
+        self.boot_mem = parse_size(boot_mem)
+        self.policy = policy
+        self.cmdline = cmdline
+        self.driver_args = driver_args
+        self.smp = smp
+        self.log = log
+        self.dir = tempfile.mkdtemp(prefix="memplug-vm-")
+        self.qmp = os.path.join(self.dir, "qmp.sock")
+        self.console = os.path.join(self.dir, "console.log")
+        self.proc = None
+        self.sock = None
+        self.buf = b""
+        self.base = None
+        self.saved_log = None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def kernel_cmdline(self):
+        args = ["console=ttyS0", "loglevel=5", "panic=-1", "oops=panic",
+                "modprobe.blacklist=virtio_mem" if self.driver != "virtio_mem" else ""]
+        if self.policy == "auto-movable":
+            args += ["memhp_default_state=online", "memory_hotplug.online_policy=auto-movable"]
+        elif self.policy in ("online_movable", "online_kernel", "online", "offline"):
+            args += ["memhp_default_state=" + self.policy]
+        else:
+            raise ValueError("unknown online policy " + self.policy)
+        if self.driver:
+            args.append("memplug_test.driver=" + self.driver)
+            if self.driver_args:
+                args.append("memplug_test.args=" + self.driver_args.replace(" ", ","))
+        if self.cmdline:
+            args.append(self.cmdline)
+        return " ".join(a for a in args if a)
+
+    def start(self, timeout=90):
+        kdir = os.path.join(CACHE, "kernels", self.release)
+        initrd = os.path.join(BUILD, self.release, "initramfs.gz")
+        if not os.path.exists(initrd):
+            raise SystemExit("testbed: no %s; run make build" % initrd)
+        total = sum(d.region for d in self.devices)
+        # device memory must fit the regions even when each is aligned to
+        # its block size (up to 2 GiB), so leave that much headroom
+        maxmem = self.boot_mem + total + sum(max(d.block_size, GiB) for d in self.devices) + GiB
+        accel = os.environ.get("ACCEL", "tcg")
+        cmd = ["qemu-system-x86_64", "-accel", accel, "-M", "q35",
+               "-cpu", "host" if accel == "kvm" else "max", "-smp", str(self.smp),
+               "-m", "%dM,maxmem=%dM" % (self.boot_mem // MiB, maxmem // MiB),
+               "-nodefaults", "-display", "none", "-no-reboot",
+               "-kernel", os.path.join(kdir, "boot", "vmlinuz-" + self.release),
+               "-initrd", initrd, "-append", self.kernel_cmdline(),
+               "-serial", "file:" + self.console,
+               "-chardev", "socket,id=agent,path=%s,server=on,wait=off" %
+               os.path.join(self.dir, "agent.sock"),
+               "-serial", "chardev:agent",
+               "-qmp", "unix:%s,server=on,wait=off" % self.qmp]
+        for d in self.devices:
+            cmd += d.qemu_args()
+        self.qemu_cmd = cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + timeout
+        path = os.path.join(self.dir, "agent.sock")
+        while True:
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read().decode(errors="replace")
+                raise TestFailure("QEMU exited (%d): %s" % (self.proc.returncode, out.strip()))
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(path)
+                self.sock = s
+                break
+            except OSError:
+                s.close()
+                if time.time() > deadline:
+                    raise TestFailure("QEMU did not open the agent socket")
+                time.sleep(0.05)
+        ev = self._read_reply(deadline)
+        if ev.get("event") != "ready":
+            raise TestFailure("agent did not announce itself: %r" % ev)
+        return self
+
+    def stop(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self.sock:
+            # keep the evidence: the guest is gone once stopped
+            self.saved_log = self.kernel_log(30)
+        self.stop()
+
+    # -- the agent ----------------------------------------------------------
+
+    def _read_reply(self, deadline):
+        while b"\n" not in self.buf:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TestFailure("guest agent did not answer in time")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise TestFailure("guest agent did not answer in time")
+            if not chunk:
+                raise TestFailure("guest agent connection closed (guest died?)")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        try:
+            return json.loads(line.decode(errors="replace"))
+        except ValueError:
+            raise TestFailure("guest agent sent garbage: %r" % line[:200])
+
+    def agent(self, command, timeout=60):
+        self.sock.sendall(command.encode() + b"\n")
+        reply = self._read_reply(time.time() + timeout)
+        if not reply.get("ok"):
+            raise TestFailure("agent %r failed: %r" % (command, reply))
+        return reply
+
+    def sh(self, command, timeout=120, check=True):
+        r = self.agent("sh " + command, timeout)
+        if check and r["rc"] != 0:
+            raise TestFailure("guest command %r failed (%d): %s" % (command, r["rc"], r["out"].strip()))
+        return r
+
+    def state(self):
+        return self.agent("state")
+
+    def kernel_log(self, lines=40):
+        try:
+            return self.agent("log %d" % lines, timeout=10)["lines"]
+        except Exception:
+            pass
+        try:
+            with open(self.console, errors="replace") as f:
+                return f.read().splitlines()[-lines:]
+        except OSError:
+            return []
+
+    # -- the host tool ------------------------------------------------------
+
+    def ctl(self, *args, timeout=60):
+        cmd = [MEMPLUGCTL, "-s", self.qmp] + [str(a) for a in args]
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=timeout + 30)
+        except subprocess.TimeoutExpired:
+            raise TestFailure("memplugctl hung: %s" % " ".join(cmd))
+        return p
+
+    def device_status(self, dev_id):
+        p = self.ctl("-d", dev_id, "status", "--json")
+        if p.returncode != 0:
+            raise TestFailure("memplugctl status failed: " + p.stderr.strip())
+        st = json.loads(p.stdout)
+        if isinstance(st, list):
+            st = [d for d in st if d.get("id") == dev_id][0]
+        if "devices" in st:
+            st = [d for d in st["devices"] if d.get("id") == dev_id][0]
+        return st
+
+    def plugged(self, dev_id):
+        st = self.device_status(dev_id)
+        for k in ("plugged_size", "size", "plugged"):
+            if k in st:
+                return int(st[k])
+        raise TestFailure("memplugctl status has no plugged size: %r" % st)
+
+    def request(self, dev_id, size):
+        """Set requested-size without waiting."""
+        p = self.ctl("-d", dev_id, "resize", size)
+        if p.returncode != 0:
+            raise TestFailure("memplugctl resize %s failed: %s" % (size, p.stderr.strip()))
+
+    def resize(self, dev_id, size, timeout=120):
+        """Set requested-size and wait until the device reports it plugged."""
+        t0 = time.time()
+        p = self.ctl("-d", dev_id, "resize", size, "--wait", "--timeout", timeout,
+                     timeout=timeout)
+        dt = time.time() - t0
+        if p.returncode != 0:
+            try:
+                got = human(self.plugged(dev_id))
+            except Exception as e:
+                got = "? (%s)" % e
+            raise TestFailure("%s: resize to %s did not complete (exit %d after %.1fs, plugged %s): %s"
+                              % (dev_id, human(parse_size(size)), p.returncode, dt, got,
+                                 p.stderr.strip().splitlines()[-1:] if p.stderr else ""))
+        self.log("# %s resized to %s in %.2fs" % (dev_id, human(parse_size(size)), dt))
+        return dt
+
+    # -- assertions ---------------------------------------------------------
+
+    def baseline(self):
+        """Remember the guest's memory before anything was plugged."""
+        self.base = self.state()
+        return self.base
+
+    def wait_memory(self, added, zone=None, timeout=60):
+        """Wait until the guest sees exactly `added` bytes more than at
+        baseline (MemTotal and managed pages of the hot-plugged zones), all
+        of it in `zone` ("Movable", "Normal", or None for any)."""
+        deadline = time.time() + timeout
+        base = self.base
+        while True:
+            st = self.state()
+            got_total = (st["memtotal_kb"] - base["memtotal_kb"]) * KiB
+            zdelta = {z: (st["zones"][z]["managed_pages"] - base["zones"][z]["managed_pages"]) * 4096
+                      for z in ("Normal", "Movable")}
+            ok = got_total == added
+            if zone:
+                ok = ok and zdelta[zone] == added
+            else:
+                ok = ok and sum(zdelta.values()) == added
+            if ok:
+                return st
+            if time.time() > deadline:
+                raise TestFailure("guest memory did not follow: expected +%s%s, MemTotal +%s, "
+                                  "Normal +%s, Movable +%s" %
+                                  (human(added), " in " + zone if zone else "", human(got_total),
+                                   human(zdelta["Normal"]), human(zdelta["Movable"])))
+            time.sleep(0.2)
+
+    def wait_blocks_back_to_baseline(self, timeout=30):
+        """After unplugging everything no hot-plugged memory block may remain."""
+        deadline = time.time() + timeout
+        while True:
+            st = self.state()
+            if st["memory_blocks"]["total"] == self.base["memory_blocks"]["total"]:
+                return st
+            if time.time() > deadline:
+                raise TestFailure("%d memory blocks left after unplug (baseline %d)" %
+                                  (st["memory_blocks"]["total"], self.base["memory_blocks"]["total"]))
+            time.sleep(0.2)
+
+    def check_kernel_log(self):
+        r = self.agent("dmesg")
+        if r["problem_count"]:
+            raise TestFailure("kernel log shows %d problem line(s): %s" %
+                              (r["problem_count"], " | ".join(r["problems"][:5])))
