@@ -17,7 +17,7 @@ log() { printf 'deps: %s\n' "$*" >&2; }
 
 host_pkgs=(qemu-system-x86 qemu-utils busybox-static libjansson-dev libcmocka-dev
 	   build-essential bc kmod cpio gzip xz-utils zstd sparse gnuplot-nox
-	   clang python3 dkms)
+	   clang python3 dkms linux-source-6.12 clang-format cppcheck)
 
 missing=()
 for p in "${host_pkgs[@]}"; do
@@ -82,4 +82,14 @@ rel612=$(newest_release 6.12 6.12.117+deb12-amd64)
 fetch_kernel "$rel61"
 fetch_kernel "$rel612"
 printf '%s\n%s\n' "$rel61" "$rel612" > "$cache/kernels/list"
+
+# checkpatch.pl and its data files, from Debian's kernel source (reading only)
+cp_dir=$cache/checkpatch
+if [ ! -x "$cp_dir/checkpatch.pl" ]; then
+	src=$(ls /usr/src/linux-source-6.12*.tar.* | head -n1)
+	log "extracting checkpatch.pl from $src"
+	rm -rf "$cp_dir" && mkdir -p "$cp_dir"
+	tar -xf "$src" -C "$cp_dir" --strip-components=2 --wildcards \
+		'*/scripts/checkpatch.pl' '*/scripts/spelling.txt' '*/scripts/const_structs.checkpatch'
+fi
 log "kernels: $rel61 $rel612"

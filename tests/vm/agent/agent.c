@@ -176,8 +176,8 @@ static void put_zones(void)
 	}
 	put("\"zones\":{");
 	for (i = 0; i < 5; i++) {
-		put("%s\"%s\":{\"present_pages\":%lld,\"managed_pages\":%lld}",
-		    first ? "" : ",", names[i], present[i], managed[i]);
+		put("%s\"%s\":{\"present_pages\":%lld,\"managed_pages\":%lld}", first ? "" : ",",
+		    names[i], present[i], managed[i]);
 		first = 0;
 	}
 	put("}");
@@ -331,7 +331,7 @@ struct fill_stats {
 
 static struct fill_stats *fill_stats;
 static pid_t fill_pid;
-static int fill_status;	/* wait status once reaped */
+static int fill_status; /* wait status once reaped */
 static int fill_reaped;
 
 static inline uint64_t pattern(uint64_t seed, uint64_t gen, uint64_t off)
@@ -341,7 +341,7 @@ static inline uint64_t pattern(uint64_t seed, uint64_t gen, uint64_t off)
 	x ^= x >> 31;
 	x *= 0xbf58476d1ce4e5b9ull;
 	x ^= x >> 29;
-	return x | 1;	/* never zero: a zeroed page is always corruption */
+	return x | 1; /* never zero: a zeroed page is always corruption */
 }
 
 static volatile sig_atomic_t fill_stop_req;
@@ -355,8 +355,8 @@ static void fill_on_term(int sig)
 static void fill_child(uint64_t mib, uint64_t seed)
 {
 	uint64_t words = mib * 1024 * 1024 / 8, gen = 0, i;
-	uint64_t *mem = mmap(NULL, mib << 20, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t *mem =
+		mmap(NULL, mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (mem == MAP_FAILED)
 		_exit(3);
@@ -400,8 +400,7 @@ static void put_fill_status(void)
 	fill_reap(0);
 	put("{\"ok\":true,\"running\":%s,\"ready\":%d,\"passes\":%llu,\"bytes\":%llu,"
 	    "\"corrupted_bytes\":%llu,\"first_bad_offset\":%lld,\"killed_by_signal\":%d,\"exit_code\":%d}",
-	    fill_pid > 0 && !fill_reaped ? "true" : "false",
-	    fill_stats ? fill_stats->ready : 0,
+	    fill_pid > 0 && !fill_reaped ? "true" : "false", fill_stats ? fill_stats->ready : 0,
 	    (unsigned long long)(fill_stats ? fill_stats->passes : 0),
 	    (unsigned long long)(fill_stats ? fill_stats->bytes : 0),
 	    (unsigned long long)(fill_stats ? fill_stats->corrupted_bytes : 0),
@@ -423,12 +422,12 @@ static void cmd_fill(const char *args)
 		return;
 	}
 	if (!fill_stats)
-		fill_stats = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		fill_stats =
+			mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	memset((void *)fill_stats, 0, sizeof(*fill_stats));
 	fill_reaped = 0;
 	fill_stop_req = 0;
-	signal(SIGTERM, fill_on_term);	/* inherited: no window without it */
+	signal(SIGTERM, fill_on_term); /* inherited: no window without it */
 	fill_pid = fork();
 	if (fill_pid == 0)
 		fill_child(mib, seed);
@@ -459,7 +458,7 @@ static int kmsg_each(void (*fn)(const char *msg, void *ctx), void *ctx)
 		char *msg;
 
 		if (n < 0 && errno == EPIPE)
-			continue;	/* overwritten records: go on */
+			continue; /* overwritten records: go on */
 		if (n <= 0)
 			break;
 		rec[n] = '\0';
@@ -473,11 +472,29 @@ static int kmsg_each(void (*fn)(const char *msg, void *ctx), void *ctx)
 }
 
 static const char *const bad_patterns[] = {
-	"WARNING:", "BUG:", "BUG ", "Oops", "Kernel panic", "general protection fault",
-	"possible circular locking", "possible recursive locking", "inconsistent lock state",
-	"KASAN", "UBSAN", "Call Trace", "kernel BUG", "soft lockup", "hung_task",
-	"blocked for more than", "Out of memory", "oom-kill", "page allocation failure",
-	"Memory failure", "refcount_t", "list_add corruption", "list_del corruption",
+	"WARNING:",
+	"BUG:",
+	"BUG ",
+	"Oops",
+	"Kernel panic",
+	"general protection fault",
+	"possible circular locking",
+	"possible recursive locking",
+	"inconsistent lock state",
+	"KASAN",
+	"UBSAN",
+	"Call Trace",
+	"kernel BUG",
+	"soft lockup",
+	"hung_task",
+	"blocked for more than",
+	"Out of memory",
+	"oom-kill",
+	"page allocation failure",
+	"Memory failure",
+	"refcount_t",
+	"list_add corruption",
+	"list_del corruption",
 };
 
 struct scan_ctx {
@@ -570,7 +587,8 @@ static void cmd_sh(const char *command)
 		}
 	}
 	st = pclose(p);
-	put("{\"ok\":true,\"rc\":%d,\"out\":", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	put("{\"ok\":true,\"rc\":%d,\"out\":",
+	    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	put_str(buf, len);
 	put("}");
 }
@@ -607,7 +625,7 @@ static void handle(char *line)
 	} else if (!strcmp(line, "sh")) {
 		cmd_sh(arg);
 	} else if (!line[0]) {
-		return;		/* empty line: nothing to answer */
+		return; /* empty line: nothing to answer */
 	} else {
 		put("{\"ok\":false,\"error\":\"unknown command\",\"command\":");
 		put_cstr(line);

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Static checks, as TAP: checkpatch --strict on the driver, W=1 and sparse
+# (C=2) builds against every test kernel, clang-format on the userspace C.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache=${MEMPLUG_CACHE:-$top/.cache}
+cd "$top"
+
+rels=$(cat "$cache/kernels/list")
+n=0 pass=0 fail=0
+tap() {	# tap NAME OUTPUT_FILE: ok if the command succeeded with no output
+	local name=$1 rc=$2 out=$3
+	n=$((n + 1))
+	if [ "$rc" -eq 0 ] && [ ! -s "$out" ]; then
+		echo "ok $n $name"; pass=$((pass + 1))
+	else
+		echo "not ok $n $name"; fail=$((fail + 1))
+		sed -e 's/^/# /' "$out" | head -n 40
+	fi
+}
+
+echo "TAP version 13"
+echo "1..$((2 + 2 * $(wc -l <<<"$rels")))"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# checkpatch: the driver's sources, in kernel style. Ignored, on purpose:
+#  CAMELCASE          with --no-tree checkpatch cannot tell kernel API names
+#                     (__SetPageOffline) from ours
+#  LINUX_VERSION_CODE compat.h exists to compare kernel versions (the one
+#                     place that does); CONSTANT_COMPARISON follows from it
+perl "$cache/checkpatch/checkpatch.pl" --strict --no-tree --quiet --terse --show-types \
+	--ignore CAMELCASE,LINUX_VERSION_CODE,CONSTANT_COMPARISON \
+	-f driver/*.c driver/*.h 2>&1 | grep -v '^total: ' > "$tmp/out"
+tap "checkpatch --strict driver/" 0 "$tmp/out"
+
+# W=1 and sparse, per kernel: no warnings at all
+for rel in $rels; do
+	b=$tmp/$rel
+	cp -r driver "$b"
+	# Debian's headers have no vmlinux, so Kbuild notes it skips BTF: not ours
+	make -s -C "$b" KDIR="/lib/modules/$rel/build" W=1 > "$tmp/out" 2>&1
+	rc=$?
+	grep -v 'Skipping BTF generation' "$tmp/out" > "$tmp/out2"
+	tap "W=1 build, $rel" $rc "$tmp/out2"
+	make -s -C "$b" KDIR="/lib/modules/$rel/build" C=2 > "$tmp/out" 2>&1
+	rc=$?
+	grep -v 'Skipping BTF generation' "$tmp/out" > "$tmp/out2"
+	tap "sparse (C=2), $rel" $rc "$tmp/out2"
+	rm -rf "$b"
+done
+
+# clang-format: the userspace tools and the agent keep the repo's style
+: > "$tmp/out"
+for f in tools/memplugctl/*.[ch] tests/vm/agent/*.c; do
+	[ -f "$f" ] || continue
+	clang-format --style=file:tools/.clang-format "$f" | diff -u "$f" - >> "$tmp/out" 2>&1
+done
+tap "clang-format tools/ tests/vm/agent/" 0 "$tmp/out"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
