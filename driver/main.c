@@ -542,10 +542,9 @@ static int mp_probe(struct virtio_device *vdev)
 		return 0;
 	}
 
+	/* the kernel wants at least one memory block as group unit */
 	rc = memory_group_register_dynamic(d->nid,
-					   PHYS_PFN(d->geo.bbm ?
-						    d->geo.unit_size :
-						    d->cfg.block_size));
+					   PHYS_PFN(d->geo.unit_size));
 	if (rc < 0) {
 		dev_err(dev, "cannot register memory group: %d\n", rc);
 		goto err_vq;

@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cmocka tests of driver/mp_logic.c: config validation, geometry,
+ * unplug order, backoff.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "mp_logic.h"
+
+#define KiB (1024ULL)
+#define MiB (1024ULL * KiB)
+#define GiB (1024ULL * MiB)
+#define PAGE (4 * KiB)
+#define PLUG_START 0ULL
+#define PLUG_END ((1ULL << 46) - 1)
+
+static struct mp_config good(u64 bs)
+{
+	struct mp_config c = {
+		.block_size = bs,
+		.node_id = 0,
+		.addr = 0x140000000ULL,		/* 5 GiB */
+		.region_size = 8 * GiB,
+		.usable_region_size = 8 * GiB,
+		.plugged_size = 0,
+		.requested_size = 2 * GiB,
+	};
+	return c;
+}
+
+static enum mp_cfg_status check(const struct mp_config *c, const char **f,
+				u64 *v)
+{
+	return mp_config_validate(c, PAGE, PLUG_START, PLUG_END, f, v);
+}
+
+static void test_valid(void **state)
+{
+	struct mp_config c = good(2 * MiB);
+	const char *f = "x";
+	u64 v = 1;
+
+	(void)state;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_OK);
+	assert_null(f);
+	c = good(PAGE);
+	assert_int_equal(check(&c, NULL, NULL), MP_CFG_OK);
+	c = good(2 * GiB);
+	c.addr = 4 * GiB;
+	assert_int_equal(check(&c, NULL, NULL), MP_CFG_OK);
+}
+
+static void test_block_size(void **state)
+{
+	struct mp_config c = good(3 * MiB);
+	const char *f;
+	u64 v;
+
+	(void)state;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_BLOCK_SIZE);
+	assert_string_equal(f, "block_size");
+	assert_true(v == 3 * MiB);
+	c.block_size = 0;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_BLOCK_SIZE);
+	c.block_size = 2 * KiB;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_BLOCK_SIZE);
+	c.block_size = 1ULL << 63;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_ADDR);
+}
+
+static void test_addr_region(void **state)
+{
+	struct mp_config c = good(2 * MiB);
+	const char *f;
+	u64 v;
+
+	(void)state;
+	c.addr += MiB;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_ADDR);
+	assert_string_equal(f, "addr");
+
+	c = good(2 * MiB);
+	c.region_size = 0;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_REGION_SIZE);
+	assert_string_equal(f, "region_size");
+	c.region_size = 3 * MiB;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_REGION_SIZE);
+
+	/* wraps around */
+	c = good(2 * MiB);
+	c.addr = ~0ULL - 2 * MiB + 1;
+	c.region_size = 4 * MiB;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_REGION_SIZE);
+
+	/* outside the pluggable range */
+	c = good(2 * MiB);
+	assert_int_equal(mp_config_validate(&c, PAGE, c.addr + 2 * MiB,
+					    PLUG_END, &f, &v),
+			 MP_CFG_REGION_RANGE);
+	assert_string_equal(f, "addr");
+	assert_int_equal(mp_config_validate(&c, PAGE, 0,
+					    c.addr + c.region_size - 2,
+					    &f, &v),
+			 MP_CFG_REGION_RANGE);
+	assert_int_equal(mp_config_validate(&c, PAGE, c.addr,
+					    c.addr + c.region_size - 1,
+					    &f, &v),
+			 MP_CFG_OK);
+}
+
+static void test_sizes(void **state)
+{
+	struct mp_config c = good(2 * MiB);
+	const char *f;
+	u64 v;
+
+	(void)state;
+	c.usable_region_size = c.region_size + 2 * MiB;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_USABLE_REGION_SIZE);
+	assert_string_equal(f, "usable_region_size");
+	c.usable_region_size = MiB;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_USABLE_REGION_SIZE);
+
+	c = good(2 * MiB);
+	c.usable_region_size = 2 * GiB;
+	c.plugged_size = 4 * GiB;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_PLUGGED_SIZE);
+	assert_string_equal(f, "plugged_size");
+	assert_true(v == 4 * GiB);
+	c.plugged_size = MiB;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_PLUGGED_SIZE);
+
+	c = good(2 * MiB);
+	c.requested_size = 3 * MiB;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_REQUESTED_SIZE);
+	assert_string_equal(f, "requested_size");
+	c.requested_size = c.region_size + 2 * MiB;
+	assert_int_equal(check(&c, &f, &v), MP_CFG_REQUESTED_SIZE);
+}
+
+static void test_fixed_changed(void **state)
+{
+	struct mp_config a = good(2 * MiB), b = a;
+
+	(void)state;
+	b.requested_size = 0;
+	b.usable_region_size = GiB;
+	b.plugged_size = 2 * MiB;
+	assert_false(mp_config_fixed_changed(&a, &b));
+	b.addr += 2 * MiB;
+	assert_true(mp_config_fixed_changed(&a, &b));
+	b = a;
+	b.block_size = 4 * MiB;
+	assert_true(mp_config_fixed_changed(&a, &b));
+}
+
+static void test_geo_sbm(void **state)
+{
+	struct mp_config c = good(2 * MiB);
+	struct mp_geometry g;
+
+	(void)state;
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_OK);
+	assert_false(g.bbm);
+	assert_true(g.unit_size == 128 * MiB);
+	assert_true(g.sb_size == 2 * MiB);
+	assert_int_equal(g.sb_per_unit, 64);
+	assert_int_equal(g.dev_blocks_per_sb, 1);
+	assert_true(g.first_addr == c.addr);
+	assert_true(g.nr_units == 64);
+	assert_true(mp_sb_addr(&g, 1, 3) == c.addr + 128 * MiB + 6 * MiB);
+	assert_true(mp_wanted_granules(&g, 2 * GiB) == 1024);
+
+	c = good(4 * MiB);
+	mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0);
+	assert_true(g.sb_size == 4 * MiB);
+	assert_int_equal(g.sb_per_unit, 32);
+
+	c = good(128 * MiB);
+	mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0);
+	assert_false(g.bbm);
+	assert_int_equal(g.sb_per_unit, 1);
+
+	/* device blocks smaller than a pageblock: sub block = pageblock */
+	c = good(1 * MiB);
+	mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0);
+	assert_true(g.sb_size == 2 * MiB);
+	assert_int_equal(g.dev_blocks_per_sb, 2);
+	assert_true(mp_wanted_granules(&g, 5 * MiB) == 2);
+}
+
+static void test_geo_bbm(void **state)
+{
+	struct mp_config c = good(1 * GiB);
+	struct mp_geometry g;
+
+	(void)state;
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_OK);
+	assert_true(g.bbm);
+	assert_true(g.unit_size == GiB);
+	assert_int_equal(g.dev_blocks_per_unit, 1);
+	assert_int_equal(g.sb_per_unit, 1);
+	/* 5 GiB start: aligned for 1 GiB */
+	assert_true(g.nr_units == 8);
+
+	c = good(2 * GiB);
+	c.addr = 4 * GiB;
+	mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0);
+	assert_true(g.unit_size == 2 * GiB);
+	assert_true(g.nr_units == 4);
+	assert_true(mp_wanted_granules(&g, 3 * GiB) == 1);
+
+	/* force_bbm on small blocks: big block = memory block */
+	c = good(2 * MiB);
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, true, 0),
+			 MP_GEO_OK);
+	assert_true(g.bbm);
+	assert_true(g.unit_size == 128 * MiB);
+	assert_int_equal(g.dev_blocks_per_unit, 64);
+
+	/* explicit big block size */
+	c = good(2 * MiB);
+	c.addr = 4 * GiB;
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, true,
+					  GiB), MP_GEO_OK);
+	assert_true(g.unit_size == GiB);
+	assert_true(g.nr_units == 8);
+
+	/* unusable big block sizes fall back to the automatic one */
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, true,
+					  3 * GiB), MP_GEO_BAD_BBM_SIZE);
+	assert_true(g.unit_size == 128 * MiB);
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, true,
+					  64 * MiB), MP_GEO_BAD_BBM_SIZE);
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, true,
+					  256 * GiB), MP_GEO_BAD_BBM_SIZE);
+	assert_true(g.unit_size == 128 * MiB);
+}
+
+static void test_geo_edges(void **state)
+{
+	struct mp_config c = good(2 * MiB);
+	struct mp_geometry g;
+
+	(void)state;
+	/* region start not memory block aligned */
+	c.addr = 5 * GiB + 2 * MiB;
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_OK);
+	assert_true(g.first_addr == 5 * GiB + 128 * MiB);
+	assert_true(g.nr_units == 63);
+	assert_int_equal(mp_addr_to_unit(&g, c.addr), -1);
+	assert_int_equal(mp_addr_to_unit(&g, g.first_addr), 0);
+	assert_int_equal(mp_addr_to_unit(&g, g.first_addr + 128 * MiB - 1), 0);
+	assert_int_equal(mp_addr_to_unit(&g, mp_unit_addr(&g, 62)), 62);
+	assert_int_equal(mp_addr_to_unit(&g, mp_unit_addr(&g, 63)), -1);
+
+	/* too small for a single unit */
+	c = good(2 * MiB);
+	c.region_size = 64 * MiB;
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_NO_UNITS);
+
+	/* 4 KiB device blocks in 1 GiB big blocks need > 65535 per PLUG */
+	c = good(4 * KiB);
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, true,
+					  GiB), MP_GEO_BAD_BBM_SIZE);
+	assert_true(g.unit_size == 128 * MiB);
+	assert_int_equal(g.dev_blocks_per_unit, 32768);
+
+	assert_int_equal(mp_geometry_init(&g, &c, 100 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_BAD_INPUT);
+}
+
+static void test_usable(void **state)
+{
+	struct mp_config c = good(2 * MiB);
+	struct mp_geometry g;
+
+	(void)state;
+	c.usable_region_size = 130 * MiB;
+	mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0);
+	assert_true(mp_unit_usable(&g, &c, 0));
+	assert_false(mp_unit_usable(&g, &c, 1));
+	assert_true(mp_sb_usable(&g, &c, 1, 0));
+	assert_false(mp_sb_usable(&g, &c, 1, 1));
+	assert_false(mp_sb_usable(&g, &c, 0, 64));
+	assert_false(mp_unit_usable(&g, &c, 64));
+}
+
+static void test_unplug_order(void **state)
+{
+	(void)state;
+	assert_true(mp_unplug_before(MP_CLASS_NOT_ADDED, 0, MP_CLASS_OFFLINE, 5));
+	assert_true(mp_unplug_before(MP_CLASS_OFFLINE, 0, MP_CLASS_MOVABLE, 5));
+	assert_true(mp_unplug_before(MP_CLASS_MOVABLE, 0, MP_CLASS_KERNEL, 5));
+	assert_true(mp_unplug_before(MP_CLASS_MOVABLE, 7, MP_CLASS_MOVABLE, 5));
+	assert_false(mp_unplug_before(MP_CLASS_MOVABLE, 5, MP_CLASS_MOVABLE, 7));
+	assert_true(mp_unplug_before(MP_CLASS_KERNEL, 0, MP_CLASS_BUSY, 0));
+	assert_false(mp_unplug_before(MP_CLASS_BUSY, 9, MP_CLASS_BUSY, 0));
+	assert_false(mp_unplug_before(MP_CLASS_BUSY, 9, MP_CLASS_KERNEL, 0));
+}
+
+static void test_backoff(void **state)
+{
+	u32 ms = 0;
+	int i;
+
+	(void)state;
+	ms = mp_backoff_next(ms);
+	assert_int_equal(ms, MP_BACKOFF_MIN_MS);
+	assert_int_equal(mp_backoff_next(ms), 10);
+	for (i = 0; i < 40; i++)
+		ms = mp_backoff_next(ms);
+	assert_int_equal(ms, MP_BACKOFF_MAX_MS);
+	assert_int_equal(mp_backoff_next(20000), MP_BACKOFF_MAX_MS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_block_size),
+		cmocka_unit_test(test_addr_region),
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_fixed_changed),
+		cmocka_unit_test(test_geo_sbm),
+		cmocka_unit_test(test_geo_bbm),
+		cmocka_unit_test(test_geo_edges),
+		cmocka_unit_test(test_usable),
+		cmocka_unit_test(test_unplug_order),
+		cmocka_unit_test(test_backoff),
+	};
+
+	return cmocka_run_group_tests_name("mp_logic", tests, NULL, NULL);
+}
