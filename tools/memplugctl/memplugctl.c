@@ -37,6 +37,8 @@
 /* Without a terminal, print at most one progress line per this interval. */
 #define PLAIN_PROGRESS_INTERVAL_MS 1000
 #define PROGRESS_BAR_WIDTH 30
+/* A rate averaged over less than this is noise (or a division by ~0). */
+#define MIN_RATE_INTERVAL_MS 300
 
 /* Where QEMU puts devices created with -device/device_add id=... */
 #define PERIPHERAL_PATH "/machine/peripheral/"
@@ -359,6 +361,12 @@ static int find_device(struct qmp_conn *conn, const char *id, struct vmem_info *
 		error_msg("the virtio-mem device has no id; start it with -device virtio-mem-pci,id=...");
 		goto out;
 	}
+	/* QEMU never reports such ids; refuse rather than print or reuse them. */
+	if (!valid_device_id(info->id)) {
+		sanitize_string(info->id);
+		error_msg("QEMU reported an invalid device id '%s'", info->id);
+		goto out;
+	}
 	rc = 0;
 out:
 	json_decref(list);
@@ -482,14 +490,18 @@ struct progress {
 	int drawn;
 };
 
-static double rate_mib_s(const struct progress *p, uint64_t size)
+/* Average rate since the start as "123.4 MiB/s"; "-" until it means something. */
+static char *format_rate(const struct progress *p, uint64_t size, char *buf, size_t len)
 {
 	long long elapsed = now_ms() - p->t0;
 	uint64_t moved = size > p->start ? size - p->start : p->start - size;
 
-	if (elapsed <= 0)
-		return 0;
-	return (double)moved / (1024.0 * 1024.0) / ((double)elapsed / 1000.0);
+	if (elapsed < MIN_RATE_INTERVAL_MS)
+		snprintf(buf, len, "- MiB/s");
+	else
+		snprintf(buf, len, "%.1f MiB/s",
+			 (double)moved / (1024.0 * 1024.0) / ((double)elapsed / 1000.0));
+	return buf;
 }
 
 static unsigned int percent_done(const struct progress *p, uint64_t size)
@@ -510,7 +522,7 @@ static unsigned int percent_done(const struct progress *p, uint64_t size)
 
 static void show_progress(struct progress *p, uint64_t size, int final)
 {
-	char cur[SIZE_STR_MAX], tgt[SIZE_STR_MAX];
+	char cur[SIZE_STR_MAX], tgt[SIZE_STR_MAX], rate[32];
 	unsigned int pct = percent_done(p, size);
 	long long now = now_ms();
 
@@ -523,13 +535,13 @@ static void show_progress(struct progress *p, uint64_t size, int final)
 		memset(bar, '#', fill);
 		memset(bar + fill, '.', PROGRESS_BAR_WIDTH - fill);
 		bar[PROGRESS_BAR_WIDTH] = '\0';
-		fprintf(stderr, "\r%s [%s] %3u%%  %s / %s  %.1f MiB/s\033[K%s", p->id, bar, pct, cur,
-			tgt, rate_mib_s(p, size), final ? "\n" : "");
+		fprintf(stderr, "\r%s [%s] %3u%%  %s / %s  %s\033[K%s", p->id, bar, pct, cur, tgt,
+			format_rate(p, size, rate, sizeof(rate)), final ? "\n" : "");
 		p->drawn = 1;
 	} else if (final || (size != p->last_size &&
 			     now - p->last_print >= PLAIN_PROGRESS_INTERVAL_MS)) {
-		fprintf(stderr, "%s: plugged %s of %s requested (%u%%, %.1f MiB/s)\n", p->id, cur, tgt,
-			pct, rate_mib_s(p, size));
+		fprintf(stderr, "%s: plugged %s of %s requested (%u%%, %s)\n", p->id, cur, tgt, pct,
+			format_rate(p, size, rate, sizeof(rate)));
 		p->last_print = now;
 		p->last_size = size;
 	}

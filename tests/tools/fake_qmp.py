@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""A misbehaving (or well-behaved) QMP server for memplugctl's tests.
+
+Usage: fake_qmp.py MODE SOCKET_PATH
+
+Listens on a unix socket and serves every connection according to MODE,
+until killed.  Misbehaving modes check that memplugctl fails cleanly; the
+"good" ones emulate one virtio-mem device (vmem0, 2 MiB blocks, 8 GiB) plus
+a pc-dimm, and may garble framing or interleave junk that a correct client
+must tolerate.  Python 3 standard library only.
+"""
+import json
+import os
+import select
+import socket
+import sys
+import time
+
+GREETING = {"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7},
+                                "package": "fake"}, "capabilities": []}}
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def send(conn, obj_or_text):
+    data = obj_or_text if isinstance(obj_or_text, (bytes, str)) else \
+        json.dumps(obj_or_text) + "\r\n"
+    if isinstance(data, str):
+        data = data.encode()
+    try:
+        conn.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        raise EOFError
+
+
+def event(name, data):
+    now = time.time()
+    return {"timestamp": {"seconds": int(now), "microseconds": int(now % 1 * 1e6)},
+            "event": name, "data": data}
+
+
+class Device:
+    def __init__(self):
+        self.requested = 0
+        self.size = 0
+
+    def memory_devices(self):
+        return [
+            {"type": "virtio-mem", "data": {
+                "memdev": "/objects/m0", "memaddr": 4 * GiB, "block-size": 2 * MiB,
+                "size": self.size, "node": 0, "max-size": 8 * GiB,
+                "requested-size": self.requested, "id": "vmem0"}},
+            {"type": "dimm", "data": {
+                "memdev": "/objects/m1", "hotplugged": False, "addr": 12 * GiB,
+                "hotpluggable": True, "size": 256 * MiB, "slot": 0, "node": 0,
+                "id": "dimm0"}},
+        ]
+
+
+class Client:
+    """Line reader over a socket with an idle timeout."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.buf = b""
+
+    def read_command(self, timeout=None):
+        """Next command object, None on timeout; EOFError on close."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            wait = None if deadline is None else max(0, deadline - time.monotonic())
+            ready, _, _ = select.select([self.conn], [], [], wait)
+            if not ready:
+                return None
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+
+def reply_for(dev, cmd):
+    name = cmd.get("execute")
+    args = cmd.get("arguments", {})
+    if name == "qmp_capabilities":
+        return {"return": {}}
+    if name == "query-memory-devices":
+        return {"return": dev.memory_devices()}
+    if name == "qom-set" and args.get("property") == "requested-size":
+        dev.requested = args["value"]
+        return {"return": {}}
+    if name == "qom-get" and args.get("path", "").endswith("/dimm0"):
+        return {"return": "pc-dimm"}
+    if name == "qom-get":
+        return {"error": {"class": "DeviceNotFound", "desc": "Device not found"}}
+    return {"error": {"class": "CommandNotFound", "desc": "no " + str(name)}}
+
+
+def greet(conn, mode):
+    if mode == "pretty":
+        # pretty=on output, dribbled a few bytes at a time: split messages.
+        text = json.dumps(GREETING, indent=4) + "\r\n"
+        for i in range(0, len(text), 7):
+            send(conn, text[i:i + 7])
+            time.sleep(0.002)
+    else:
+        send(conn, GREETING)
+
+
+def answer(conn, mode, dev, cmd):
+    reply = reply_for(dev, cmd)
+    if "id" in cmd:
+        reply["id"] = cmd["id"]
+    if mode == "ooo" and cmd.get("execute") != "qmp_capabilities":
+        # Junk a careful client must skip: events, unknown ids, a reply
+        # without id, a late duplicate of an old id.
+        send(conn, event("RTC_CHANGE", {"offset": 1}))
+        send(conn, {"return": {}, "id": "not-ours"})
+        send(conn, {"return": 42, "id": 999999})
+        send(conn, {"return": {}})
+        send(conn, event("MEMORY_DEVICE_SIZE_CHANGE",
+                         {"id": "other", "size": 4 * MiB, "qom-path": "/x"}))
+        # Two messages in one write, the second one split in two writes.
+        text = json.dumps(event("STOP", {})) + "\r\n" + json.dumps(reply) + "\r\n"
+        cut = len(text) - 10
+        send(conn, text[:cut])
+        time.sleep(0.01)
+        send(conn, text[cut:])
+    elif mode == "pretty":
+        text = json.dumps(reply, indent=2) + "\r\n"
+        for i in range(0, len(text), 50):
+            send(conn, text[i:i + 50])
+    elif mode == "event-flood" and cmd.get("execute") == "query-memory-devices":
+        # Far more events than the client queues: it must stay bounded.
+        burst = "".join(json.dumps(event("RTC_CHANGE", {"offset": i})) + "\r\n"
+                        for i in range(5000))
+        send(conn, burst)
+        send(conn, reply)
+    else:
+        send(conn, reply)
+
+
+def serve_good(srv, mode):
+    """A working fake QEMU shared by all clients, with mode-specific oddities."""
+    dev = Device()
+    clients = {}
+    while True:
+        ready, _, _ = select.select([srv] + list(clients), [], [], 0.1)
+        for sock in ready:
+            if sock is srv:
+                conn, _ = srv.accept()
+                try:
+                    greet(conn, mode)
+                    clients[conn] = Client(conn)
+                except EOFError:
+                    conn.close()
+                continue
+            try:
+                cmd = clients[sock].read_command(timeout=0)
+                while cmd is not None:
+                    answer(sock, mode, dev, cmd)
+                    cmd = clients[sock].read_command(timeout=0)
+            except (EOFError, ConnectionResetError, BrokenPipeError, ValueError):
+                del clients[sock]
+                sock.close()
+        # Plugging modes: the "guest" plugs 512 MiB every tick (~100 ms).
+        if mode in ("plug", "ooo") and dev.size != dev.requested:
+            step = 512 * MiB
+            if dev.size < dev.requested:
+                dev.size = min(dev.requested, dev.size + step)
+            else:
+                dev.size = max(dev.requested, dev.size - step)
+            # Like QEMU, events do not come on every change (rate limit).
+            if dev.size == dev.requested or dev.size % GiB == 0:
+                ev = event("MEMORY_DEVICE_SIZE_CHANGE",
+                           {"id": "vmem0", "size": dev.size,
+                            "qom-path": "/machine/peripheral/vmem0/virtio-backend"})
+                for conn in list(clients):
+                    try:
+                        send(conn, ev)
+                    except EOFError:
+                        del clients[conn]
+                        conn.close()
+
+
+def serve_bad(conn, mode):
+    client = Client(conn)
+    if mode == "silent":
+        while client.read_command(timeout=60) is not None:
+            pass
+        return
+    if mode == "close":
+        return
+    if mode == "nonjson-greeting":
+        send(conn, "Welcome to the SSH server\r\n")
+    elif mode == "wrong-greeting":
+        send(conn, {"hello": "world"})
+    elif mode == "greeting-array":
+        send(conn, [{"QMP": {}}])
+    elif mode == "oversized-greeting":
+        try:
+            for _ in range(8):
+                send(conn, "{\"QMP\": \"" + "a" * MiB)
+        except EOFError:
+            return
+    else:
+        send(conn, GREETING)
+
+    if mode == "caps-error":
+        cmd = client.read_command(timeout=10)
+        send(conn, {"error": {"class": "GenericError",
+                              "desc": "Capabilities negotiation is already complete"},
+                    "id": cmd.get("id")})
+    if mode == "caps-garbage-error":
+        cmd = client.read_command(timeout=10)
+        send(conn, {"error": "\x1b[31mred", "id": cmd.get("id")})
+
+    # Everything below answers qmp_capabilities properly first.
+    cmd = client.read_command(timeout=10)
+    if cmd is None:
+        return
+    send(conn, {"return": {}, "id": cmd.get("id")})
+    cmd = client.read_command(timeout=10)
+    if cmd is None:
+        return
+    cid = cmd.get("id")
+    if mode == "truncated":
+        send(conn, '{"return": [{"type": "virtio-mem", "da')
+        return
+    if mode == "oversized":
+        chunk = "[" * 0 + "x" * MiB
+        try:
+            for _ in range(8):
+                send(conn, '{"return": "' + chunk if _ == 0 else chunk)
+        except EOFError:
+            pass
+        return
+    if mode == "nonjson-reply":
+        send(conn, "this is not json\r\n")
+    elif mode == "wrong-type":
+        send(conn, {"return": {"virtio-mem": "yes"}, "id": cid})
+    elif mode == "bad-field":
+        dev = Device().memory_devices()
+        dev[0]["data"]["size"] = "lots"
+        send(conn, {"return": dev, "id": cid})
+    elif mode == "zero-block":
+        dev = Device().memory_devices()
+        dev[0]["data"]["block-size"] = 0
+        send(conn, {"return": dev, "id": cid})
+    elif mode == "no-return":
+        send(conn, {"id": cid, "result": []})
+    elif mode == "stray-flood":
+        try:
+            for i in range(100000):
+                send(conn, {"return": {}, "id": "x%d" % i})
+        except EOFError:
+            return
+    elif mode == "escape":
+        send(conn, {"error": {"class": "GenericError",
+                              "desc": "evil \x1b]0;pwned\x07 \x1b[2J text"}, "id": cid})
+    elif mode == "huge-int":
+        send(conn, '{"return": 123456789012345678901234567890, "id": %s}\r\n' % json.dumps(cid))
+    # Keep the connection open a while: the client must not wait for close.
+    client.read_command(timeout=30)
+
+
+GOOD_MODES = ("good", "ooo", "plug", "pretty", "event-flood")
+
+
+def main():
+    mode, path = sys.argv[1], sys.argv[2]
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(4)
+    if mode in GOOD_MODES:
+        serve_good(srv, mode)
+    while True:
+        conn, _ = srv.accept()
+        try:
+            serve_bad(conn, mode)
+        except (EOFError, ConnectionResetError, BrokenPipeError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+
+if __name__ == "__main__":
+    main()
