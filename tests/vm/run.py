@@ -11,9 +11,11 @@ and exits 1 if any scenario failed.
 """
 
 import argparse
+import io
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 
@@ -26,20 +28,18 @@ from scenarios import SCENARIOS  # noqa: E402
 class Run:
     """What a scenario gets: a way to boot a VM for this kernel and driver."""
 
-    def __init__(self, release, driver, log):
+    def __init__(self, release, driver, log, smp=2):
         self.release = release
         self.driver = driver
         self.log = log
+        self.smp = smp
         self.vms = []
 
     def vm(self, devices, **kw):
+        kw.setdefault("smp", self.smp)
         v = VM(self.release, self.driver, devices, log=self.log, **kw)
         self.vms.append(v)
         return v
-
-
-def log(msg):
-    print(msg, flush=True)
 
 
 def main():
@@ -51,6 +51,10 @@ def main():
     ap.add_argument("--filter", default=os.environ.get("FILTER", ""),
                     help="regex on '<kernel>/<driver>/<scenario>'")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
+    ap.add_argument("-j", "--jobs", type=int, default=int(os.environ.get("JOBS", "1")),
+                    help="guests at once (each then gets one vCPU); JOBS=")
+    ap.add_argument("--long", action="store_true", default=os.environ.get("LONG") == "1",
+                    help="also run the long scenarios (soak, ...); LONG=1")
     args = ap.parse_args()
 
     wanted = args.kernel.split()
@@ -66,6 +70,8 @@ def main():
                 name = "%s/%s/%s" % (kernel_series(rel), drv, sc["name"])
                 if args.filter and not re.search(args.filter, name):
                     continue
+                if "long" in sc["tags"] and not args.long:
+                    continue
                 plan.append((rel, drv, sc, name))
     if args.list:
         for p in plan:
@@ -74,42 +80,90 @@ def main():
 
     print("KTAP version 1")
     print("1..%d" % len(plan), flush=True)
-    passed = failed = skipped = 0
-    for i, (rel, drv, sc, name) in enumerate(plan, 1):
-        t = Run(rel, drv, log)
-        t0 = time.time()
-        try:
-            if sc["memplug_only"] and drv != "memplug":
-                raise Skip("memplug-only feature")
-            ko = os.path.join(os.path.dirname(__file__), "..", "..", "build", rel, "memplug.ko")
-            if drv == "memplug" and not os.path.exists(ko):
-                raise TestFailure("memplug.ko not built for %s (%s)" % (rel, ko))
-            log("# %s: %s" % (name, (sc["fn"].__doc__ or "").strip().split("\n")[0]))
-            sc["fn"](t)
-            print("ok %d %s # %.1fs" % (i, name, time.time() - t0), flush=True)
-            passed += 1
-        except Skip as e:
-            print("ok %d %s # SKIP %s" % (i, name, e), flush=True)
-            skipped += 1
-        except Exception as e:  # TestFailure, or a bug in the scenario
-            print("# FAIL: %s" % e)
-            if not isinstance(e, TestFailure):
-                for line in traceback.format_exc().splitlines():
-                    print("#   " + line)
-            for v in t.vms:
-                lines = v.saved_log if v.saved_log is not None else (
-                    v.kernel_log(30) if v.sock else [])
-                if lines:
-                    print("# guest kernel log tail (%s):" % v.release)
-                    for line in lines:
-                        print("#   " + line)
-            print("not ok %d %s # %.1fs" % (i, name, time.time() - t0), flush=True)
-            failed += 1
-        finally:
-            for v in t.vms:
-                v.stop()
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    return 1 if failed else 0
+    jobs = max(1, args.jobs)
+    results = {}
+    lock = threading.Lock()
+    printed = [0]
+
+    def flush_in_order():
+        # KTAP wants results in plan order: print each as soon as all
+        # earlier ones are out
+        while printed[0] + 1 in results:
+            printed[0] += 1
+            sys.stdout.write(results[printed[0]][1])
+            sys.stdout.flush()
+
+    def worker(queue):
+        while True:
+            with lock:
+                if not queue:
+                    return
+                i, item = queue.pop(0)
+            out = io.StringIO()
+            verdict = run_one(i, item, out, smp=1 if jobs > 1 else 2)
+            with lock:
+                results[i] = (verdict, out.getvalue())
+                flush_in_order()
+
+    queue = list(enumerate(plan, 1))
+    threads = [threading.Thread(target=worker, args=(queue,)) for _ in range(jobs)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    counts = {"pass": 0, "fail": 0, "skip": 0, "xfail": 0}
+    for verdict, _ in results.values():
+        counts[verdict] += 1
+    if counts["xfail"]:
+        print("# %d known failing(s) of the reference driver (TODO), counted as skipped"
+              % counts["xfail"])
+    print("%d passed, %d failed, %d skipped" %
+          (counts["pass"], counts["fail"], counts["skip"] + counts["xfail"]))
+    return 1 if counts["fail"] else 0
+
+
+def run_one(i, item, out, smp):
+    """Run one scenario; its KTAP lines go to out. Returns the verdict."""
+    rel, drv, sc, name = item
+
+    def log(msg):
+        out.write(msg + "\n")
+    t = Run(rel, drv, log, smp)
+    t0 = time.time()
+    try:
+        if sc["memplug_only"] and drv != "memplug":
+            raise Skip("memplug-only feature")
+        ko = os.path.join(os.path.dirname(__file__), "..", "..", "build", rel, "memplug.ko")
+        if drv == "memplug" and not os.path.exists(ko):
+            raise TestFailure("memplug.ko not built for %s (%s)" % (rel, ko))
+        log("# %s: %s" % (name, (sc["fn"].__doc__ or "").strip().split("\n")[0]))
+        sc["fn"](t)
+        log("ok %d %s # %.1fs" % (i, name, time.time() - t0))
+        return "pass"
+    except Skip as e:
+        log("ok %d %s # SKIP %s" % (i, name, e))
+        return "skip"
+    except Exception as e:  # TestFailure, or a bug in the scenario
+        log("# FAIL: %s" % e)
+        if not isinstance(e, TestFailure):
+            for line in traceback.format_exc().splitlines():
+                log("#   " + line)
+        for v in t.vms:
+            lines = v.saved_log if v.saved_log is not None else (
+                v.kernel_log(30) if v.sock else [])
+            if lines:
+                log("# guest kernel log tail (%s):" % v.release)
+                for line in lines:
+                    log("#   " + line)
+        if drv == "virtio_mem" and sc["reference_fails"]:
+            log("not ok %d %s # TODO known virtio_mem failing: %s" %
+                (i, name, sc["reference_fails"]))
+            return "xfail"
+        log("not ok %d %s # %.1fs" % (i, name, time.time() - t0))
+        return "fail"
+    finally:
+        for v in t.vms:
+            v.stop()
 
 
 if __name__ == "__main__":

@@ -65,6 +65,43 @@ def kernel_series(rel):
     return ".".join(rel.split("-")[0].split(".")[:2])
 
 
+class QMP:
+    """Direct QMP for what memplugctl does not do (migration, quitting).
+    Resizing always goes through memplugctl: that is the tool under test."""
+
+    def __init__(self, path, timeout=30):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.f = self.sock.makefile("rw")
+        self.events = []
+        greeting = json.loads(self.f.readline())
+        if "QMP" not in greeting:
+            raise TestFailure("no QMP greeting: %r" % greeting)
+        self.execute("qmp_capabilities")
+
+    def execute(self, cmd, **args):
+        msg = {"execute": cmd}
+        if args:
+            msg["arguments"] = args
+        self.f.write(json.dumps(msg) + "\n")
+        self.f.flush()
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise TestFailure("QMP connection closed during %s" % cmd)
+            r = json.loads(line)
+            if "event" in r:
+                self.events.append(r)
+            elif "error" in r:
+                raise TestFailure("QMP %s: %s" % (cmd, r["error"].get("desc")))
+            elif "return" in r:
+                return r["return"]
+
+    def close(self):
+        self.sock.close()
+
+
 class Device:
     """One virtio-mem device: its QEMU options and what the test expects of it."""
 
@@ -127,7 +164,7 @@ class VM:
             args.append(self.cmdline)
         return " ".join(a for a in args if a)
 
-    def start(self, timeout=90):
+    def qemu_command(self, workdir, incoming=None):
         kdir = os.path.join(CACHE, "kernels", self.release)
         initrd = os.path.join(BUILD, self.release, "initramfs.gz")
         if not os.path.exists(initrd):
@@ -143,36 +180,93 @@ class VM:
                "-nodefaults", "-display", "none", "-no-reboot",
                "-kernel", os.path.join(kdir, "boot", "vmlinuz-" + self.release),
                "-initrd", initrd, "-append", self.kernel_cmdline(),
-               "-serial", "file:" + self.console,
+               "-serial", "file:" + os.path.join(workdir, "console.log"),
                "-chardev", "socket,id=agent,path=%s,server=on,wait=off" %
-               os.path.join(self.dir, "agent.sock"),
+               os.path.join(workdir, "agent.sock"),
                "-serial", "chardev:agent",
-               "-qmp", "unix:%s,server=on,wait=off" % self.qmp]
+               "-qmp", "unix:%s,server=on,wait=off" % os.path.join(workdir, "qmp.sock")]
         for d in self.devices:
             cmd += d.qemu_args()
-        self.qemu_cmd = cmd
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + timeout
-        path = os.path.join(self.dir, "agent.sock")
+        if incoming:
+            cmd += ["-incoming", incoming]
+        return cmd
+
+    def _launch(self, workdir, incoming=None):
+        cmd = self.qemu_command(workdir, incoming)
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _connect_agent(self, proc, workdir, deadline):
+        path = os.path.join(workdir, "agent.sock")
         while True:
-            if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode(errors="replace")
-                raise TestFailure("QEMU exited (%d): %s" % (self.proc.returncode, out.strip()))
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode(errors="replace")
+                raise TestFailure("QEMU exited (%d): %s" % (proc.returncode, out.strip()))
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.connect(path)
-                self.sock = s
-                break
+                return s
             except OSError:
                 s.close()
                 if time.time() > deadline:
                     raise TestFailure("QEMU did not open the agent socket")
                 time.sleep(0.05)
+
+    def start(self, timeout=90):
+        self.proc = self._launch(self.dir)
+        deadline = time.time() + timeout
+        self.sock = self._connect_agent(self.proc, self.dir, deadline)
         ev = self._read_reply(deadline)
         if ev.get("event") != "ready":
             raise TestFailure("agent did not announce itself: %r" % ev)
         return self
+
+    def migrate(self, during=None, bandwidth=256 * MiB, timeout=300):
+        """Live-migrate the guest to a second QEMU on this machine (over a
+        unix socket, bandwidth-limited so that it lasts), call during(vm)
+        while it runs, and carry on with the destination. Returns the
+        migration's duration."""
+        newdir = tempfile.mkdtemp(prefix="memplug-vm-")
+        mig = os.path.join(newdir, "migrate.sock")
+        dest = self._launch(newdir, incoming="unix:" + mig)
+        deadline = time.time() + 60
+        while not os.path.exists(mig):
+            if dest.poll() is not None or time.time() > deadline:
+                raise TestFailure("migration destination did not start")
+            time.sleep(0.05)
+        src = QMP(self.qmp)
+        t0 = time.time()
+        try:
+            src.execute("migrate-set-parameters", **{"max-bandwidth": bandwidth})
+            src.execute("migrate", uri="unix:" + mig)
+            if during:
+                during(self)
+            deadline = time.time() + timeout
+            while True:
+                st = src.execute("query-migrate").get("status")
+                if st == "completed":
+                    break
+                if st in ("failed", "cancelled") or time.time() > deadline:
+                    raise TestFailure("migration %s" % (st if st != "active" else "timed out"))
+                time.sleep(0.2)
+        finally:
+            src.close()
+        took = time.time() - t0
+        # the destination is the guest from now on
+        self.sock.close()
+        self.sock = None
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        self.proc.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.proc, self.dir = dest, newdir
+        self.qmp = os.path.join(newdir, "qmp.sock")
+        self.console = os.path.join(newdir, "console.log")
+        self.buf = b""
+        self.sock = self._connect_agent(dest, newdir, time.time() + 30)
+        self.agent("ping")
+        return took
 
     def stop(self):
         if self.sock:
