@@ -43,6 +43,10 @@ check-static: deps
 check-vm: build
 	@scripts/check.sh vm
 
+# memplug vs the kernel's virtio_mem, same kernels, same run (not a test)
+bench: build
+	@python3 bench/bench.py
+
 clean:
 	rm -rf build
 	$(MAKE) -C tools/memplugctl clean

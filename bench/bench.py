@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""make bench: memplug side by side with the kernel's own virtio_mem.
+
+Same kernel, same run, drivers alternating, every measurement repeated
+(BENCH_REPS, default 3) and reported as median and spread. Prints a table of
+ratios memplug / virtio_mem, writes CSV files, one PNG plot per scenario
+(guest memory over time for both drivers, gnuplot) and a markdown summary
+under bench/results/.
+
+Environment: BENCH_REPS, KERNELS ("6.1 6.12"), BENCH_FILTER (regex on the
+scenario name), BENCH_DRIVERS ("virtio_mem memplug"), BENCH_SIZE (8G).
+"""
+
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "vm"))
+
+from testbed import QMP, VM, Device, GiB, KiB, MiB, TestFailure, human, kernel_series, kernels  # noqa: E402
+
+RESULTS = os.path.join(HERE, "results")
+
+
+class Probe:
+    """Samples the device's plugged size (QMP) and the guest's MemTotal
+    (agent) as fast as they answer, with timestamps, for the plots."""
+
+    def __init__(self, vm, dev="vmem0"):
+        self.vm = vm
+        self.dev = dev
+        self.qmp = QMP(vm.qmp)
+        self.samples = []   # (t, plugged bytes, guest MemTotal bytes)
+        self.t0 = time.time()
+
+    def size(self):
+        return int(self.qmp.execute("qom-get", path=self.dev, property="size"))
+
+    def memtotal(self):
+        return self.vm.state()["memtotal_kb"] * KiB
+
+    def sample(self):
+        s, m = self.size(), self.memtotal()
+        self.samples.append((time.time() - self.t0, s, m))
+        return s, m
+
+    def request(self, size):
+        self.qmp.execute("qom-set", path=self.dev, property="requested-size", value=size)
+
+    def resize(self, size, base_memtotal, timeout=300, settle=None):
+        """Request `size`; return (seconds until the device reports it,
+        seconds until the guest's MemTotal follows). When the target is
+        not reached (the guest refuses), returns None for the missing
+        ones after `timeout` or, with settle, once nothing moved for
+        `settle` seconds."""
+        t0 = time.time()
+        self.request(size)
+        dev_t = guest_t = None
+        last_change, last = t0, None
+        while time.time() - t0 < timeout:
+            s, m = self.sample()
+            now = time.time()
+            if dev_t is None and s == size:
+                dev_t = now - t0
+            if guest_t is None and dev_t is not None and m - base_memtotal == size:
+                guest_t = now - t0
+            if dev_t is not None and guest_t is not None:
+                break
+            if (s, m) != last:
+                last, last_change = (s, m), now
+            elif settle and now - last_change > settle:
+                break
+            time.sleep(0.01)
+        return dev_t, guest_t
+
+    def close(self):
+        self.qmp.close()
+
+
+def guest_cpu_jiffies(vm):
+    """Guest kernel CPU time (system + softirq jiffies, all CPUs): the
+    driver's worker runs in kernel threads, and the guest is otherwise idle."""
+    line = vm.sh("head -n1 /proc/stat")["out"].split()
+    return int(line[3]) + int(line[7])
+
+
+def boot(rel, driver, block, region):
+    return VM(rel, driver, [Device("vmem0", region, block)], boot_mem="1G",
+              log=lambda m: None).start()
+
+
+def sc_plug_unplug(rel, driver, block, size):
+    region = max(size, 8 * GiB)
+    vm = boot(rel, driver, block, region)
+    try:
+        base = vm.state()["memtotal_kb"] * KiB
+        p = Probe(vm)
+        cpu0 = guest_cpu_jiffies(vm)
+        plug_dev, plug_guest = p.resize(size, base)
+        cpu1 = guest_cpu_jiffies(vm)
+        unplug_dev, unplug_guest = p.resize(0, base)
+        cpu2 = guest_cpu_jiffies(vm)
+        problems = vm.agent("dmesg")["problem_count"]
+        p.close()
+        return {"plug_device_s": plug_dev, "plug_guest_s": plug_guest,
+                "unplug_device_s": unplug_dev, "unplug_guest_s": unplug_guest,
+                "plug_cpu_s": (cpu1 - cpu0) / 100.0, "unplug_cpu_s": (cpu2 - cpu1) / 100.0,
+                "kernel_problems": problems}, p.samples
+    finally:
+        vm.stop()
+
+
+def sc_unplug_under_load(rel, driver, block, size):
+    """Half of the plugged memory is held by a pattern-verifying filler."""
+    vm = boot(rel, driver, block, max(size, 8 * GiB))
+    try:
+        base = vm.state()["memtotal_kb"] * KiB
+        p = Probe(vm)
+        p.resize(size, base)
+        vm.agent("fill %d 5" % (size // 2 // MiB))
+        deadline = time.time() + 600
+        while not vm.agent("fill-status")["ready"]:
+            if time.time() > deadline:
+                raise TestFailure("filler not ready")
+            time.sleep(0.5)
+        t0 = time.time()
+        dev_t, _ = p.resize(0, base, timeout=180, settle=30)
+        took = dev_t if dev_t is not None else time.time() - t0
+        left = p.size()
+        st = vm.agent("fill-stop", timeout=600)
+        p.close()
+        return {"unplug_s": took, "unplugged_gib": (size - left) / GiB,
+                "corrupted_bytes": st["corrupted_bytes"],
+                "oom_killed": 1 if st["killed_by_signal"] == 9 else 0,
+                "kernel_problems": vm.agent("dmesg")["problem_count"]}, p.samples
+    finally:
+        vm.stop()
+
+
+def sc_small_steps(rel, driver, block, steps=40, step=256 * MiB):
+    """±256 MiB, 40 times, around 2 GiB: latency per step."""
+    vm = boot(rel, driver, block, 8 * GiB)
+    try:
+        base = vm.state()["memtotal_kb"] * KiB
+        p = Probe(vm)
+        p.resize(2 * GiB, base)
+        lat = []
+        for i in range(steps):
+            target = 2 * GiB + (step if i % 2 == 0 else 0)
+            _, g = p.resize(target, base, timeout=120)
+            lat.append(g if g is not None else float("nan"))
+        p.close()
+        return {"step_median_s": statistics.median(lat), "step_max_s": max(lat),
+                "kernel_problems": vm.agent("dmesg")["problem_count"]}, p.samples
+    finally:
+        vm.stop()
+
+
+SCENARIOS = [
+    ("plug_unplug_bbm_1G", lambda r, d, s: sc_plug_unplug(r, d, GiB, s)),
+    ("plug_unplug_bbm_2G", lambda r, d, s: sc_plug_unplug(r, d, 2 * GiB, s)),
+    ("plug_unplug_sbm_2M", lambda r, d, s: sc_plug_unplug(r, d, 2 * MiB, s)),
+    ("plug_unplug_sbm_128M", lambda r, d, s: sc_plug_unplug(r, d, 128 * MiB, s)),
+    ("unplug_under_50pct_load_bbm_1G", lambda r, d, s: sc_unplug_under_load(r, d, GiB, s // 2)),
+    ("unplug_under_50pct_load_sbm_2M",
+     lambda r, d, s: sc_unplug_under_load(r, d, 2 * MiB, s // 2)),
+    ("small_steps_sbm_2M", lambda r, d, s: sc_small_steps(r, d, 2 * MiB)),
+    ("small_steps_bbm_256M", lambda r, d, s: sc_small_steps(r, d, 256 * MiB)),
+]
+
+# Which direction is better for each metric, for the ratio column.
+LOWER_IS_BETTER = re.compile(r"_s$|corrupted|oom|problems")
+
+
+def med_spread(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None, None
+    return statistics.median(vals), (max(vals) - min(vals))
+
+
+def plot(name, series, path_png):
+    """series: {label: [(t, plugged, memtotal)]}; one gnuplot PNG."""
+    data = path_png[:-4] + ".dat"
+    with open(data, "w") as f:
+        for label, samples in series.items():
+            f.write("# %s\n" % label)
+            for t, s, m in samples:
+                f.write("%.3f %.4f %.4f\n" % (t, s / GiB, m / GiB))
+            f.write("\n\n")
+    plots = []
+    for i, label in enumerate(series):
+        plots.append("'%s' index %d using 1:3 with lines lw 2 title '%s: guest MemTotal'" %
+                     (data, i, label))
+        plots.append("'%s' index %d using 1:2 with lines dt 2 title '%s: device plugged'" %
+                     (data, i, label))
+    script = ("set terminal pngcairo size 900,500\nset output '%s'\n"
+              "set title '%s'\nset xlabel 'seconds'\nset ylabel 'GiB'\nset key outside below\n"
+              "set grid\nplot %s\n" % (path_png, name.replace("_", " "), ", ".join(plots)))
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("# gnuplot failed for %s: %s" % (name, e))
+
+
+def main():
+    reps = int(os.environ.get("BENCH_REPS", "3"))
+    size = int(os.environ.get("BENCH_SIZE_GIB", "8")) * GiB
+    flt = os.environ.get("BENCH_FILTER", "")
+    drivers = os.environ.get("BENCH_DRIVERS", "virtio_mem memplug").split()
+    wanted = os.environ.get("KERNELS", "6.1 6.12").split()
+    rels = [r for r in kernels() if kernel_series(r) in wanted or "all" in wanted]
+    os.makedirs(RESULTS, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rows = []           # (kernel, scenario, metric, driver, median, spread, n)
+    raw_csv = os.path.join(RESULTS, "raw.csv")
+    with open(raw_csv, "w", newline="") as rawf:
+        raw = csv.writer(rawf)
+        raw.writerow(["kernel", "scenario", "driver", "rep", "metric", "value"])
+        for rel in rels:
+            ks = kernel_series(rel)
+            for name, fn in SCENARIOS:
+                if flt and not re.search(flt, name):
+                    continue
+                results = {d: [] for d in drivers}
+                traces = {}
+                for rep in range(reps):
+                    for d in (drivers if rep % 2 == 0 else list(reversed(drivers))):
+                        t0 = time.time()
+                        try:
+                            res, samples = fn(rel, d, size)
+                        except Exception as e:
+                            print("# %s %s %s rep %d failed: %s" % (ks, name, d, rep, e),
+                                  flush=True)
+                            continue
+                        results[d].append(res)
+                        traces.setdefault(d, samples)
+                        for k, v in res.items():
+                            raw.writerow([ks, name, d, rep, k, v])
+                        rawf.flush()
+                        print("# %s %s %s rep %d (%.0fs): %s" % (
+                            ks, name, d, rep, time.time() - t0,
+                            " ".join("%s=%s" % (k, "%.3f" % v if isinstance(v, float) else v)
+                                     for k, v in res.items())), flush=True)
+                metrics = sorted({k for d in drivers for r in results[d] for k in r})
+                for m in metrics:
+                    for d in drivers:
+                        med, spread = med_spread([r.get(m) for r in results[d]])
+                        rows.append((ks, name, m, d, med, spread, len(results[d])))
+                plot("%s %s" % (ks, name), traces,
+                     os.path.join(RESULTS, "%s-%s.png" % (ks, name)))
+    write_summary(rows, drivers, stamp)
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "%.3f" % v
+    return str(v)
+
+
+def write_summary(rows, drivers, stamp):
+    with open(os.path.join(RESULTS, "summary.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["kernel", "scenario", "metric", "driver", "median", "spread", "runs"])
+        for r in rows:
+            w.writerow(r)
+    table = {}
+    for ks, name, m, d, med, spread, n in rows:
+        table.setdefault((ks, name, m), {})[d] = (med, spread, n)
+    lines = ["# memplug benchmark", "",
+             "Run %s on %s (%d CPUs), QEMU TCG, 1 GiB boot memory, `online_movable`. "
+             "Median of the runs, spread = max - min. ratio = memplug / virtio_mem "
+             "(for times: below 1 means memplug is faster)." %
+             (stamp, platform.node() or "?", os.cpu_count()), "",
+             "| kernel | scenario | metric | virtio_mem | memplug | ratio |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    print()
+    print("%-5s %-34s %-18s %16s %16s %7s" % ("kern", "scenario", "metric", "virtio_mem",
+                                              "memplug", "ratio"))
+    for (ks, name, m), byd in table.items():
+        vm_ = byd.get("virtio_mem", (None, None, 0))
+        mp = byd.get("memplug", (None, None, 0))
+        ratio = "-"
+        if vm_[0] and mp[0] is not None and vm_[0] != 0:
+            ratio = "%.2f" % (mp[0] / vm_[0])
+        cell = lambda x: "%s ±%s" % (fmt(x[0]), fmt(x[1])) if x[0] is not None else "-"
+        print("%-5s %-34s %-18s %16s %16s %7s" % (ks, name, m, cell(vm_), cell(mp), ratio))
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (ks, name, m, cell(vm_), cell(mp), ratio))
+    lines += ["", "Plots (guest MemTotal and device plugged size over time, both drivers):", ""]
+    for f in sorted(os.listdir(RESULTS)):
+        if f.endswith(".png"):
+            lines.append("- [%s](%s)" % (f[:-4], f))
+    with open(os.path.join(RESULTS, "summary.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\nwrote %s" % os.path.join(RESULTS, "summary.md"))
+
+
+if __name__ == "__main__":
+    main()
