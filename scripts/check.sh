@@ -11,10 +11,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit tools static vm)
+[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz tools static vm)
 
 declare -A cmd=(
 	[unit]="make -s -C tests/unit check"
+	[fuzz]="scripts/fuzz-short.sh"
 	[tools]="tests/tools/run.sh"
 	[static]="scripts/static-checks.sh"
 	[vm]="python3 tests/vm/run.py"
@@ -33,6 +34,10 @@ for s in "${suites[@]}"; do
 	$c 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
+	if [ -z "$line" ] && grep -qE '^(not )?ok [0-9]+' "$log"; then
+		# plain TAP without a closing line (cmocka): count its results
+		line="$(grep -cE '^ok [0-9]+' "$log") passed, $(grep -cE '^not ok [0-9]+' "$log") failed"
+	fi
 	rm -f "$log"
 	if [ -z "$line" ]; then
 		echo "# suite $s did not report a result (exit $rc)"
