@@ -274,7 +274,10 @@ static void explain_not_vmem(struct qmp_conn *conn, const char *id)
 	snprintf(path, sizeof(path), PERIPHERAL_PATH "%s", id);
 	if (qmp_execute(conn, "qom-get", json_pack("{s:s, s:s}", "path", path, "property", "type"),
 			&ret)) {
-		error_msg("no device with id '%s'", id);
+		if (!strcmp(qmp_error_class(conn), "DeviceNotFound"))
+			error_msg("no device with id '%s'", id);
+		else
+			error_msg("no virtio-mem device with id '%s' (%s)", id, qmp_error(conn));
 		return;
 	}
 	snprintf(type, sizeof(type), "%s", json_is_string(ret) ? json_string_value(ret) : "?");
@@ -327,8 +330,9 @@ static int find_device(struct qmp_conn *conn, const char *id, struct vmem_info *
 				snprintf(type, sizeof(type), "%s",
 					 json_string_value(json_object_get(entry, "type")));
 				sanitize_string(type);
-				error_msg("device '%s' is not a virtio-mem device (it is a %s memory device)",
-					  id, type);
+				error_msg(
+					"device '%s' is not a virtio-mem device (it is a %s memory device)",
+					id, type);
 				goto out;
 			}
 			found = entry;
@@ -352,13 +356,15 @@ static int find_device(struct qmp_conn *conn, const char *id, struct vmem_info *
 	}
 	if (!id && nr_vmem > 1) {
 		sanitize_string(names);
-		error_msg("QEMU has %u virtio-mem devices (%s): choose one with -d ID", nr_vmem, names);
+		error_msg("QEMU has %u virtio-mem devices (%s): choose one with -d ID", nr_vmem,
+			  names);
 		goto out;
 	}
 	if (entry_to_vmem(found, info))
 		goto out;
 	if (!info->id[0]) {
-		error_msg("the virtio-mem device has no id; start it with -device virtio-mem-pci,id=...");
+		error_msg(
+			"the virtio-mem device has no id; start it with -device virtio-mem-pci,id=...");
 		goto out;
 	}
 	/* QEMU never reports such ids; refuse rather than print or reuse them. */
@@ -395,13 +401,19 @@ static struct qmp_conn *connect_qmp(const struct options *opts)
 
 static void print_vmem_json(const struct vmem_info *info)
 {
-	json_t *obj = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "id", info->id, "memdev",
-				info->memdev, "node", (json_int_t)info->node, "memaddr",
-				(json_int_t)info->memaddr, "block-size", (json_int_t)info->block_size,
-				"max-size", (json_int_t)info->max_size, "requested-size",
-				(json_int_t)info->requested_size, "size", (json_int_t)info->size);
-	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	json_t *obj = json_object();
+	char *text;
 
+	/* Same member names as query-memory-devices, so scripts can use either. */
+	json_object_set_new(obj, "id", json_string(info->id));
+	json_object_set_new(obj, "memdev", json_string(info->memdev));
+	json_object_set_new(obj, "node", json_integer(info->node));
+	json_object_set_new(obj, "memaddr", json_integer((json_int_t)info->memaddr));
+	json_object_set_new(obj, "block-size", json_integer((json_int_t)info->block_size));
+	json_object_set_new(obj, "max-size", json_integer((json_int_t)info->max_size));
+	json_object_set_new(obj, "requested-size", json_integer((json_int_t)info->requested_size));
+	json_object_set_new(obj, "size", json_integer((json_int_t)info->size));
+	text = json_dumps(obj, JSON_COMPACT);
 	if (text)
 		printf("%s\n", text);
 	free(text);
@@ -538,8 +550,8 @@ static void show_progress(struct progress *p, uint64_t size, int final)
 		fprintf(stderr, "\r%s [%s] %3u%%  %s / %s  %s\033[K%s", p->id, bar, pct, cur, tgt,
 			format_rate(p, size, rate, sizeof(rate)), final ? "\n" : "");
 		p->drawn = 1;
-	} else if (final || (size != p->last_size &&
-			     now - p->last_print >= PLAIN_PROGRESS_INTERVAL_MS)) {
+	} else if (final ||
+		   (size != p->last_size && now - p->last_print >= PLAIN_PROGRESS_INTERVAL_MS)) {
 		fprintf(stderr, "%s: plugged %s of %s requested (%u%%, %s)\n", p->id, cur, tgt, pct,
 			format_rate(p, size, rate, sizeof(rate)));
 		p->last_print = now;
@@ -593,8 +605,9 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 			if (cur.requested_size != target) {
 				if (p.drawn)
 					fputc('\n', stderr);
-				error_msg("requested size of %s was changed to %s by another QMP client",
-					  dev->id, format_size(cur.requested_size, a, sizeof(a)));
+				error_msg(
+					"requested size of %s was changed to %s by another QMP client",
+					dev->id, format_size(cur.requested_size, a, sizeof(a)));
 				return EXIT_ERROR;
 			}
 			size = cur.size;
@@ -608,7 +621,8 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 			show_progress(&p, size, 1);
 			error_msg("timed out after %u.%01u s: %s has %s plugged, %s requested",
 				  opts->timeout_ms / 1000, opts->timeout_ms % 1000 / 100, dev->id,
-				  format_size(size, a, sizeof(a)), format_size(target, b, sizeof(b)));
+				  format_size(size, a, sizeof(a)),
+				  format_size(target, b, sizeof(b)));
 			return EXIT_TIMEOUT;
 		}
 		show_progress(&p, size, 0);
@@ -701,9 +715,9 @@ static void event_time(json_t *event, char *buf, size_t len)
 
 static void print_size_event(json_t *event, const char *id, uint64_t size, int json)
 {
-	const char *qom_path = json_string_value(json_object_get(json_object_get(event, "data"),
-								 "qom-path"));
-	char when[64], human[SIZE_STR_MAX];
+	const char *qom_path =
+		json_string_value(json_object_get(json_object_get(event, "data"), "qom-path"));
+	char when[64];
 
 	event_time(event, when, sizeof(when));
 	if (json) {
@@ -716,7 +730,7 @@ static void print_size_event(json_t *event, const char *id, uint64_t size, int j
 		free(text);
 		json_decref(obj);
 	} else {
-		char safe_id[128];
+		char safe_id[128], human[SIZE_STR_MAX];
 
 		snprintf(safe_id, sizeof(safe_id), "%s", id);
 		sanitize_string(safe_id);
@@ -751,7 +765,8 @@ static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 		rc = qmp_next_event(conn, wait, &event);
 		if (rc == QMP_ERR_TIMEOUT) {
 			if (opts->count && seen < opts->count) {
-				error_msg("timed out after %u events, %u expected", seen, opts->count);
+				error_msg("timed out after %u events, %u expected", seen,
+					  opts->count);
 				return EXIT_TIMEOUT;
 			}
 			return EXIT_SUCCESS;
@@ -768,7 +783,8 @@ static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 		id = json_string_value(json_object_get(data, "id"));
 		if (strcmp(json_string_value(json_object_get(event, "event")),
 			   "MEMORY_DEVICE_SIZE_CHANGE") ||
-		    get_uint(data, "size", &size) || (opts->device && (!id || strcmp(id, opts->device)))) {
+		    get_uint(data, "size", &size) ||
+		    (opts->device && (!id || strcmp(id, opts->device)))) {
 			json_decref(event);
 			continue;
 		}
@@ -855,13 +871,15 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			if (parse_count(optarg, &opts.count))
-				return usage_error("invalid count '%s' (a positive number)", optarg);
+				return usage_error("invalid count '%s' (a positive number)",
+						   optarg);
 			seen.count = 1;
 			break;
 		case OPT_QMP_TIMEOUT:
 			if (parse_seconds(optarg, &opts.qmp_timeout_ms) || !opts.qmp_timeout_ms)
-				return usage_error("invalid QMP timeout '%s' (seconds, at most 86400)",
-						   optarg);
+				return usage_error(
+					"invalid QMP timeout '%s' (seconds, at most 86400)",
+					optarg);
 			break;
 		case 'h':
 			help = 1;
@@ -879,9 +897,11 @@ int main(int argc, char **argv)
 			if (optopt >= '0' && optopt <= '9') {
 				const char *arg = argv[optind - 1];
 
-				if (optind < argc && argv[optind][0] == '-' && argv[optind][1] == optopt)
+				if (optind < argc && argv[optind][0] == '-' &&
+				    argv[optind][1] == optopt)
 					arg = argv[optind];
-				return usage_error("invalid size '%s': size must not be negative", arg);
+				return usage_error("invalid size '%s': size must not be negative",
+						   arg);
 			}
 			if (optopt)
 				return usage_error("unknown option '-%c'", optopt);

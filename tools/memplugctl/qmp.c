@@ -67,8 +67,8 @@ static long long deadline_after(int timeout_ms)
 }
 
 /* Record an error; the text may quote the peer, so make it printable. */
-static void __attribute__((format(printf, 2, 3))) set_error(struct qmp_conn *conn, const char *fmt,
-							      ...)
+static void __attribute__((format(printf, 2, 3)))
+set_error(struct qmp_conn *conn, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -83,10 +83,9 @@ static void __attribute__((format(printf, 2, 3))) set_error(struct qmp_conn *con
 static int wait_fd(struct qmp_conn *conn, short events, long long deadline)
 {
 	struct pollfd pfd = { .fd = conn->fd, .events = events };
-	int rc;
 
 	for (;;) {
-		rc = poll(&pfd, 1, remaining_ms(deadline));
+		int rc = poll(&pfd, 1, remaining_ms(deadline));
 		if (rc > 0)
 			return QMP_OK;
 		if (rc == 0)
@@ -120,7 +119,8 @@ static int write_all(struct qmp_conn *conn, const char *data, size_t len, long l
 				return rc;
 			continue;
 		}
-		set_error(conn, "sending to QMP peer failed: %s", n < 0 ? strerror(errno) : "short write");
+		set_error(conn, "sending to QMP peer failed: %s",
+			  n < 0 ? strerror(errno) : "short write");
 		return QMP_ERR_IO;
 	}
 	return QMP_OK;
@@ -181,8 +181,8 @@ static int parse_buffered(struct qmp_conn *conn, json_t **msg)
 	}
 	if (jerr.position <= 0 || (size_t)jerr.position > upto) {
 		json_decref(json);
-		set_error(conn, "internal error: JSON parser consumed %d of %zu bytes", jerr.position,
-			  upto);
+		set_error(conn, "internal error: JSON parser consumed %d of %zu bytes",
+			  jerr.position, upto);
 		return QMP_ERR_PROTOCOL;
 	}
 	consume(conn, (size_t)jerr.position);
@@ -208,8 +208,10 @@ static int read_message(struct qmp_conn *conn, long long deadline, json_t **msg)
 		if (rc || *msg)
 			return rc;
 		if (conn->len >= QMP_MAX_MESSAGE) {
-			set_error(conn, "QMP reply too large (more than %d bytes without a complete message)",
-				  QMP_MAX_MESSAGE);
+			set_error(
+				conn,
+				"QMP reply too large (more than %d bytes without a complete message)",
+				QMP_MAX_MESSAGE);
 			return QMP_ERR_PROTOCOL;
 		}
 		rc = wait_fd(conn, POLLIN, deadline);
@@ -228,7 +230,9 @@ static int read_message(struct qmp_conn *conn, long long deadline, json_t **msg)
 			if (buffer_is_blank(conn->buf, conn->len))
 				set_error(conn, "QMP peer closed the connection");
 			else
-				set_error(conn, "QMP peer closed the connection in the middle of a message");
+				set_error(
+					conn,
+					"QMP peer closed the connection in the middle of a message");
 			return QMP_ERR_IO;
 		}
 		if (memchr(conn->buf + conn->len, '\n', (size_t)n))
@@ -258,7 +262,8 @@ static int command_error(struct qmp_conn *conn, const char *command, json_t *err
 	const char *desc = json_string_value(json_object_get(error, "desc"));
 
 	if (!json_is_object(error)) {
-		set_error(conn, "malformed reply to %s: neither \"return\" nor \"error\" object", command);
+		set_error(conn, "malformed reply to %s: neither \"return\" nor \"error\" object",
+			  command);
 		return QMP_ERR_PROTOCOL;
 	}
 	set_error(conn, "%s", desc ? desc : "QEMU reported an error without description");
@@ -336,11 +341,11 @@ int qmp_next_event(struct qmp_conn *conn, int timeout_ms, json_t **event)
 {
 	long long deadline = deadline_after(timeout_ms);
 	unsigned int strays = 0;
-	int rc;
 
 	*event = NULL;
 	for (;;) {
 		json_t *msg;
+		int rc;
 
 		if (json_array_size(conn->events)) {
 			*event = json_incref(json_array_get(conn->events, 0));
@@ -483,15 +488,15 @@ static int read_greeting(struct qmp_conn *conn)
 	}
 	if (!json_is_object(json_object_get(msg, "QMP"))) {
 		json_decref(msg);
-		set_error(conn, "QMP greeting failed: peer did not send a {\"QMP\": {...}} greeting");
+		set_error(conn,
+			  "QMP greeting failed: peer did not send a {\"QMP\": {...}} greeting");
 		return QMP_ERR_PROTOCOL;
 	}
 	json_decref(msg);
 	return QMP_OK;
 }
 
-struct qmp_conn *qmp_connect(const struct qmp_addr *addr, int timeout_ms, char *err,
-			     size_t err_len)
+struct qmp_conn *qmp_connect(const struct qmp_addr *addr, int timeout_ms, char *err, size_t err_len)
 {
 	struct qmp_conn *conn = calloc(1, sizeof(*conn));
 	json_t *ret = NULL;

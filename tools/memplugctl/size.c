@@ -157,7 +157,7 @@ int parse_seconds(const char *str, unsigned int *msec)
 {
 	const uint64_t max_sec = 24 * 60 * 60;
 	uint64_t sec, frac = 0;
-	int n, digits = 0;
+	int n;
 
 	if (!str)
 		return -EINVAL;
@@ -168,6 +168,8 @@ int parse_seconds(const char *str, unsigned int *msec)
 		return -EINVAL;
 	str += n;
 	if (*str == '.') {
+		int digits = 0;
+
 		str++;
 		while (is_digit(*str)) {
 			if (digits == 3)
