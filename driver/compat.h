@@ -33,14 +33,20 @@
 #endif
 
 /*
+ * The kernel version, from the header's own major/patchlevel numbers.
+ * Only 6.1 and 6.12 are verified.
+ */
+#define MEMPLUG_KERNEL KERNEL_VERSION(LINUX_VERSION_MAJOR, \
+				      LINUX_VERSION_PATCHLEVEL, 0)
+
+/*
  * Feature: largest buddy order handed to the online page callback.
- * 6.1: MAX_ORDER is exclusive; since 6.4 MAX_ORDER / MAX_PAGE_ORDER is
- * inclusive.
+ * MAX_PAGE_ORDER (6.8+) is inclusive; older kernels have MAX_ORDER, which
+ * was exclusive up to 6.3 (inclusive 6.4 - 6.7, where MAX_ORDER - 1 only
+ * means smaller chunks).
  */
 #ifdef MAX_PAGE_ORDER
 #define MEMPLUG_MAX_ORDER	MAX_PAGE_ORDER
-#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
-#define MEMPLUG_MAX_ORDER	MAX_ORDER
 #else
 #define MEMPLUG_MAX_ORDER	(MAX_ORDER - 1)
 #endif
@@ -56,11 +62,19 @@
  * of 1, generic_online_page() clears PageOffline(), and offline_pages()
  * subtracts only pages that were in the buddy.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+#if KERNEL_VERSION(6, 11, 0) <= MEMPLUG_KERNEL
 #define MEMPLUG_HAVE_MEMMAP_PAGE_OFFLINE 1
 #else
 #define MEMPLUG_HAVE_MEMMAP_PAGE_OFFLINE 0
 #endif
+
+/*
+ * The non-atomic page type operations __SetPageOffline() and
+ * __ClearPageOffline() (only those exist for page types).
+ */
+#define mp_nonatomic(op)		__ ## op
+#define mp_set_page_offline(page)	mp_nonatomic(SetPageOffline)(page)
+#define mp_clear_page_offline(page)	mp_nonatomic(ClearPageOffline)(page)
 
 /*
  * Keep one freshly onlined page (refcount 1, not in the buddy) logically
@@ -70,8 +84,8 @@ static inline void mp_compat_keep_offline(struct page *page)
 {
 #if !MEMPLUG_HAVE_MEMMAP_PAGE_OFFLINE
 	/* PageReserved pages are "unmovable" to page isolation */
-	__ClearPageReserved(page);
-	__SetPageOffline(page);
+	ClearPageReserved(page);
+	mp_set_page_offline(page);
 #endif
 }
 
@@ -87,7 +101,7 @@ static inline void mp_compat_online_pages(struct page *page,
 	unsigned long i;
 
 	for (i = 0; i < (1UL << order); i++)
-		__ClearPageOffline(page + i);
+		mp_clear_page_offline(page + i);
 #endif
 	generic_online_page(page, order);
 }

@@ -54,7 +54,7 @@ static void mp_vq_done(struct virtqueue *vq)
 
 static bool mp_reap(struct mp_dev *d, unsigned int *len)
 {
-	return virtqueue_get_buf(d->vq, len) != NULL;
+	return !!virtqueue_get_buf(d->vq, len);
 }
 
 static const char *mp_req_name(u16 type)

@@ -15,12 +15,11 @@
 #include <linux/types.h>
 #else
 #include <stdbool.h>
-#include <stdint.h>
 #include <stddef.h>
-typedef uint64_t u64;
-typedef uint32_t u32;
-typedef uint16_t u16;
-typedef uint8_t u8;
+typedef unsigned long long u64;
+typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned char u8;
 #endif
 
 /* The virtio-mem request carries a 16 bit block count. */

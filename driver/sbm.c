@@ -179,7 +179,7 @@ static int mp_sbm_take_sb(struct mp_dev *d, u64 unit, u32 sb)
 	}
 	page_offline_begin();
 	for (i = 0; i < nr; i++)
-		__SetPageOffline(pfn_to_page(pfn + i));
+		mp_set_page_offline(pfn_to_page(pfn + i));
 	page_offline_end();
 	adjust_managed_page_count(pfn_to_page(pfn), -(long)nr);
 	u->busy = MP_BUSY_NONE;

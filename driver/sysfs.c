@@ -125,7 +125,8 @@ static ssize_t unit_states_show(struct device *dev,
 			n[3]++;
 	}
 	mutex_unlock(&d->hp_lock);
-	return sysfs_emit(buf, "not_added %llu offline %llu online_movable %llu online_kernel %llu busy %llu\n",
+	return sysfs_emit(buf,
+			  "not_added %llu offline %llu online_movable %llu online_kernel %llu busy %llu\n",
 			  n[0], n[1], n[2], n[3], n[4]);
 }
 static DEVICE_ATTR_RO(unit_states);
