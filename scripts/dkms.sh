@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Install memplug like any out-of-tree driver: DKMS, modprobe.d, initramfs.
+#
+#   scripts/dkms.sh version             print the version (driver/dkms.conf)
+#   scripts/dkms.sh src DIR             copy the DKMS source tree to DIR
+#   scripts/dkms.sh install [-k REL]... as root: /usr/src/memplug-<ver>/,
+#                                       dkms add + install for each REL (default:
+#                                       the running kernel), modprobe.d file,
+#                                       initramfs hook, update-initramfs
+#   scripts/dkms.sh uninstall           as root: undo install (every version)
+#   scripts/dkms.sh deb [OUTDIR]        build OUTDIR/memplug-dkms_<ver>_all.deb
+#                                       (default OUTDIR: build/)
+#
+# driver/dkms.conf holds the one version number; everything here reads it.
+# MEMPLUG_NO_INITRAMFS=1 skips update-initramfs in install and uninstall.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+drv=$top/driver
+
+log() { printf 'dkms.sh: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+version() {
+	local v
+	v=$(sed -nE 's/^PACKAGE_VERSION="?([^"]*)"?[[:space:]]*$/\1/p' "$drv/dkms.conf")
+	[ -n "$v" ] || die "no PACKAGE_VERSION in driver/dkms.conf"
+	echo "$v"
+}
+VER=$(version)
+NAME=memplug
+MODPROBE_CONF=/etc/modprobe.d/memplug.conf
+# a local install belongs to the administrator: /etc; the package uses /usr/share
+HOOK_LOCAL=/etc/initramfs-tools/hooks/memplug
+HOOK_PKG=/usr/share/initramfs-tools/hooks/memplug
+
+# The DKMS source tree: the driver's sources, Makefile and dkms.conf only (no
+# build products, nothing else from driver/).
+copy_src() {
+	local dst=$1 f
+	mkdir -p "$dst"
+	for f in "$drv"/*.c "$drv"/*.h "$drv/Makefile" "$drv/dkms.conf"; do
+		case ${f##*/} in *.mod.c) continue ;; esac
+		install -m 0644 "$f" "$dst/"
+	done
+}
+
+need_root() {
+	[ "$(id -u)" = 0 ] || die "$1 needs root"
+	command -v dkms >/dev/null || die "dkms is not installed (apt-get install dkms)"
+}
+
+update_initramfs() {
+	[ "${MEMPLUG_NO_INITRAMFS:-0}" = 1 ] && return 0
+	command -v update-initramfs >/dev/null || return 0
+	local rel
+	for rel in "$@"; do
+		# only images that exist: never create one for a headers-only kernel
+		[ -e "/boot/initrd.img-$rel" ] || continue
+		log "update-initramfs -u -k $rel"
+		update-initramfs -u -k "$rel" >&2 || log "update-initramfs failed for $rel"
+	done
+}
+
+# dkms status lines: "memplug/0.1.0, 6.1.0-56-amd64, x86_64: installed"
+added_versions() {
+	dkms status -m "$NAME" 2>/dev/null | sed -nE 's|^[^/]+/([^,: ]+)[,:].*|\1|p' | sort -u
+}
+
+cmd_install() {
+	local rels=() rel v
+	while [ $# -gt 0 ]; do
+		case $1 in
+		-k) [ $# -ge 2 ] || die "-k needs a kernel release"; rels+=("$2"); shift 2 ;;
+		-k*) rels+=("${1#-k}"); shift ;;
+		*) die "install: unknown argument '$1'" ;;
+		esac
+	done
+	[ ${#rels[@]} -gt 0 ] || rels=("$(uname -r)")
+	need_root install
+
+	# one version at a time: drop whatever an earlier install left
+	for v in $(added_versions); do
+		log "dkms remove $NAME/$v --all"
+		dkms remove "$NAME/$v" --all >&2 || true
+	done
+	rm -rf "/usr/src/$NAME-$VER"
+	copy_src "/usr/src/$NAME-$VER"
+	dkms add -m "$NAME" -v "$VER" >&2
+
+	local failed=0
+	for rel in "${rels[@]}"; do
+		if [ ! -e "/lib/modules/$rel/build/Makefile" ]; then
+			log "no headers for $rel (apt-get install linux-headers-$rel); skipped"
+			failed=1
+			continue
+		fi
+		# install builds first when needed
+		dkms install -m "$NAME" -v "$VER" -k "$rel" >&2 || failed=1
+	done
+
+	install -D -m 0644 "$drv/memplug-modprobe.conf" "$MODPROBE_CONF"
+	if [ -d /etc/initramfs-tools ]; then
+		install -D -m 0755 "$drv/memplug-initramfs-hook" "$HOOK_LOCAL"
+	fi
+	update_initramfs "${rels[@]}"
+	[ "$failed" = 0 ] || die "memplug $VER not installed for every kernel asked"
+	log "memplug $VER installed for ${rels[*]}"
+}
+
+cmd_uninstall() {
+	need_root uninstall
+	local v rels=() f
+	for v in $(added_versions); do
+		log "dkms remove $NAME/$v --all"
+		dkms remove "$NAME/$v" --all >&2 || true
+	done
+	# only a local install's sources; a package's are dpkg's to remove
+	for f in /usr/src/$NAME-*; do
+		[ -d "$f" ] || continue
+		dpkg -S "$f" >/dev/null 2>&1 && continue
+		rm -rf "$f"
+	done
+	for f in "$MODPROBE_CONF" "$HOOK_LOCAL"; do
+		dpkg -S "$f" >/dev/null 2>&1 || rm -f "$f"
+	done
+	for f in /boot/initrd.img-*; do
+		[ -e "$f" ] && rels+=("${f#/boot/initrd.img-}")
+	done
+	[ ${#rels[@]} -eq 0 ] || update_initramfs "${rels[@]}"
+	log "memplug uninstalled"
+}
+
+cmd_deb() {
+	local out=${1:-$top/build}
+	local pkg=$NAME-dkms root deb
+	command -v dpkg-deb >/dev/null || die "dpkg-deb not found"
+	mkdir -p "$out"
+	out=$(cd "$out" && pwd)
+	root=$(mktemp -d "$out/.deb.XXXXXX")
+	trap 'rm -rf "$root"' EXIT
+	chmod 0755 "$root"
+
+	copy_src "$root/usr/src/$NAME-$VER"
+	install -D -m 0644 "$drv/memplug-modprobe.conf" "$root$MODPROBE_CONF"
+	install -D -m 0755 "$drv/memplug-initramfs-hook" "$root$HOOK_PKG"
+	install -d -m 0755 "$root/usr/share/doc/$pkg"
+	cat > "$root/usr/share/doc/$pkg/copyright" <<-EOF
+	Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+	Upstream-Name: memplug
+	Source: memplug source tree
+
+	Files: *
+	Copyright: memplug developers
+	License: GPL-2
+	 On Debian systems, the full text of the GNU General Public License
+	 version 2 can be found in the file '/usr/share/common-licenses/GPL-2'.
+	EOF
+	[ -f "$top/docs/install.md" ] && install -m 0644 "$top/docs/install.md" "$root/usr/share/doc/$pkg/"
+	chmod 0644 "$root/usr/share/doc/$pkg/copyright"
+
+	install -d -m 0755 "$root/DEBIAN"
+	local size
+	size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+	cat > "$root/DEBIAN/control" <<-EOF
+	Package: $pkg
+	Version: $VER
+	Architecture: all
+	Maintainer: memplug developers <memplug@localhost>
+	Section: kernel
+	Priority: optional
+	Installed-Size: $size
+	Depends: dkms
+	Recommends: linux-headers-amd64 | linux-headers-generic
+	Description: memplug virtio-mem guest driver (DKMS source)
+	 memplug is a Linux guest driver for virtio-mem, the paravirtualized
+	 memory device that lets a hypervisor grow and shrink a VM's memory
+	 while it runs. It replaces the kernel's virtio_mem driver.
+	 .
+	 This package builds memplug.ko with DKMS for every kernel whose headers
+	 are installed, blacklists virtio_mem in /etc/modprobe.d/memplug.conf
+	 and adds memplug to the initramfs.
+	EOF
+	echo "$MODPROBE_CONF" > "$root/DEBIAN/conffiles"
+	# rebuild the initramfs (hook and modprobe.d file) on install and removal
+	echo "activate-noawait update-initramfs" > "$root/DEBIAN/triggers"
+
+	cat > "$root/DEBIAN/postinst" <<-EOF
+	#!/bin/sh
+	# memplug-dkms postinst: add the source to DKMS, build and install
+	# memplug.ko for every kernel that has its headers. A kernel without
+	# headers, or a failed build, is reported and does not fail the package:
+	# DKMS (AUTOINSTALL=yes) builds for kernels installed later.
+	set -e
+	NAME=$NAME
+	VERSION=$VER
+
+	case "\$1" in
+	configure)
+	    if [ -f /etc/dkms/no-autoinstall ]; then
+	        echo "memplug: DKMS autoinstall is disabled (/etc/dkms/no-autoinstall)"
+	        exit 0
+	    fi
+	    # a reinstall of the same version starts from a clean DKMS state
+	    if [ -n "\$(dkms status -m \$NAME -v \$VERSION 2>/dev/null)" ]; then
+	        dkms remove -m \$NAME -v \$VERSION --all >/dev/null || true
+	    fi
+	    dkms add -m \$NAME -v \$VERSION
+	    for dir in /lib/modules/*/; do
+	        [ -d "\$dir" ] || continue
+	        kver=\$(basename "\$dir")
+	        if [ ! -e "\$dir/build/Makefile" ]; then
+	            echo "memplug: no headers for \$kver, not built (install linux-headers-\$kver)"
+	            continue
+	        fi
+	        if ! dkms install -m \$NAME -v \$VERSION -k "\$kver"; then
+	            echo "memplug: build for \$kver failed, see /var/lib/dkms/\$NAME/\$VERSION/build/make.log" >&2
+	        fi
+	    done
+	    ;;
+	esac
+	exit 0
+	EOF
+	cat > "$root/DEBIAN/prerm" <<-EOF
+	#!/bin/sh
+	# memplug-dkms prerm: take memplug.ko out of every kernel and out of DKMS.
+	set -e
+	case "\$1" in
+	remove|upgrade|deconfigure)
+	    if command -v dkms >/dev/null; then
+	        dkms remove -m $NAME -v $VER --all || true
+	    fi
+	    ;;
+	esac
+	exit 0
+	EOF
+	chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm"
+	chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles" "$root/DEBIAN/triggers"
+
+	deb=$out/${pkg}_${VER}_all.deb
+	dpkg-deb --build --root-owner-group "$root" "$deb" >&2
+	rm -rf "$root"
+	trap - EXIT
+	echo "$deb"
+}
+
+case ${1:-} in
+version) version ;;
+src) [ $# -eq 2 ] || die "usage: $0 src DIR"; copy_src "$2" ;;
+install) shift; cmd_install "$@" ;;
+uninstall) cmd_uninstall ;;
+deb) shift; cmd_deb "$@" ;;
+*) sed -n '2,15s/^# \{0,1\}//p' "$0" >&2; exit 64 ;;
+esac
