@@ -126,10 +126,12 @@ json_field() {
 		<<<"$out" 2>/dev/null
 }
 
-# Wait until a unix socket at $1 accepts connections (max ~10 s).
+# Wait until a unix socket at $1 accepts connections (max ~10 s); give up
+# early when the process $2 (if given) that should serve it has died.
 wait_socket() {
 	local i
 	for i in $(seq 100); do
+		[ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && return 1
 		python3 - "$1" 2>/dev/null <<-'PY' && return 0
 		import socket, sys
 		s = socket.socket(socket.AF_UNIX)
@@ -233,7 +235,7 @@ start_qemu() {
 		-qmp "tcp:127.0.0.1:$tcp_port,server=on,wait=off" \
 		>"$work/qemu.log" 2>&1 &
 	qemu_pid=$!
-	wait_socket "$qmp_sock"
+	wait_socket "$qmp_sock" "$qemu_pid"
 }
 
 stop_qemu() {
@@ -449,6 +451,24 @@ if wait_socket "$sock"; then
 	wait "$resizer"
 else
 	not_ok "fake plug: watch" "fake server did not start"
+fi
+
+# On a terminal, --wait draws a progress bar (script(1) provides the pty).
+sock=$work/fake-tty.sock
+python3 "$here/fake_qmp.py" plug "$sock" 2>"$work/fake-tty.log" &
+pids+=("$!")
+if ! command -v script >/dev/null; then
+	skip "fake plug: progress bar on a tty" "script(1) not installed"
+elif wait_socket "$sock"; then
+	run script -qec "$M -s $sock resize 3G --wait --timeout 15" /dev/null
+	if [ "$rc" = 0 ] && grep -q $'\r''vmem0 \[#*\.*\] ' "$work/out" &&
+	   grep -q 'vmem0 \[##############################\] 100%  3 GiB / 3 GiB' "$work/out"; then
+		ok "fake plug: progress bar on a tty"
+	else
+		not_ok "fake plug: progress bar on a tty"; dump_run
+	fi
+else
+	not_ok "fake plug: progress bar on a tty" "fake server did not start"
 fi
 
 # ---------------------------------------------------------------------------

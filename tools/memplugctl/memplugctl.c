@@ -442,7 +442,7 @@ static void print_vmem_human(const struct vmem_info *info)
 	printf("  requested size:  %s (%" PRIu64 ")\n",
 	       format_size(info->requested_size, a, sizeof(a)), info->requested_size);
 	printf("  plugged size:    %s (%" PRIu64 ")%s\n", format_size(info->size, b, sizeof(b)),
-	       info->size, info->size == info->requested_size ? "" : "  [in progress]");
+	       info->size, info->size == info->requested_size ? "" : "  (requested size not reached yet)");
 }
 
 static int cmd_status(struct qmp_conn *conn, const struct options *opts)
