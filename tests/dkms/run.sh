@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# memplug as an installed out-of-tree driver, as TAP: DKMS builds it for
+# every kernel in .cache/kernels/list, the modprobe.d file makes the kernel's
+# real module tree pick memplug over virtio_mem, and the Debian package holds
+# what it should with working maintainer scripts.
+#
+# Nothing is installed on this host: DKMS runs on a temporary tree
+# (--dkmstree/--sourcetree/--installtree, its own signing key, --no-depmod)
+# and module resolution uses a temporary root (depmod -b, modprobe -d).
+#
+# Products: build/memplug-dkms_<ver>_all.deb, and build/<rel>/dkms/memplug.ko,
+# the DKMS-built module (decompressed) for the test bed to boot.
+#
+# Ends with "N passed, N failed, N skipped"; a TODO test that fails (a
+# module without MODULE_VERSION) counts as skipped, as TAP says it should.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${MEMPLUG_CACHE:-$top/.cache}
+cd "$top"
+
+T=$(mktemp -d /tmp/memplug-dkms.XXXXXX)
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$T"' EXIT
+
+n=0 P=0 F=0 S=0
+ok() { # $1: 0 = pass; $2: name; $3: diagnostics shown on failure
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n - $2"; P=$((P + 1))
+	else
+		echo "not ok $n - $2"; F=$((F + 1))
+		[ -z "${3:-}" ] || sed 's/^/# /' <<<"$3" | tail -n 30
+	fi
+}
+skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; S=$((S + 1)); }
+todo() { # $1: 0 = pass; $2: name; $3: why it is still to do
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n - $2"; P=$((P + 1))
+	else
+		echo "not ok $n - $2 # TODO $3"; S=$((S + 1))
+	fi
+}
+
+VER=$(scripts/dkms.sh version) || { echo "Bail out! no version in driver/dkms.conf"; exit 1; }
+mapfile -t rels < <(grep -v '^[[:space:]]*$' "$cache/kernels/list" 2>/dev/null)
+[ ${#rels[@]} -gt 0 ] || { echo "Bail out! no kernels in $cache/kernels/list (run scripts/deps.sh)"; exit 1; }
+
+per_kernel=6
+echo "TAP version 13"
+echo "1..$((2 + per_kernel * ${#rels[@]} + 8))"
+echo "# memplug $VER, kernels: ${rels[*]}"
+
+# --- DKMS on a private tree ------------------------------------------------
+# dkms takes the signing key from the environment before /var/lib/dkms
+export mok_signing_key=$T/mok.key mok_certificate=$T/mok.pub
+D=(--dkmstree "$T/dkms" --sourcetree "$T/src" --installtree "$T/inst")
+mkdir -p "$T/dkms" "$T/inst"
+scripts/dkms.sh src "$T/src/memplug-$VER"
+out=$(dkms add -m memplug -v "$VER" "${D[@]}" 2>&1)
+ok $? "dkms add memplug/$VER" "$out"
+
+conf=$top/driver/memplug-modprobe.conf
+alias=virtio:d00000018v00001AF4          # the virtio-mem device, as udev asks
+for rel in "${rels[@]}"; do
+	echo "# ---- $rel"
+	mkdir -p "$T/inst/$rel"
+	out=$(dkms build -m memplug -v "$VER" -k "$rel" "${D[@]}" 2>&1)
+	rc=$?
+	ko=$(ls "$T/dkms/memplug/$VER/$rel"/*/module/memplug.ko* 2>/dev/null | head -n1)
+	[ $rc -ne 0 ] && out+=$'\n'$(cat "$T/dkms/memplug/$VER/build/make.log" 2>/dev/null)
+	[ -n "$ko" ] || rc=1
+	ok $rc "$rel: dkms build" "$out"
+	if [ -z "$ko" ]; then
+		for t in "vermagic" "version" "dkms install" "modalias picks memplug" "build/$rel/dkms/memplug.ko"; do
+			skip "$rel: $t" "dkms build failed"
+		done
+		continue
+	fi
+
+	vm=$(modinfo -F vermagic "$ko" 2>&1)
+	[ "${vm%% *}" = "$rel" ]
+	ok $? "$rel: vermagic is $rel" "vermagic: $vm"
+
+	v=$(modinfo -F version "$ko" 2>/dev/null)
+	if [ -z "$v" ]; then
+		todo 1 "$rel: module version is $VER" "no MODULE_VERSION in the driver yet"
+	else
+		[ "$v" = "$VER" ]
+		ok $? "$rel: module version is $VER" "modinfo version: $v, dkms.conf: $VER"
+	fi
+
+	out=$(dkms install -m memplug -v "$VER" -k "$rel" --no-depmod "${D[@]}" 2>&1)
+	rc=$?
+	inst=$(ls "$T/inst/$rel/updates/dkms/memplug.ko"* 2>/dev/null | head -n1)
+	[ -n "$inst" ] || rc=1
+	ok $rc "$rel: dkms install puts memplug in updates/dkms" "$out"
+
+	# Module resolution with the kernel's real modules: udev's modalias must
+	# give memplug alone with our modprobe.d file, and both drivers without.
+	mods=$cache/kernels/$rel/lib/modules/$rel
+	if [ -n "$inst" ] && [ -d "$mods/kernel/drivers/virtio" ]; then
+		root=$T/root-$rel
+		m=$root/lib/modules/$rel
+		mkdir -p "$m/kernel/drivers" "$m/updates/dkms"
+		cp -r "$mods/kernel/drivers/virtio" "$m/kernel/drivers/"
+		cp "$mods"/modules.builtin* "$mods/modules.order" "$m/" 2>/dev/null
+		cp "$inst" "$m/updates/dkms/"
+		out=$(depmod -b "$root" "$rel" 2>&1)
+		: > "$T/empty.conf"
+		with=$(modprobe -d "$root" -S "$rel" -C "$conf" --show-depends "$alias" 2>&1)
+		without=$(modprobe -d "$root" -S "$rel" -C "$T/empty.conf" --show-depends "$alias" 2>&1)
+		byname=$(modprobe -d "$root" -S "$rel" -C "$conf" --show-depends virtio_mem 2>&1)
+		grep -q '/memplug\.ko' <<<"$with" && ! grep -q '/virtio_mem\.ko' <<<"$with" &&
+			grep -q '/virtio_mem\.ko' <<<"$without" && grep -q '/memplug\.ko' <<<"$without" &&
+			grep -q '^install .*modprobe memplug' <<<"$byname"
+		ok $? "$rel: modalias picks memplug, modprobe virtio_mem loads memplug" \
+			"$out"$'\n'"with memplug.conf:"$'\n'"$with"$'\n'"without:"$'\n'"$without"$'\n'"modprobe virtio_mem:"$'\n'"$byname"
+	else
+		skip "$rel: modalias picks memplug" "no module tree in $mods"
+	fi
+
+	# for the test bed: the module exactly as DKMS built (and signed) it
+	dst=build/$rel/dkms/memplug.ko
+	mkdir -p "build/$rel/dkms"
+	case $ko in
+	*.xz) xz -dc "$ko" > "$dst" ;;
+	*.gz) gzip -dc "$ko" > "$dst" ;;
+	*.zst) zstd -qdc "$ko" > "$dst" ;;
+	*) cp "$ko" "$dst" ;;
+	esac
+	vm=$(modinfo -F vermagic "$dst" 2>&1)
+	[ "${vm%% *}" = "$rel" ]
+	ok $? "$rel: $dst" "vermagic: $vm"
+	echo "# dkms module: $top/$dst"
+done
+
+out=$(dkms remove -m memplug -v "$VER" --all --no-depmod "${D[@]}" 2>&1)
+left=$(find "$T/inst" "$T/dkms" -name 'memplug.ko*' 2>/dev/null)
+[ -z "$left" ]
+ok $? "dkms remove --all leaves no module" "$out"$'\n'"$left"
+
+# --- the Debian package ----------------------------------------------------
+echo "# ---- memplug-dkms_${VER}_all.deb"
+deb=$(scripts/dkms.sh deb "$top/build" 2>"$T/deb.log")
+rc=$?
+[ "$deb" = "$top/build/memplug-dkms_${VER}_all.deb" ] && [ -f "$deb" ] || rc=1
+ok $rc "dkms.sh deb builds build/memplug-dkms_${VER}_all.deb" "$(cat "$T/deb.log")"
+if [ $rc -ne 0 ]; then
+	for t in control contents modes scripts postinst prerm lintian; do skip "deb: $t" "no package"; done
+else
+	# control fields
+	field() { dpkg-deb -f "$deb" "$1"; }
+	info=$(dpkg-deb --info "$deb" 2>&1)
+	[ "$(field Package)" = memplug-dkms ] && [ "$(field Version)" = "$VER" ] &&
+		[ "$(field Architecture)" = all ] && grep -qw dkms <<<"$(field Depends)" &&
+		[ -n "$(field Description)" ] && [ -n "$(field Maintainer)" ]
+	ok $? "deb: control (memplug-dkms $VER all, Depends: dkms)" "$info"
+
+	# contents: the DKMS source, modprobe.d, the initramfs hook; all root's
+	contents=$(dpkg-deb --contents "$deb")
+	want=(./etc/modprobe.d/memplug.conf ./usr/share/initramfs-tools/hooks/memplug
+	      "./usr/src/memplug-$VER/dkms.conf" "./usr/src/memplug-$VER/Makefile")
+	for f in driver/*.c driver/*.h; do want+=("./usr/src/memplug-$VER/${f#driver/}"); done
+	missing=()
+	for f in "${want[@]}"; do
+		awk '{print $6}' <<<"$contents" | grep -qxF "$f" || missing+=("$f")
+	done
+	notroot=$(awk '$2 != "root/root"' <<<"$contents")
+	[ ${#missing[@]} -eq 0 ] && [ -z "$notroot" ]
+	ok $? "deb: contents (${#want[@]} files, root/root)" \
+		"missing: ${missing[*]}"$'\n'"not root/root:"$'\n'"$notroot"
+
+	# file modes, the packaged dkms.conf, conffiles and triggers
+	x=$T/x
+	dpkg-deb -x "$deb" "$x" && dpkg-deb -e "$deb" "$x/DEBIAN"
+	bad=$(cd "$x" && find . -path ./DEBIAN -prune -o \( -type f -printf '%m %p\n' \) |
+	      awk '($2 ~ /initramfs-tools\/hooks\// && $1 != "755") ||
+		   ($2 !~ /initramfs-tools\/hooks\// && $1 != "644")')
+	cmp -s "$x/usr/src/memplug-$VER/dkms.conf" driver/dkms.conf &&
+		[ -z "$bad" ] && grep -qx /etc/modprobe.d/memplug.conf "$x/DEBIAN/conffiles" &&
+		grep -q 'update-initramfs' "$x/DEBIAN/triggers"
+	ok $? "deb: modes 644/755, dkms.conf, conffiles, initramfs trigger" "bad modes:"$'\n'"$bad"
+
+	rc=0 out=
+	for s in postinst prerm; do
+		[ -x "$x/DEBIAN/$s" ] || { rc=1; out+="$s not executable"$'\n'; }
+		out+=$(sh -n "$x/DEBIAN/$s" 2>&1) || rc=1
+	done
+	out+=$(sh -n "$x/usr/share/initramfs-tools/hooks/memplug" 2>&1) || rc=1
+	ok $rc "deb: maintainer scripts and hook are executable sh" "$out"
+
+	# The maintainer scripts' own logic, against a dkms that only logs.
+	mkdir -p "$T/bin"
+	cat > "$T/bin/dkms" <<-EOF
+	#!/bin/sh
+	echo "\$*" >> "$T/dkms.calls"
+	EOF
+	chmod +x "$T/bin/dkms"
+	: > "$T/dkms.calls"
+	out=$(PATH=$T/bin:$PATH sh "$x/DEBIAN/postinst" configure 2>&1)
+	rc=$?
+	exp="add -m memplug -v $VER"
+	for d in /lib/modules/*/; do
+		[ -e "$d/build/Makefile" ] && exp+=$'\n'"install -m memplug -v $VER -k $(basename "$d")"
+	done
+	got=$(grep -v '^status ' "$T/dkms.calls")
+	[ $rc -eq 0 ] && [ "$got" = "$exp" ]
+	ok $? "deb: postinst configure: dkms add, install for each kernel with headers" \
+		"rc $rc"$'\n'"$out"$'\n'"expected:"$'\n'"$exp"$'\n'"got:"$'\n'"$got"
+
+	: > "$T/dkms.calls"
+	out=$(PATH=$T/bin:$PATH sh "$x/DEBIAN/prerm" remove 2>&1)
+	rc=$?
+	[ $rc -eq 0 ] && [ "$(cat "$T/dkms.calls")" = "remove -m memplug -v $VER --all" ]
+	ok $? "deb: prerm remove: dkms remove --all" "rc $rc"$'\n'"$out"$'\n'"$(cat "$T/dkms.calls")"
+
+	if command -v lintian >/dev/null; then
+		out=$(lintian --fail-on error "$deb" 2>&1)
+		ok $? "deb: lintian (errors)" "$out"
+	else
+		skip "deb: lintian" "lintian not installed"
+	fi
+fi
+
+echo "$P passed, $F failed, $S skipped"
+[ "$F" -eq 0 ]
