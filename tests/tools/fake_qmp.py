@@ -128,6 +128,11 @@ def answer(conn, mode, dev, cmd):
         send(conn, text[:cut])
         time.sleep(0.01)
         send(conn, text[cut:])
+    elif mode == "dribble":
+        # One byte per write: every message is split over many reads.
+        for ch in json.dumps(reply) + "\r\n":
+            send(conn, ch)
+            time.sleep(0.0005)
     elif mode == "pretty":
         text = json.dumps(reply, indent=2) + "\r\n"
         for i in range(0, len(text), 50):
@@ -266,7 +271,7 @@ def serve_bad(conn, mode):
     client.read_command(timeout=30)
 
 
-GOOD_MODES = ("good", "ooo", "plug", "pretty", "event-flood")
+GOOD_MODES = ("good", "ooo", "plug", "pretty", "event-flood", "dribble")
 
 
 def main():

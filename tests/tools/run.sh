@@ -420,6 +420,7 @@ fake pretty "pretty-printed messages split over reads" 0 '"requested-size":0' ''
 	-- $M status --json
 fake ooo "out-of-order/unknown ids and interleaved events" 0 'requested size 8 GiB' '' \
 	-- $M resize 8G
+fake dribble "replies written one byte at a time" 0 '"size":0' '' -- $M status --json
 fake event-flood "5000 events before a reply" 0 '^vmem0:' '' -- $M status
 fake plug "resize --wait reaches the size (exit 0)" 0 'requested size 4 GiB' \
 	'plugged 4 GiB of 4 GiB requested \(100%' -- $M resize 4G --wait --timeout 15

@@ -29,9 +29,17 @@
 struct qmp_conn {
 	int fd;
 	int timeout_ms;
-	char *buf; /* QMP_MAX_MESSAGE bytes of not yet parsed input */
+	/*
+	 * Input: buf[start, len) is not parsed yet; buf[start, lines_end) of it
+	 * ends with a newline, so it may hold complete messages.  Consumed
+	 * bytes are only moved out before the next read: a burst of many small
+	 * messages costs linear, not quadratic time.
+	 */
+	char *buf; /* QMP_MAX_MESSAGE bytes */
+	size_t start;
 	size_t len;
-	/* Set when bytes ending in a newline arrived since the last parse. */
+	size_t lines_end;
+	/* Clear once the complete lines were found to hold no complete message. */
 	int parse_pending;
 	json_int_t next_id;
 	json_t *events; /* FIFO of queued event objects */
@@ -126,20 +134,9 @@ static int write_all(struct qmp_conn *conn, const char *data, size_t len, long l
 	return QMP_OK;
 }
 
-static int buffer_is_blank(const char *buf, size_t len)
+static int is_blank(char c)
 {
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\r' && buf[i] != '\n')
-			return 0;
-	return 1;
-}
-
-static void consume(struct qmp_conn *conn, size_t n)
-{
-	memmove(conn->buf, conn->buf + n, conn->len - n);
-	conn->len -= n;
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 /*
@@ -149,27 +146,17 @@ static void consume(struct qmp_conn *conn, size_t n)
  */
 static int parse_buffered(struct qmp_conn *conn, json_t **msg)
 {
-	const char *last_nl;
 	json_error_t jerr;
-	size_t upto;
 	json_t *json;
 
 	*msg = NULL;
-	if (!conn->parse_pending)
+	/* Skip line ends between messages. */
+	while (conn->start < conn->lines_end && is_blank(conn->buf[conn->start]))
+		conn->start++;
+	if (!conn->parse_pending || conn->start >= conn->lines_end)
 		return QMP_OK;
-	last_nl = memrchr(conn->buf, '\n', conn->len);
-	if (!last_nl) {
-		conn->parse_pending = 0;
-		return QMP_OK;
-	}
-	upto = (size_t)(last_nl - conn->buf) + 1;
-	if (buffer_is_blank(conn->buf, upto)) {
-		/* Only line ends between messages: drop them. */
-		consume(conn, upto);
-		conn->parse_pending = 0;
-		return QMP_OK;
-	}
-	json = json_loadb(conn->buf, upto, JSON_DISABLE_EOF_CHECK, &jerr);
+	json = json_loadb(conn->buf + conn->start, conn->lines_end - conn->start,
+			  JSON_DISABLE_EOF_CHECK, &jerr);
 	if (!json) {
 		if (json_error_code(&jerr) == json_error_premature_end_of_input) {
 			/* A (pretty-printed) message continues on later lines. */
@@ -179,15 +166,13 @@ static int parse_buffered(struct qmp_conn *conn, json_t **msg)
 		set_error(conn, "QMP peer sent invalid JSON: %s", jerr.text);
 		return QMP_ERR_PROTOCOL;
 	}
-	if (jerr.position <= 0 || (size_t)jerr.position > upto) {
+	if (jerr.position <= 0 || (size_t)jerr.position > conn->lines_end - conn->start) {
 		json_decref(json);
 		set_error(conn, "internal error: JSON parser consumed %d of %zu bytes",
-			  jerr.position, upto);
+			  jerr.position, conn->lines_end - conn->start);
 		return QMP_ERR_PROTOCOL;
 	}
-	consume(conn, (size_t)jerr.position);
-	/* More messages may already be buffered behind this one. */
-	conn->parse_pending = memchr(conn->buf, '\n', conn->len) != NULL;
+	conn->start += (size_t)jerr.position;
 	if (!json_is_object(json)) {
 		json_decref(json);
 		set_error(conn, "QMP peer sent a JSON value that is not an object");
@@ -197,21 +182,32 @@ static int parse_buffered(struct qmp_conn *conn, json_t **msg)
 	return QMP_OK;
 }
 
+/* Move the unparsed input to the front of the buffer to make room. */
+static void compact_buffer(struct qmp_conn *conn)
+{
+	if (!conn->start)
+		return;
+	memmove(conn->buf, conn->buf + conn->start, conn->len - conn->start);
+	conn->len -= conn->start;
+	conn->lines_end = conn->lines_end > conn->start ? conn->lines_end - conn->start : 0;
+	conn->start = 0;
+}
+
 /* Read one message (any kind) before @deadline. */
 static int read_message(struct qmp_conn *conn, long long deadline, json_t **msg)
 {
 	for (;;) {
+		const char *nl;
 		ssize_t n;
 		int rc;
 
 		rc = parse_buffered(conn, msg);
 		if (rc || *msg)
 			return rc;
+		compact_buffer(conn);
 		if (conn->len >= QMP_MAX_MESSAGE) {
-			set_error(
-				conn,
-				"QMP reply too large (more than %d bytes without a complete message)",
-				QMP_MAX_MESSAGE);
+			set_error(conn, "QMP reply too large (more than %d bytes in one message)",
+				  QMP_MAX_MESSAGE);
 			return QMP_ERR_PROTOCOL;
 		}
 		rc = wait_fd(conn, POLLIN, deadline);
@@ -227,17 +223,20 @@ static int read_message(struct qmp_conn *conn, long long deadline, json_t **msg)
 			return QMP_ERR_IO;
 		}
 		if (n == 0) {
-			if (buffer_is_blank(conn->buf, conn->len))
-				set_error(conn, "QMP peer closed the connection");
-			else
-				set_error(
-					conn,
-					"QMP peer closed the connection in the middle of a message");
+			size_t i = conn->start;
+
+			while (i < conn->len && is_blank(conn->buf[i]))
+				i++;
+			set_error(conn, "QMP peer closed the connection%s",
+				  i == conn->len ? "" : " in the middle of a message");
 			return QMP_ERR_IO;
 		}
-		if (memchr(conn->buf + conn->len, '\n', (size_t)n))
-			conn->parse_pending = 1;
+		nl = memrchr(conn->buf + conn->len, '\n', (size_t)n);
 		conn->len += (size_t)n;
+		if (nl) {
+			conn->lines_end = (size_t)(nl - conn->buf) + 1;
+			conn->parse_pending = 1;
+		}
 	}
 }
 
