@@ -29,9 +29,10 @@ version() {
 VER=$(version)
 NAME=memplug
 MODPROBE_CONF=/etc/modprobe.d/memplug.conf
-# a local install belongs to the administrator: /etc; the package uses /usr/share
-HOOK_LOCAL=/etc/initramfs-tools/hooks/memplug
-HOOK_PKG=/usr/share/initramfs-tools/hooks/memplug
+# /usr/share, not /etc/initramfs-tools/hooks, for the package and a local
+# install alike: mkinitramfs -d CONFDIR (kdump-tools builds the crash kernel's
+# initramfs that way) runs CONFDIR/hooks instead of /etc's, /usr/share's always
+HOOK=/usr/share/initramfs-tools/hooks/memplug
 
 # The DKMS source tree: the driver's sources, Makefile and dkms.conf only (no
 # build products, nothing else from driver/).
@@ -99,8 +100,8 @@ cmd_install() {
 	done
 
 	install -D -m 0644 "$drv/memplug-modprobe.conf" "$MODPROBE_CONF"
-	if [ -d /etc/initramfs-tools ]; then
-		install -D -m 0755 "$drv/memplug-initramfs-hook" "$HOOK_LOCAL"
+	if [ -d /usr/share/initramfs-tools ]; then
+		install -D -m 0755 "$drv/memplug-initramfs-hook" "$HOOK"
 	fi
 	update_initramfs "${rels[@]}"
 	[ "$failed" = 0 ] || die "memplug $VER not installed for every kernel asked"
@@ -120,7 +121,7 @@ cmd_uninstall() {
 		dpkg -S "$f" >/dev/null 2>&1 && continue
 		rm -rf "$f"
 	done
-	for f in "$MODPROBE_CONF" "$HOOK_LOCAL"; do
+	for f in "$MODPROBE_CONF" "$HOOK"; do
 		dpkg -S "$f" >/dev/null 2>&1 || rm -f "$f"
 	done
 	for f in /boot/initrd.img-*; do
@@ -142,7 +143,7 @@ cmd_deb() {
 
 	copy_src "$root/usr/src/$NAME-$VER"
 	install -D -m 0644 "$drv/memplug-modprobe.conf" "$root$MODPROBE_CONF"
-	install -D -m 0755 "$drv/memplug-initramfs-hook" "$root$HOOK_PKG"
+	install -D -m 0755 "$drv/memplug-initramfs-hook" "$root$HOOK"
 	install -d -m 0755 "$root/usr/share/doc/$pkg"
 	cat > "$root/usr/share/doc/$pkg/copyright" <<-EOF
 	Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
