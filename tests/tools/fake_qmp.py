@@ -128,6 +128,14 @@ def answer(conn, mode, dev, cmd):
         send(conn, text[:cut])
         time.sleep(0.01)
         send(conn, text[cut:])
+    elif mode == "lying-event" and cmd.get("execute") == "qom-set":
+        # An event claiming the new size before anything was plugged (like a
+        # stale one queued before the qom-set): the client must not believe it.
+        send(conn, event("MEMORY_DEVICE_SIZE_CHANGE",
+                         {"id": "vmem0", "size": dev.requested, "qom-path": "/x"}))
+        send(conn, reply)
+        send(conn, event("MEMORY_DEVICE_SIZE_CHANGE",
+                         {"id": "vmem0", "size": dev.requested, "qom-path": "/x"}))
     elif mode == "dribble":
         # One byte per write: every message is split over many reads.
         for ch in json.dumps(reply) + "\r\n":
@@ -271,7 +279,8 @@ def serve_bad(conn, mode):
     client.read_command(timeout=30)
 
 
-GOOD_MODES = ("good", "ooo", "plug", "pretty", "event-flood", "dribble")
+GOOD_MODES = ("good", "ooo", "plug", "pretty", "event-flood", "dribble",
+              "lying-event")
 
 
 def main():

@@ -426,6 +426,8 @@ fake plug "resize --wait reaches the size (exit 0)" 0 'requested size 4 GiB' \
 	'plugged 4 GiB of 4 GiB requested \(100%' -- $M resize 4G --wait --timeout 15
 fake ooo "resize --wait with junk between replies" 0 '' 'plugged 2 GiB of 2 GiB' \
 	-- $M resize 2G --wait --timeout 15
+fake lying-event "resize --wait trusts the size query, not events" 2 '' 'timed out after 1.0 s' \
+	-- $M resize 2G --wait --timeout 1
 fake good "dimm0 is not a virtio-mem device" 1 '' "'dimm0' is not a virtio-mem device" \
 	-- $M -d dimm0 resize 2M
 

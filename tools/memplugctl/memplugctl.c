@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,10 +67,29 @@ struct vmem_info {
 	uint64_t size;
 };
 
+/* A progress bar without its final newline is on stderr's current line. */
+static volatile sig_atomic_t bar_on_screen;
+
+/* Ctrl-C during resize --wait: end the bar's line, then die as usual. */
+static void on_fatal_signal(int sig)
+{
+	if (bar_on_screen) {
+		ssize_t ignored = write(STDERR_FILENO, "\n", 1);
+
+		(void)ignored;
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static void __attribute__((format(printf, 1, 2))) error_msg(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (bar_on_screen) {
+		fputc('\n', stderr);
+		bar_on_screen = 0;
+	}
 	fputs("memplugctl: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -442,7 +462,8 @@ static void print_vmem_human(const struct vmem_info *info)
 	printf("  requested size:  %s (%" PRIu64 ")\n",
 	       format_size(info->requested_size, a, sizeof(a)), info->requested_size);
 	printf("  plugged size:    %s (%" PRIu64 ")%s\n", format_size(info->size, b, sizeof(b)),
-	       info->size, info->size == info->requested_size ? "" : "  (requested size not reached yet)");
+	       info->size,
+	       info->size == info->requested_size ? "" : "  (requested size not reached yet)");
 }
 
 static int cmd_status(struct qmp_conn *conn, const struct options *opts)
@@ -499,7 +520,6 @@ struct progress {
 	uint64_t last_size;
 	long long t0;
 	long long last_print;
-	int drawn;
 };
 
 /* Average rate since the start as "123.4 MiB/s"; "-" until it means something. */
@@ -549,7 +569,7 @@ static void show_progress(struct progress *p, uint64_t size, int final)
 		bar[PROGRESS_BAR_WIDTH] = '\0';
 		fprintf(stderr, "\r%s [%s] %3u%%  %s / %s  %s\033[K%s", p->id, bar, pct, cur, tgt,
 			format_rate(p, size, rate, sizeof(rate)), final ? "\n" : "");
-		p->drawn = 1;
+		bar_on_screen = !final;
 	} else if (final ||
 		   (size != p->last_size && now - p->last_print >= PLAIN_PROGRESS_INTERVAL_MS)) {
 		fprintf(stderr, "%s: plugged %s of %s requested (%u%%, %s)\n", p->id, cur, tgt, pct,
@@ -560,17 +580,15 @@ static void show_progress(struct progress *p, uint64_t size, int final)
 	fflush(stderr);
 }
 
-/* Current size from a MEMORY_DEVICE_SIZE_CHANGE event for @id, if it is one. */
-static int size_from_event(json_t *event, const char *id, uint64_t *size)
+/* Is @event a MEMORY_DEVICE_SIZE_CHANGE of device @id? */
+static int is_size_change_of(json_t *event, const char *id)
 {
 	json_t *data = json_object_get(event, "data");
 	const char *eid = json_string_value(json_object_get(data, "id"));
 
-	if (strcmp(json_string_value(json_object_get(event, "event")), "MEMORY_DEVICE_SIZE_CHANGE"))
-		return -1;
-	if (!eid || strcmp(eid, id))
-		return -1;
-	return get_uint(data, "size", size);
+	return !strcmp(json_string_value(json_object_get(event, "event")),
+		       "MEMORY_DEVICE_SIZE_CHANGE") &&
+	       eid && !strcmp(eid, id);
 }
 
 static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
@@ -589,6 +607,11 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 	uint64_t size = dev->size;
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
 
+	if (p.tty) {
+		signal(SIGINT, on_fatal_signal);
+		signal(SIGTERM, on_fatal_signal);
+	}
+
 	p.last_print = p.t0 - PLAIN_PROGRESS_INTERVAL_MS;
 	for (;;) {
 		long long now = now_ms();
@@ -603,8 +626,6 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 			if (find_device(conn, dev->id, &cur))
 				return EXIT_ERROR;
 			if (cur.requested_size != target) {
-				if (p.drawn)
-					fputc('\n', stderr);
 				error_msg(
 					"requested size of %s was changed to %s by another QMP client",
 					dev->id, format_size(cur.requested_size, a, sizeof(a)));
@@ -629,14 +650,15 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 		wake = next_poll < deadline ? next_poll : deadline;
 		rc = qmp_next_event(conn, (int)(wake > now ? wake - now : 0), &event);
 		if (rc == QMP_OK) {
-			uint64_t ev_size;
-
-			if (!size_from_event(event, dev->id, &ev_size))
-				size = ev_size;
+			/*
+			 * Only a hint to poll now: an event may have been queued
+			 * before our qom-set and carry a stale size, so "reached"
+			 * is only ever decided on a fresh query.
+			 */
+			if (is_size_change_of(event, dev->id))
+				next_poll = 0;
 			json_decref(event);
 		} else if (rc != QMP_ERR_TIMEOUT) {
-			if (p.drawn)
-				fputc('\n', stderr);
 			error_msg("%s", qmp_error(conn));
 			return EXIT_ERROR;
 		}
