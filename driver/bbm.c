@@ -87,12 +87,48 @@ static int mp_bbm_plug_one(struct mp_dev *d)
 	return 0;
 }
 
+/*
+ * Offline and remove an added big block in bounded time.  Offline or
+ * completely free memory goes straight to offline_and_remove_memory()
+ * (nothing to migrate, about as cheap as adding it).  Memory in use is
+ * first taken with alloc_contig_range(), which gives up on unmovable
+ * pages instead of retrying forever like offlining does; the taken pages
+ * are PageOffline and skipped by offlining.
+ */
+static int mp_bbm_remove(struct mp_dev *d, u64 unit,
+			 enum mp_unit_class class)
+{
+	struct mp_unit *u = &d->units[unit];
+	unsigned long pfn = PHYS_PFN(mp_unit_addr(&d->geo, unit));
+	unsigned long nr = PHYS_PFN(d->geo.unit_size);
+	int rc;
+
+	if (class == MP_CLASS_OFFLINE)
+		return mp_remove_unit(d, unit);
+	if (u->nr_online == d->geo.unit_size / d->geo.mb_size &&
+	    !mp_range_is_free(pfn, nr)) {
+		rc = mp_take_range(d, unit, pfn, nr);
+		if (rc)
+			return rc;
+		u->taken = 1;
+		rc = mp_remove_unit(d, unit);
+		u->taken = 0;
+		if (rc)
+			mp_give_range(pfn, nr);
+		return rc;
+	}
+	/* free (racy hint), or partly offline: offline directly */
+	rc = mp_remove_unit(d, unit);
+	if (!rc)
+		d->stats.fast_unplugs++;
+	return rc;
+}
+
 /* Unplug one big block, the cheapest first. */
 static int mp_bbm_unplug_one(struct mp_dev *d)
 {
 	enum mp_unit_class best_class = MP_CLASS_BUSY, c;
 	u64 unit, best = 0;
-	u64 pfn, nr;
 	int rc;
 
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
@@ -108,11 +144,7 @@ static int mp_bbm_unplug_one(struct mp_dev *d)
 		return -EAGAIN;
 
 	if (d->units[best].added) {
-		pfn = PHYS_PFN(mp_unit_addr(&d->geo, best));
-		nr = PHYS_PFN(d->geo.unit_size);
-		if (best_class != MP_CLASS_OFFLINE && mp_range_is_free(pfn, nr))
-			d->stats.fast_unplugs++;
-		rc = mp_remove_unit(d, best);
+		rc = mp_bbm_remove(d, best, best_class);
 		if (rc) {
 			d->units[best].skip = 1;
 			return -EAGAIN;

@@ -95,13 +95,12 @@ enum mp_unit_class mp_unit_class(const struct mp_unit *u)
 }
 
 /*
- * Hand the (PageOffline, refcount 1) pages of a sub block of an online
- * unit to the buddy.
+ * Hand (PageOffline, refcount 1) pages of an online range to the buddy,
+ * in naturally aligned chunks.
  */
-void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb)
+void mp_give_range(unsigned long pfn, unsigned long nr_pages)
 {
-	unsigned long pfn = PHYS_PFN(mp_sb_addr(&d->geo, unit, sb));
-	unsigned long end = pfn + PHYS_PFN(d->geo.sb_size);
+	unsigned long end = pfn + nr_pages;
 	unsigned int order;
 
 	while (pfn < end) {
@@ -111,6 +110,43 @@ void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb)
 		mp_compat_online_pages(pfn_to_page(pfn), order);
 		pfn += 1UL << order;
 	}
+}
+
+void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb)
+{
+	mp_give_range(PHYS_PFN(mp_sb_addr(&d->geo, unit, sb)),
+		      PHYS_PFN(d->geo.sb_size));
+}
+
+/*
+ * Take an online range of @unit away from Linux with alloc_contig_range()
+ * (bounded: it gives up on pages it cannot migrate) and mark the pages
+ * PageOffline, owned by us with a refcount of 1.  hp_lock is dropped
+ * meanwhile; the unit is busy so the notifier refuses offlining it.
+ */
+int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
+		  unsigned long nr_pages)
+{
+	struct mp_unit *u = &d->units[unit];
+	unsigned long i;
+	int rc;
+
+	u->busy = MP_BUSY_CONTIG;
+	mutex_unlock(&d->hp_lock);
+	rc = mp_compat_alloc_contig(pfn, nr_pages);
+	mutex_lock(&d->hp_lock);
+	if (rc) {
+		u->busy = MP_BUSY_NONE;
+		d->stats.contig_failures++;
+		return rc;
+	}
+	page_offline_begin();
+	for (i = 0; i < nr_pages; i++)
+		mp_set_page_offline(pfn_to_page(pfn + i));
+	page_offline_end();
+	adjust_managed_page_count(pfn_to_page(pfn), -(long)nr_pages);
+	u->busy = MP_BUSY_NONE;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -343,7 +379,7 @@ static void mp_online_range(struct mp_dev *d, unsigned long pfn,
 		}
 		sb = (u32)((addr - mp_unit_addr(&d->geo, unit)) /
 			   d->geo.sb_size);
-		if (mp_sb_in_linux(d, unit, sb))
+		if (mp_sb_in_linux(d, unit, sb) && !d->units[unit].taken)
 			generic_online_page(pfn_to_page(pfn), ilog2(part));
 		else
 			mp_keep_offline(pfn_to_page(pfn), part);
@@ -381,8 +417,19 @@ static unsigned long mp_offline_refs(struct mp_dev *d, u64 unit,
 	unsigned long pfn, i;
 	u32 sb, first, last;
 
-	if (d->geo.bbm)
-		return 0;	/* whole unit plugged: nothing fake offline */
+	if (d->geo.bbm) {
+		/* plugged big block: only fake offline while taken */
+		if (!d->units[unit].taken)
+			return 0;
+		pfn = PHYS_PFN(mb_addr);
+		for (i = 0; i < PHYS_PFN(d->geo.mb_size); i++) {
+			if (delta < 0)
+				page_ref_dec(pfn_to_page(pfn + i));
+			else if (delta > 0)
+				page_ref_inc(pfn_to_page(pfn + i));
+		}
+		return PHYS_PFN(d->geo.mb_size);
+	}
 	first = (u32)((mb_addr - unit_addr) / d->geo.sb_size);
 	last = first + (u32)(d->geo.mb_size / d->geo.sb_size);
 	for (sb = first; sb < last; sb++) {

@@ -104,6 +104,7 @@ struct mp_unit {
 	u32 nr_plugged;		/* plugged sub blocks (incl. held) */
 	u32 nr_held;		/* held sub blocks */
 	u8 skip;		/* worker: failed this pass, try others */
+	u8 taken;		/* BBM: pages taken, being removed */
 };
 
 struct mp_stats {
@@ -203,6 +204,9 @@ struct mp_dev *mp_find_orphan(u64 start, u64 end);
 bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages);
 bool mp_sb_in_linux(const struct mp_dev *d, u64 unit, u32 sb);
 void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb);
+void mp_give_range(unsigned long pfn, unsigned long nr_pages);
+int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
+		  unsigned long nr_pages);
 bool mp_unit_online(const struct mp_unit *u);
 
 /* bbm.c / sbm.c: one worker pass; 0 = done, -EAGAIN = retry later */

@@ -72,12 +72,51 @@ static int mp_sbm_unplug_run(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 /* ------------------------------------------------------------------ */
 /* plug                                                                */
 
-static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
+/* Longest run of sub blocks one request can carry. */
+static u32 mp_sbm_max_run(struct mp_dev *d)
+{
+	return MP_MAX_BLOCKS_PER_REQ / d->geo.dev_blocks_per_sb;
+}
+
+/*
+ * Plug the lowest run of unplugged sub blocks in an added memory block
+ * that is (not) online.  -ENOENT: there is none.
+ */
+static int mp_sbm_fill(struct mp_dev *d, u64 need, bool online)
 {
 	struct mp_unit *u;
 	u64 unit;
 	u32 sb, nr;
+
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (!u->added || u->busy || u->nr_going || u->skip ||
+		    u->nr_plugged == d->geo.sb_per_unit ||
+		    mp_unit_online(u) != online)
+			continue;
+		for (sb = 0; sb < d->geo.sb_per_unit; sb++)
+			if (!mp_sbm_is_plugged(d, unit, sb) &&
+			    mp_sb_usable(&d->geo, &d->cfg, unit, sb))
+				break;
+		if (sb == d->geo.sb_per_unit)
+			continue;
+		for (nr = 1; sb + nr < d->geo.sb_per_unit && nr < need; nr++)
+			if (mp_sbm_is_plugged(d, unit, sb + nr) ||
+			    !mp_sb_usable(&d->geo, &d->cfg, unit, sb + nr))
+				break;
+		return mp_sbm_plug_run(d, unit, sb, nr);
+	}
+	return -ENOENT;
+}
+
+static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
+{
+	struct mp_unit *u;
+	u64 unit;
+	u32 nr;
 	int rc;
+
+	need = min_t(u64, need, mp_sbm_max_run(d));
 
 	/* plugged sub blocks whose memory block is not added: add it */
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
@@ -92,25 +131,13 @@ static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
 		}
 	}
 
-	/* fill memory blocks that are already added */
-	for (unit = 0; unit < d->geo.nr_units; unit++) {
-		u = &d->units[unit];
-		if (!u->added || u->busy || u->nr_going || u->skip ||
-		    u->nr_plugged == d->geo.sb_per_unit)
-			continue;
-		for (sb = 0; sb < d->geo.sb_per_unit; sb++)
-			if (!mp_sbm_is_plugged(d, unit, sb) &&
-			    mp_sb_usable(&d->geo, &d->cfg, unit, sb))
-				break;
-		if (sb == d->geo.sb_per_unit)
-			continue;
-		for (nr = 1; sb + nr < d->geo.sb_per_unit && nr < need &&
-		     nr < d->geo.sb_per_unit; nr++)
-			if (mp_sbm_is_plugged(d, unit, sb + nr) ||
-			    !mp_sb_usable(&d->geo, &d->cfg, unit, sb + nr))
-				break;
-		return mp_sbm_plug_run(d, unit, sb, nr);
-	}
+	/* fill memory blocks that are already added, online ones first */
+	rc = mp_sbm_fill(d, need, true);
+	if (rc != -ENOENT)
+		return rc;
+	rc = mp_sbm_fill(d, need, false);
+	if (rc != -ENOENT)
+		return rc;
 
 	/* a fresh memory block */
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
@@ -144,6 +171,8 @@ static u32 mp_sbm_top_run(struct mp_dev *d, u64 unit, u64 need, u32 *first)
 	int sb;
 	u32 nr = 0;
 
+	need = min_t(u64, need, mp_sbm_max_run(d));
+
 	for (sb = d->geo.sb_per_unit - 1; sb >= 0; sb--) {
 		bool ok = mp_sbm_is_plugged(d, unit, sb) &&
 			  !mp_sbm_is_held(d, unit, sb);
@@ -159,51 +188,48 @@ static u32 mp_sbm_top_run(struct mp_dev *d, u64 unit, u64 need, u32 *first)
 	return nr;
 }
 
-/* Take one sub block of an online memory block away from Linux. */
-static int mp_sbm_take_sb(struct mp_dev *d, u64 unit, u32 sb)
+/* Taken pages of a run: UNPLUG, or give them back when refused. */
+static int mp_sbm_unplug_taken(struct mp_dev *d, u64 unit, u32 first, u32 nr)
 {
-	struct mp_unit *u = &d->units[unit];
-	unsigned long pfn = PHYS_PFN(mp_sb_addr(&d->geo, unit, sb));
-	unsigned long nr = PHYS_PFN(d->geo.sb_size);
-	unsigned long i;
-	int rc;
+	int rc = mp_sbm_unplug_run(d, unit, first, nr);
+	u32 i;
 
-	u->busy = MP_BUSY_CONTIG;
-	mutex_unlock(&d->hp_lock);
-	rc = mp_compat_alloc_contig(pfn, nr);
-	mutex_lock(&d->hp_lock);
-	if (rc) {
-		u->busy = MP_BUSY_NONE;
-		d->stats.contig_failures++;
-		return rc;
+	if (rc == -EBUSY) {
+		/* the device said no: give the memory back */
+		for (i = 0; i < nr; i++)
+			mp_sb_give_to_linux(d, unit, first + i);
+		return -EAGAIN;
 	}
-	page_offline_begin();
-	for (i = 0; i < nr; i++)
-		mp_set_page_offline(pfn_to_page(pfn + i));
-	page_offline_end();
-	adjust_managed_page_count(pfn_to_page(pfn), -(long)nr);
-	u->busy = MP_BUSY_NONE;
-	return 0;
+	/* ambiguous: the sub blocks are held, their pages stay offline */
+	return rc ? -EAGAIN : 0;
 }
 
-static int mp_sbm_unplug_online(struct mp_dev *d, u64 unit)
+/*
+ * Unplug sub blocks of an online memory block: take the highest run of
+ * plugged sub blocks with one alloc_contig_range(); if that fails, try
+ * single sub blocks from the top.
+ */
+static int mp_sbm_unplug_online(struct mp_dev *d, u64 unit, u64 need)
 {
+	unsigned long sb_pages = PHYS_PFN(d->geo.sb_size);
+	u32 first = 0, nr;
 	int sb;
-	int rc;
+
+	nr = mp_sbm_top_run(d, unit, need, &first);
+	if (nr > 1 &&
+	    !mp_take_range(d, unit, PHYS_PFN(mp_sb_addr(&d->geo, unit, first)),
+			   nr * sb_pages))
+		return mp_sbm_unplug_taken(d, unit, first, nr);
 
 	for (sb = d->geo.sb_per_unit - 1; sb >= 0; sb--) {
 		if (!mp_sbm_is_plugged(d, unit, sb) ||
 		    mp_sbm_is_held(d, unit, sb))
 			continue;
-		if (mp_sbm_take_sb(d, unit, sb))
+		if (mp_take_range(d, unit,
+				  PHYS_PFN(mp_sb_addr(&d->geo, unit, sb)),
+				  sb_pages))
 			continue;
-		rc = mp_sbm_unplug_run(d, unit, sb, 1);
-		if (rc == -EBUSY) {
-			/* the device said no: give the memory back */
-			mp_sb_give_to_linux(d, unit, sb);
-			return -EAGAIN;
-		}
-		return rc ? -EAGAIN : 0;
+		return mp_sbm_unplug_taken(d, unit, sb, 1);
 	}
 	d->units[unit].skip = 1;
 	return 0;
@@ -233,15 +259,22 @@ static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
 
 	if (best_class != MP_CLASS_NOT_ADDED && u->nr_plugged <= need &&
 	    !u->nr_held) {
-		/* all of it goes: offline and remove the memory block */
-		if (best_class != MP_CLASS_OFFLINE &&
-		    mp_range_is_free(PHYS_PFN(mp_unit_addr(&d->geo, best)),
-				     PHYS_PFN(d->geo.unit_size)))
-			d->stats.fast_unplugs++;
-		if (!mp_remove_unit(d, best))
-			return 0;	/* next step unplugs the sub blocks */
+		/*
+		 * All of it goes.  Offline, or online but free: offline and
+		 * remove the memory block right away (nothing to migrate),
+		 * the next step unplugs its sub blocks.  Memory in use is
+		 * taken with alloc_contig_range() below instead, which is
+		 * bounded in time where offlining is not.
+		 */
 		if (best_class == MP_CLASS_OFFLINE) {
-			u->skip = 1;
+			if (mp_remove_unit(d, best))
+				u->skip = 1;
+			return 0;
+		}
+		if (mp_range_is_free(PHYS_PFN(mp_unit_addr(&d->geo, best)),
+				     PHYS_PFN(d->geo.unit_size)) &&
+		    !mp_remove_unit(d, best)) {
+			d->stats.fast_unplugs++;
 			return 0;
 		}
 	}
@@ -257,7 +290,7 @@ static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
 		rc = mp_sbm_unplug_run(d, best, first, nr);
 		return rc ? -EAGAIN : 0;
 	}
-	return mp_sbm_unplug_online(d, best);
+	return mp_sbm_unplug_online(d, best, need);
 }
 
 /* Memory blocks without plugged sub blocks go away. */
