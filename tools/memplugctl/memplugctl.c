@@ -223,6 +223,9 @@ static int parse_vmem(json_t *data, struct vmem_info *info)
 	/* A zero block size would make every size check divide by zero. */
 	if (!info->block_size)
 		return -1;
+	/* The region must fit in the address space. */
+	if (info->max_size > UINT64_MAX - info->memaddr)
+		return -1;
 	if (id) {
 		if (!json_is_string(id) || json_string_length(id) >= sizeof(info->id))
 			return -1;
