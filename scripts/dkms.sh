@@ -28,7 +28,11 @@ version() {
 }
 VER=$(version)
 NAME=memplug
+# A local install is the administrator's: /etc. The package ships the file in
+# /lib/modprobe.d: a conffile in /etc would outlive "apt remove" and keep
+# virtio_mem blacklisted with no memplug left to drive the device.
 MODPROBE_CONF=/etc/modprobe.d/memplug.conf
+MODPROBE_CONF_PKG=/lib/modprobe.d/memplug.conf
 # /usr/share, not /etc/initramfs-tools/hooks, for the package and a local
 # install alike: mkinitramfs -d CONFDIR (kdump-tools builds the crash kernel's
 # initramfs that way) runs CONFDIR/hooks instead of /etc's, /usr/share's always
@@ -142,7 +146,7 @@ cmd_deb() {
 	chmod 0755 "$root"
 
 	copy_src "$root/usr/src/$NAME-$VER"
-	install -D -m 0644 "$drv/memplug-modprobe.conf" "$root$MODPROBE_CONF"
+	install -D -m 0644 "$drv/memplug-modprobe.conf" "$root$MODPROBE_CONF_PKG"
 	install -D -m 0755 "$drv/memplug-initramfs-hook" "$root$HOOK"
 	install -d -m 0755 "$root/usr/share/doc/$pkg"
 	cat > "$root/usr/share/doc/$pkg/copyright" <<-EOF
@@ -171,17 +175,15 @@ cmd_deb() {
 	Priority: optional
 	Installed-Size: $size
 	Depends: dkms
-	Recommends: linux-headers-amd64 | linux-headers-generic
 	Description: memplug virtio-mem guest driver (DKMS source)
 	 memplug is a Linux guest driver for virtio-mem, the paravirtualized
 	 memory device that lets a hypervisor grow and shrink a VM's memory
 	 while it runs. It replaces the kernel's virtio_mem driver.
 	 .
 	 This package builds memplug.ko with DKMS for every kernel whose headers
-	 are installed, blacklists virtio_mem in /etc/modprobe.d/memplug.conf
+	 are installed, blacklists virtio_mem in /lib/modprobe.d/memplug.conf
 	 and adds memplug to the initramfs.
 	EOF
-	echo "$MODPROBE_CONF" > "$root/DEBIAN/conffiles"
 	# rebuild the initramfs (hook and modprobe.d file) on install and removal
 	echo "activate-noawait update-initramfs" > "$root/DEBIAN/triggers"
 
@@ -235,7 +237,7 @@ cmd_deb() {
 	exit 0
 	EOF
 	chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm"
-	chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles" "$root/DEBIAN/triggers"
+	chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/triggers"
 
 	deb=$out/${pkg}_${VER}_all.deb
 	dpkg-deb --build --root-owner-group "$root" "$deb" >&2
