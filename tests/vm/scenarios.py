@@ -379,13 +379,17 @@ def migration(t):
         vm.baseline()
         vm.resize("vmem0", "2G")
         vm.wait_memory(2 * GiB, "Movable")
-        start_filler(vm, 512)
+        start_filler(vm, 256)
 
         def during(v):
             time.sleep(0.5)
             v.request("vmem0", "3G")
-        took = vm.migrate(during, bandwidth=128 * MiB)
-        t.log("# migration took %.1fs" % took)
+        took = vm.migrate(during, bandwidth=256 * MiB)
+        if vm.migration_status_after_during not in ("active", "device", "completed"):
+            raise TestFailure("migration was %s when the resize was requested" %
+                              vm.migration_status_after_during)
+        t.log("# migration took %.1fs (status after the resize request: %s)" %
+              (took, vm.migration_status_after_during))
         vm.resize("vmem0", "3G", timeout=180)
         vm.wait_memory(3 * GiB, "Movable")
         vm.resize("vmem0", "1G", timeout=180)

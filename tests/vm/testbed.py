@@ -99,6 +99,7 @@ class QMP:
                 return r["return"]
 
     def close(self):
+        self.f.close()      # the socket stays open while its file object is
         self.sock.close()
 
 
@@ -175,7 +176,7 @@ class VM:
         maxmem = self.boot_mem + total + sum(max(d.block_size, GiB) for d in self.devices) + GiB
         accel = os.environ.get("ACCEL", "tcg")
         cmd = ["qemu-system-x86_64", "-accel", accel, "-M", "q35",
-               "-cpu", "host" if accel == "kvm" else "max", "-smp", str(self.smp),
+               "-cpu", "host" if accel == "kvm" else os.environ.get("QEMU_CPU", "qemu64"), "-smp", str(self.smp),
                "-m", "%dM,maxmem=%dM" % (self.boot_mem // MiB, maxmem // MiB),
                "-nodefaults", "-display", "none", "-no-reboot",
                "-kernel", os.path.join(kdir, "boot", "vmlinuz-" + self.release),
@@ -237,10 +238,18 @@ class VM:
         src = QMP(self.qmp)
         t0 = time.time()
         try:
-            src.execute("migrate-set-parameters", **{"max-bandwidth": bandwidth})
+            # a guest that keeps dirtying memory (the filler) converges once
+            # its working set fits in the downtime at this bandwidth. (CPU
+            # throttling, auto-converge, hangs TCG guests here: not used.)
+            src.execute("migrate-set-parameters", **{"max-bandwidth": bandwidth,
+                                                     "downtime-limit": 3000})
             src.execute("migrate", uri="unix:" + mig)
+            # QEMU's monitor serves one client at a time: let memplugctl in
+            src.close()
             if during:
                 during(self)
+            src = QMP(self.qmp)
+            self.migration_status_after_during = src.execute("query-migrate").get("status")
             deadline = time.time() + timeout
             while True:
                 st = src.execute("query-migrate").get("status")
