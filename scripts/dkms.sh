@@ -120,7 +120,7 @@ cmd_uninstall() {
 		dkms remove "$NAME/$v" --all >&2 || true
 	done
 	# only a local install's sources; a package's are dpkg's to remove
-	for f in /usr/src/$NAME-*; do
+	for f in /usr/src/"$NAME"-*; do
 		[ -d "$f" ] || continue
 		dpkg -S "$f" >/dev/null 2>&1 && continue
 		rm -rf "$f"

@@ -16,7 +16,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${MEMPLUG_CACHE:-$top/.cache}
-cd "$top"
+cd "$top" || exit 1
 
 T=$(mktemp -d /tmp/memplug-dkms.XXXXXX)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$T"' EXIT
