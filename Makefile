@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-vm \
-	check-static bench clean
+	check-static check-dkms bench dkms-install dkms-uninstall deb clean
 
 all: build
 
@@ -42,6 +42,17 @@ check-static: deps
 	@scripts/check.sh static
 check-vm: build
 	@scripts/check.sh vm
+
+check-dkms: deps
+	@scripts/check.sh dkms
+
+# DKMS and the Debian package (docs/install.md)
+dkms-install:
+	@scripts/dkms.sh install $(if $(KVER),-k $(KVER))
+dkms-uninstall:
+	@scripts/dkms.sh uninstall
+deb:
+	@scripts/dkms.sh deb
 
 # memplug vs the kernel's virtio_mem, same kernels, same run (not a test)
 bench: build

@@ -11,11 +11,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz tools static vm)
+[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz tools static dkms vm)
 
 declare -A cmd=(
 	[unit]="make -s -C tests/unit check"
 	[fuzz]="scripts/fuzz-short.sh"
+	[dkms]="tests/dkms/run.sh"
 	[tools]="tests/tools/run.sh"
 	[static]="scripts/static-checks.sh"
 	[vm]="python3 tests/vm/run.py"

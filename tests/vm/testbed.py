@@ -127,7 +127,7 @@ class VM:
     """A guest under QEMU with memplug-agent on its second serial port."""
 
     def __init__(self, release, driver, devices, boot_mem="1G", policy="online_movable",
-                 cmdline="", driver_args="", smp=2, log=print):
+                 cmdline="", driver_args="", smp=2, log=print, initrd=None):
         self.release = release
         self.driver = driver
         self.devices = devices
@@ -137,6 +137,7 @@ class VM:
         self.driver_args = driver_args
         self.smp = smp
         self.log = log
+        self.initrd = initrd
         self.dir = tempfile.mkdtemp(prefix="memplug-vm-")
         self.qmp = os.path.join(self.dir, "qmp.sock")
         self.console = os.path.join(self.dir, "console.log")
@@ -167,7 +168,7 @@ class VM:
 
     def qemu_command(self, workdir, incoming=None):
         kdir = os.path.join(CACHE, "kernels", self.release)
-        initrd = os.path.join(BUILD, self.release, "initramfs.gz")
+        initrd = self.initrd or os.path.join(BUILD, self.release, "initramfs.gz")
         if not os.path.exists(initrd):
             raise SystemExit("testbed: no %s; run make build" % initrd)
         total = sum(d.region for d in self.devices)
