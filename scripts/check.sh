@@ -19,7 +19,7 @@ declare -A cmd=(
 	[dkms]="tests/dkms/run.sh"
 	[tools]="tests/tools/run.sh"
 	[static]="scripts/static-checks.sh"
-	[vm]="python3 tests/vm/run.py"
+	[vm]="python3 tests/vm/run.py -j ${JOBS:-2}"
 )
 
 P=0 F=0 S=0
