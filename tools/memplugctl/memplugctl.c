@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest.h"
 #include "qmp.h"
 #include "size.h"
 
@@ -47,6 +48,7 @@
 struct options {
 	const char *socket;
 	const char *device;
+	const char *sysfs_root;
 	int json;
 	int wait;
 	int timeout_given;
@@ -118,6 +120,8 @@ static const char usage_main[] =
 	"  resize SIZE [--wait] [--timeout S]    set the requested size\n"
 	"  watch [--json] [--count N] [--timeout S]\n"
 	"                                        print size changes as they happen\n"
+	"  guest [--json] [--sysfs-root DIR]     inside a guest: show memplug's state\n"
+	"                                        from sysfs (no QMP socket needed)\n"
 	"  help [COMMAND]                        show help (of a command)\n"
 	"\n"
 	"Options:\n"
@@ -165,6 +169,19 @@ static const char usage_watch[] =
 	"  -t, --timeout S   stop after S seconds: exit 0, or 2 if --count was given\n"
 	"                    and fewer than N events arrived\n";
 
+static const char usage_guest[] =
+	"Usage: memplugctl [-d virtioN] guest [--json] [--sysfs-root DIR]\n"
+	"\n"
+	"Run inside a guest: show, for every virtio device bound to the memplug\n"
+	"driver (or only virtioN), the driver's state from sysfs\n"
+	"(/sys/bus/virtio/devices/virtioN/memplug/): mode, block sizes, region,\n"
+	"requested and plugged size, units per state and the counters.  Attributes\n"
+	"this version does not know are shown under their own names.\n"
+	"\n"
+	"  -j, --json             one JSON object per device and line, with the\n"
+	"                         sysfs attribute names; numbers as numbers\n"
+	"      --sysfs-root DIR   read DIR instead of /sys\n";
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
@@ -188,6 +205,8 @@ static const char *command_usage(const char *command)
 		return usage_resize;
 	if (!strcmp(command, "watch"))
 		return usage_watch;
+	if (!strcmp(command, "guest"))
+		return usage_guest;
 	return NULL;
 }
 
@@ -823,7 +842,7 @@ static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 /* ------------------------------------------------------------------ */
 /* main */
 
-enum { OPT_QMP_TIMEOUT = 256 };
+enum { OPT_QMP_TIMEOUT = 256, OPT_SYSFS_ROOT };
 
 static const struct option long_options[] = {
 	{ "socket", required_argument, NULL, 's' },
@@ -833,6 +852,7 @@ static const struct option long_options[] = {
 	{ "timeout", required_argument, NULL, 't' },
 	{ "count", required_argument, NULL, 'c' },
 	{ "qmp-timeout", required_argument, NULL, OPT_QMP_TIMEOUT },
+	{ "sysfs-root", required_argument, NULL, OPT_SYSFS_ROOT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -840,7 +860,7 @@ static const struct option long_options[] = {
 
 /* Which options each command accepts, checked after getopt. */
 struct seen_options {
-	int json, wait, timeout, count;
+	int json, wait, timeout, count, sysfs_root;
 };
 
 static int check_command_options(const char *command, const struct seen_options *seen)
@@ -848,9 +868,12 @@ static int check_command_options(const char *command, const struct seen_options 
 	int is_status = !strcmp(command, "status");
 	int is_resize = !strcmp(command, "resize");
 	int is_watch = !strcmp(command, "watch");
+	int is_guest = !strcmp(command, "guest");
 
-	if (seen->json && !is_status && !is_watch)
-		return usage_error("--json is only valid for status and watch");
+	if (seen->json && !is_status && !is_watch && !is_guest)
+		return usage_error("--json is only valid for status, watch and guest");
+	if (seen->sysfs_root && !is_guest)
+		return usage_error("--sysfs-root is only valid for guest");
 	if (seen->wait && !is_resize)
 		return usage_error("--wait is only valid for resize");
 	if (seen->count && !is_watch)
@@ -905,6 +928,12 @@ int main(int argc, char **argv)
 				return usage_error(
 					"invalid QMP timeout '%s' (seconds, at most 86400)",
 					optarg);
+			break;
+		case OPT_SYSFS_ROOT:
+			if (!*optarg)
+				return usage_error("--sysfs-root needs a directory");
+			opts.sysfs_root = optarg;
+			seen.sysfs_root = 1;
 			break;
 		case 'h':
 			help = 1;
@@ -969,6 +998,10 @@ int main(int argc, char **argv)
 		error_msg("invalid device id '%s'", opts.device);
 		return EXIT_ERROR;
 	}
+	/* Inside the guest: sysfs only, no QMP. */
+	if (!strcmp(command, "guest"))
+		return guest_show(opts.sysfs_root ? opts.sysfs_root : DEFAULT_SYSFS_ROOT,
+				  opts.device, opts.json);
 
 	if (!opts.socket)
 		opts.socket = getenv("MEMPLUG_QMP");
