@@ -42,6 +42,16 @@ module_param(req_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(req_timeout_ms,
 		 "How long to wait for the device to answer a request before treating the answer as missing, in ms (default: 30000)");
 
+static unsigned int fault_every;
+module_param(fault_every, uint, 0644);
+MODULE_PARM_DESC(fault_every,
+		 "Testing: answer every Nth request with fault_kind instead of sending it; 0 = off (default: 0)");
+
+static unsigned int fault_kind;
+module_param(fault_kind, uint, 0644);
+MODULE_PARM_DESC(fault_kind,
+		 "Testing: injected answer: 1 NACK, 2 BUSY, 3 ERROR, 4 malformed, 5 timeout (default: 0 = off)");
+
 /* ------------------------------------------------------------------ */
 /* requests                                                            */
 
@@ -89,6 +99,34 @@ static void mp_count_req(struct mp_dev *d, u16 type)
 	}
 }
 
+/* Testing aid: pretend the device answered badly.  req_lock held. */
+static int mp_injected_fault(struct mp_dev *d, u16 type)
+{
+	unsigned int every = READ_ONCE(fault_every);
+
+	if (!every || ++d->fault_count % every)
+		return 0;
+	mp_count_req(d, type);
+	switch (READ_ONCE(fault_kind)) {
+	case 1:
+		d->stats.nacks++;
+		return VIRTIO_MEM_RESP_NACK;
+	case 2:
+		d->stats.busy++;
+		return VIRTIO_MEM_RESP_BUSY;
+	case 3:
+		d->stats.errors++;
+		return VIRTIO_MEM_RESP_ERROR;
+	case 4:
+		d->stats.bad_resps++;
+		return -EPROTO;
+	case 5:
+		d->stats.bad_resps++;
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
 /*
  * Send one request and wait for the answer.  Returns VIRTIO_MEM_RESP_*,
  * or -ETIMEDOUT (no answer in time; the buffer stays queued and is reaped
@@ -121,6 +159,13 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		}
 		d->req_stuck = false;
 		dev_info(&vdev->dev, "late answer to a timed out request arrived\n");
+	}
+
+	rc = mp_injected_fault(d, type);
+	if (rc) {
+		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected %d\n",
+			mp_req_name(type), addr, size, rc);
+		goto out;
 	}
 
 	memset(&d->req, 0, sizeof(d->req));
@@ -682,20 +727,25 @@ static int mp_freeze(struct virtio_device *vdev)
 	}
 	WRITE_ONCE(d->stopping, true);
 	cancel_delayed_work_sync(&d->work);
-	if (!d->kdump)
-		mp_teardown_vq(d);
+	mp_teardown_vq(d);
 	return 0;
 }
 
 static int mp_restore(struct virtio_device *vdev)
 {
 	struct mp_dev *d = vdev->priv;
+
+	u64 plugged;
 	int rc;
 
 	rc = mp_init_vq(d);
 	if (rc)
 		return rc;
 	virtio_device_ready(vdev);
+	virtio_cread_le(vdev, struct virtio_mem_config, plugged_size, &plugged);
+	if (!d->kdump && plugged != d->nr_plugged * d->geo.sb_size)
+		dev_err(&vdev->dev, "device lost plugged memory over suspend: 0x%llx plugged, 0x%llx expected\n",
+			plugged, d->nr_plugged * d->geo.sb_size);
 	WRITE_ONCE(d->stopping, false);
 	atomic_set(&d->config_changed, 1);
 	mp_kick(d);

@@ -141,6 +141,7 @@ struct mp_dev {
 	struct virtio_mem_resp resp;
 	wait_queue_head_t resp_wq;
 	bool req_stuck;			/* timed out, buffer still queued */
+	unsigned int fault_count;	/* fault_every testing aid */
 
 	/* geometry, fixed after probe */
 	struct mp_geometry geo;
