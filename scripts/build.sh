@@ -8,6 +8,7 @@ cache=${MEMPLUG_CACHE:-$top/.cache}
 cd "$top"
 
 make -s -C tests/vm/agent
+make -s -C tools/memplugctl static
 for rel in $(cat "$cache/kernels/list"); do
 	out=build/$rel
 	mkdir -p "$out"

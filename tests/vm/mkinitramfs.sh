@@ -28,6 +28,9 @@ for app in $("$stage/bin/busybox" --list); do
 	[ "$app" = busybox ] || ln -sf busybox "$stage/bin/$app"
 done
 install -m 0755 "$agent" "$stage/bin/memplug-agent"
+# memplugctl guest, if its static build exists (scripts/build.sh makes it)
+ctl=$(dirname "$0")/../../tools/memplugctl/memplugctl-static
+[ ! -f "$ctl" ] || install -m 0755 "$ctl" "$stage/bin/memplugctl"
 
 # dependency-ordered list of module files for $1 (a module name)
 mod_closure() {

@@ -478,3 +478,48 @@ def dkms_module(t):
             # the throwaway DKMS signing key taints the kernel: expected, and
             # not one of the problems check_kernel_log looks for
             vm.check_kernel_log()
+
+
+@scenario("guest_tool_reports_sysfs_state", memplug_only=True, tags=("tool", "bbm"))
+def guest_tool(t):
+    """memplugctl guest, the static build scripts/build.sh puts in the
+    initramfs as /bin/memplugctl, reads memplug's sysfs attributes inside the
+    guest: after a resize to 2 GiB in big block mode it reports mode bbm,
+    2 GiB requested and plugged, the same as the host sees over QMP."""
+    import json
+    import re
+    with t.vm([Device("vmem0", "8G", "1G")]) as vm:
+        if vm.sh("test -x /bin/memplugctl", check=False)["rc"] != 0:
+            raise TestFailure("no /bin/memplugctl in the initramfs (run scripts/build.sh)")
+        vm.baseline()
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        r = vm.sh("memplugctl guest --json 2>/tmp/guest.err", check=False)
+        err = vm.sh("cat /tmp/guest.err", check=False)["out"].strip()
+        if r["rc"] != 0:
+            raise TestFailure("memplugctl guest --json failed (%d): %s" % (r["rc"], err))
+        lines = r["out"].strip().splitlines()
+        if len(lines) != 1:
+            raise TestFailure("expected one JSON line (one device), got %r" % r["out"][:500])
+        st = json.loads(lines[0])
+        t.log("# guest: %s" % lines[0][:300])
+        host = vm.plugged("vmem0")
+        want = {"driver": "memplug", "mode": "bbm", "requested_size": 2 * GiB,
+                "plugged_size": 2 * GiB, "device_plugged_size": 2 * GiB,
+                "device_block_size": GiB, "region_size": 8 * GiB, "units_added": 2}
+        bad = ["%s=%r (expected %r)" % (k, st.get(k), v) for k, v in want.items()
+               if st.get(k) != v]
+        if st.get("plugged_size") != host:
+            bad.append("plugged_size=%r but the host says %d" % (st.get("plugged_size"), host))
+        states = st.get("unit_states")
+        if not isinstance(states, dict) or sum(states.values()) != st.get("units"):
+            bad.append("unit_states %r do not add up to units=%r" % (states, st.get("units")))
+        if "problems" in st or err:
+            bad.append("problems reported: %r %s" % (st.get("problems"), err))
+        if bad:
+            raise TestFailure("memplugctl guest --json: " + "; ".join(bad))
+        human = vm.sh("memplugctl guest 2>&1")["out"]
+        if not re.search(r"plugged size: +2 GiB \(2147483648\)\n", human) or \
+                "bbm (big block mode)" not in human:
+            raise TestFailure("memplugctl guest output lacks mode/plugged size: %r" % human[:800])
+        vm.check_kernel_log()
