@@ -11,7 +11,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from testbed import MEMPLUGCTL, VM, Device, GiB, KiB, human, kernels  # noqa: E402
+from testbed import MEMPLUGCTL, VM, Device, GiB, KiB, kernels  # noqa: E402
+
+
+def mib(n):
+    return "%.0f MiB" % (n / (1 << 20)) if n < GiB else "%.2f GiB" % (n / GiB)
 
 
 def show_guest(vm, title):
@@ -19,13 +23,14 @@ def show_guest(vm, title):
     z = st["zones"]
     blocks = st["memory_blocks"]
     print("  guest %-22s MemTotal %-10s ZONE_MOVABLE %-9s memory blocks online: %d" %
-          (title + ":", human(st["memtotal_kb"] * KiB),
-           human(z["Movable"]["managed_pages"] * 4096), blocks["online"]))
+          (title + ":", mib(st["memtotal_kb"] * KiB),
+           mib(z["Movable"]["managed_pages"] * 4096), blocks["online"]))
     for d in st["virtio_mem"]:
         a = d["attrs"]
         if a:
             print("  %s driver %s: mode %s, plugged %s" %
-                  (d["dev"], d["driver"], a.get("mode", "?"), a.get("plugged_size", "?")))
+                  (d["dev"], d["driver"], a.get("mode", "?"),
+                   mib(int(a["plugged_size"])) if a.get("plugged_size", "").isdigit() else "?"))
 
 
 def ctl(vm, *args):
