@@ -5,11 +5,12 @@
 # Run from anywhere:  tests/tools/run.sh
 #
 #  1. cmocka unit tests of the size/argument helpers (folded into our count)
-#  2. memplugctl against a real QEMU (TCG, -S: no guest needed) with two
+#  2. command line checks; memplugctl guest against fake sysfs trees
+#  3. memplugctl against a real QEMU (TCG, -S: no guest needed) with two
 #     virtio-mem devices, a pc-dimm and an unrelated PCI device
-#  3. memplugctl against tests/tools/fake_qmp.py, a misbehaving QMP peer:
+#  4. memplugctl against tests/tools/fake_qmp.py, a misbehaving QMP peer:
 #     every case must end with a clear error (or success) within a bound
-#  4. static checks: man page, clang build, cppcheck; valgrind runs
+#  5. static checks: man page, clang build, cppcheck; valgrind runs
 #
 # The last line is "N passed, N failed, N skipped"; exit 1 on any failure.
 # Environment: QEMU (default qemu-system-x86_64), KEEP=1 keeps the work dir.
@@ -214,6 +215,184 @@ expect "connection refused (tcp)" 1 '' 'cannot connect to QMP at 127.0.0.1:[0-9]
 	-- $M -s "127.0.0.1:$(free_tcp_port)" status
 expect "socket path too long" 1 '' 'too long' -- $M -s "/$(printf 'a%.0s' $(seq 200))" status
 expect "invalid device id" 1 '' "invalid device id" -- $M -s x -d ../vmem0 status
+
+# ---------------------------------------------------------------------------
+# 2b. memplugctl guest against fake sysfs trees (no QMP socket involved)
+
+# fake_sysfs DIR: a guest's sysfs with virtio0 bound to memplug (BBM, 2 GiB
+# plugged of 8 GiB, one attribute this memplugctl does not know), virtio1
+# bound to virtio_net and virtio2 unbound.
+fake_sysfs() {
+	local root=$1 g c
+	mkdir -p "$root"/bus/virtio/devices "$root"/bus/virtio/drivers/{memplug,virtio_net} \
+		"$root"/devices/pci0000:00/{virtio0/memplug,virtio1,virtio2}
+	for c in 0 1 2; do
+		ln -s "../../../devices/pci0000:00/virtio$c" "$root/bus/virtio/devices/virtio$c"
+	done
+	ln -s ../../../../bus/virtio/drivers/memplug "$root/devices/pci0000:00/virtio0/driver"
+	ln -s ../../../../bus/virtio/drivers/virtio_net "$root/devices/pci0000:00/virtio1/driver"
+	g=$root/devices/pci0000:00/virtio0/memplug
+	echo bbm >"$g/mode"
+	echo 1073741824 >"$g/device_block_size"
+	echo 134217728 >"$g/memory_block_size"
+	echo 1073741824 >"$g/sub_block_size"
+	echo 1073741824 >"$g/unit_size"
+	echo 4294967296 >"$g/region_addr"
+	echo 8589934592 >"$g/region_size"
+	echo 8589934592 >"$g/usable_region_size"
+	echo 8 >"$g/units"
+	echo 0 >"$g/node"
+	echo 2147483648 >"$g/requested_size"
+	echo 2147483648 >"$g/plugged_size"
+	echo 2147483648 >"$g/device_plugged_size"
+	echo 2 >"$g/sub_blocks_plugged"
+	echo 0 >"$g/sub_blocks_held"
+	echo 2 >"$g/units_added"
+	echo "not_added 6 offline 0 online_movable 2 online_kernel 0 busy 0" >"$g/unit_states"
+	for c in plug_requests unplug_requests unplug_all_requests state_requests acks nacks \
+		busy_answers error_answers bad_answers add_failures remove_failures \
+		contig_failures fast_unplugs; do
+		echo 0 >"$g/$c"
+	done
+	echo 2 >"$g/plug_requests"
+	echo 2 >"$g/acks"
+	echo 7 >"$g/future_counter"
+	echo 1048576 >"$g/future_thing_size"
+}
+
+# json_check PY_EXPR: true if the expression over d (the one JSON object on
+# stdout of the last run) holds.
+json_check() {
+	python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); sys.exit(0 if eval("(" + sys.argv[1] + ")") else 1)' \
+		"$1" <<<"$out" 2>/dev/null
+}
+
+fs=$work/sysfs
+fake_sysfs "$fs"
+G="$M guest --sysfs-root"
+expect "guest: human output" 0 'plugged size: +2 GiB \(2147483648\)$' '' -- $G "$fs"
+if grep -q '^virtio0 (memplug):$' "$work/out" &&
+   grep -Eq '^  mode: +bbm \(big block mode\)$' "$work/out" &&
+   grep -Eq '^  device block size: +1 GiB \(1073741824\)$' "$work/out" &&
+   grep -Eq '^  region: +0x100000000-0x2ffffffff \(8 GiB\)$' "$work/out" &&
+   grep -Eq '^  requested size: +2 GiB \(2147483648\)$' "$work/out" &&
+   grep -Eq '^  unit states: +not_added 6, offline 0, online_movable 2, online_kernel 0, busy 0$' "$work/out" &&
+   grep -Eq '^    plug requests: +2$' "$work/out" &&
+   grep -Eq '^    fast unplugs: +0$' "$work/out"; then
+	ok "guest: human fields (mode, block size, region, sizes, unit states, counters)"
+else
+	not_ok "guest: human fields (mode, block size, region, sizes, unit states, counters)"; dump_run
+fi
+if grep -Eq '^    future_counter: +7$' "$work/out" &&
+   grep -Eq '^    future_thing_size: +1 MiB \(1048576\)$' "$work/out"; then
+	ok "guest: unknown attributes are shown under their own names"
+else
+	not_ok "guest: unknown attributes are shown under their own names"; dump_run
+fi
+if ! grep -q 'virtio[12]' "$work/out" && [ "$(grep -c '^virtio' "$work/out")" = 1 ]; then
+	ok "guest: devices of other drivers and unbound ones are not listed"
+else
+	not_ok "guest: devices of other drivers and unbound ones are not listed"; dump_run
+fi
+expect "guest: --json" 0 '^\{"device":"virtio0","driver":"memplug",' '' -- $G "$fs" --json
+if [ "$(wc -l <"$work/out")" = 1 ] &&
+   json_check 'd["mode"] == "bbm" and d["plugged_size"] == 2147483648 and
+	d["requested_size"] == 2147483648 and d["region_addr"] == 4294967296 and
+	d["node"] == 0 and d["units"] == 8 and d["acks"] == 2 and
+	d["unit_states"] == {"not_added": 6, "offline": 0, "online_movable": 2,
+			     "online_kernel": 0, "busy": 0} and
+	d["future_counter"] == 7 and d["future_thing_size"] == 1048576 and
+	"problems" not in d'; then
+	ok "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
+else
+	not_ok "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
+	dump_run
+fi
+expect "guest: -d virtio0" 0 '^virtio0 \(memplug\):' '' -- $M -d virtio0 guest --sysfs-root "$fs"
+expect "guest: -d of a device of another driver" 1 '' \
+	'^memplugctl: virtio1 is not a virtio device bound to memplug$' \
+	-- $M -d virtio1 guest --sysfs-root "$fs"
+expect "guest: needs no QMP socket even with MEMPLUG_QMP set" 0 '^virtio0' '' \
+	-- env MEMPLUG_QMP=/nonexistent $G "$fs"
+expect "guest: --sysfs-root only for guest" 64 '' 'only valid for guest' \
+	-- $M -s x status --sysfs-root "$fs"
+expect "guest --help" 0 'Usage: memplugctl .*guest' '' -- $M guest --help
+expect "guest: no sysfs at all" 1 '' 'cannot list .*/nonexistent/bus/virtio/devices: No such file' \
+	-- $G "$work/nonexistent"
+
+fs=$work/sysfs-nodev
+fake_sysfs "$fs"
+rm "$fs/devices/pci0000:00/virtio0/driver"
+expect "guest: no device bound to memplug" 1 '' '^memplugctl: no virtio device is bound to memplug$' \
+	-- $G "$fs"
+if [ -z "$out" ]; then ok "guest: nothing on stdout without a device"
+else not_ok "guest: nothing on stdout without a device"; dump_run; fi
+expect "guest: no device, --json" 1 '' 'no virtio device is bound to memplug' -- $G "$fs" --json
+rmdir "$fs/bus/virtio/drivers/memplug"
+expect "guest: memplug not loaded" 1 '' 'memplug is not loaded' -- $G "$fs"
+mkdir "$fs/bus/virtio/drivers/virtio_mem"
+ln -s ../../../../bus/virtio/drivers/virtio_mem "$fs/devices/pci0000:00/virtio0/driver"
+expect "guest: device bound to virtio_mem is named" 1 '' \
+	'no virtio device is bound to memplug \(virtio0 is bound to virtio_mem\)' -- $G "$fs"
+
+# Broken attributes: one message each on stderr, the rest still printed, exit 1.
+fs=$work/sysfs-bad
+fake_sysfs "$fs"
+gdir=$fs/devices/pci0000:00/virtio0/memplug
+echo 12x >"$gdir/plugged_size"
+expect "guest: garbage attribute" 1 'requested size: +2 GiB' \
+	"^memplugctl: virtio0: memplug/plugged_size: not an unsigned number: '12x'$" -- $G "$fs"
+if grep -Eq "^  plugged size: +\? \(not an unsigned number: '12x'\)$" "$work/out"; then
+	ok "guest: garbage attribute shown as ? with the reason"
+else
+	not_ok "guest: garbage attribute shown as ? with the reason"; dump_run
+fi
+expect "guest: garbage attribute, --json" 1 '^\{' 'plugged_size: not an unsigned number' \
+	-- $G "$fs" --json
+if json_check 'd["plugged_size"] is None and "12x" in d["problems"]["plugged_size"] and
+	d["requested_size"] == 2147483648'; then
+	ok "guest: --json gives null and a problems entry for it"
+else
+	not_ok "guest: --json gives null and a problems entry for it"; dump_run
+fi
+echo 2147483648 >"$gdir/plugged_size"
+echo "not_added six" >"$gdir/unit_states"
+expect "guest: malformed unit_states" 1 '' "unit_states: not a list of 'state count' pairs" \
+	-- $G "$fs"
+echo "not_added 6 offline 0 online_movable 2 online_kernel 0 busy 0" >"$gdir/unit_states"
+printf '\033]0;pwned\007 7\n' >"$gdir/units"
+expect "guest: escape sequences in a value are defused" 1 '' 'not an unsigned number: .\?\]0;pwned\? 7' \
+	-- $G "$fs"
+echo 8 >"$gdir/units"
+rm "$gdir/units_added"
+ln -s /proc/self/mem "$gdir/units_added"	# open works, read fails with EIO
+expect "guest: unreadable attribute (read error)" 1 'plugged size: +2 GiB' \
+	'^memplugctl: virtio0: memplug/units_added: cannot read: Input/output error$' -- $G "$fs"
+rm "$gdir/units_added"
+ln -s "$work/nonexistent" "$gdir/units_added"
+expect "guest: unreadable attribute (dangling link)" 1 '' \
+	'units_added: cannot open: No such file or directory' -- $G "$fs"
+rm "$gdir/units_added"
+mkfifo "$gdir/units_added"
+expect "guest: a FIFO does not hang it" 1 '' 'units_added: not a regular file' -- $G "$fs"
+rm "$gdir/units_added"
+head -c 5000 /dev/zero | tr '\0' 7 >"$gdir/units_added"
+expect "guest: over-long value" 1 '' 'units_added: longer than 4095 bytes' -- $G "$fs"
+
+# The static build the test bed puts in the guest's initramfs.
+if ! compgen -G '/usr/lib*/libjansson.a' >/dev/null && ! compgen -G '/usr/lib/*/libjansson.a' >/dev/null; then
+	skip "guest: static build" "no libjansson.a (libjansson-dev)"
+elif make -s -C "$top/tools/memplugctl" static >"$work/static.log" 2>&1; then
+	if LC_ALL=C file "$top/tools/memplugctl/memplugctl-static" | grep -q 'statically linked'; then
+		ok "guest: make static builds a static binary"
+	else
+		not_ok "guest: make static builds a static binary" "$(file "$top/tools/memplugctl/memplugctl-static")"
+	fi
+	expect "guest: the static binary works" 0 '"plugged_size":2147483648' '' \
+		-- "$top/tools/memplugctl/memplugctl-static" guest --sysfs-root "$work/sysfs" --json
+else
+	not_ok "guest: make static builds a static binary" "$(tail -n 20 "$work/static.log")"
+fi
 
 # ---------------------------------------------------------------------------
 # 3. Against a real QEMU
