@@ -523,3 +523,61 @@ def guest_tool(t):
                 "bbm (big block mode)" not in human:
             raise TestFailure("memplugctl guest output lacks mode/plugged size: %r" % human[:800])
         vm.check_kernel_log()
+
+
+@scenario("reboot_with_memory_plugged", tags=("lifecycle",))
+def reboot_plugged(t):
+    """The guest reboots with memory plugged (QEMU resets the device to
+    nothing plugged): after the reboot the driver plugs the requested size
+    again and the guest has exactly that."""
+    with t.vm([Device("vmem0", "8G", "1G"), Device("vmem1", "4G", "2M")],
+              allow_reboot=True) as vm:
+        vm.baseline()
+        vm.resize("vmem0", "2G")
+        vm.resize("vmem1", "512M")
+        vm.wait_memory(2 * GiB + 512 * MiB, "Movable")
+        vm.reboot()
+        deadline = time.time() + 60
+        while vm.plugged("vmem0") != 2 * GiB or vm.plugged("vmem1") != 512 * MiB:
+            if time.time() > deadline:
+                raise TestFailure("after reboot: vmem0 %s, vmem1 %s plugged" %
+                                  (human(vm.plugged("vmem0")), human(vm.plugged("vmem1"))))
+            time.sleep(0.2)
+        # a second boot may reserve a few pages more or less of boot memory
+        vm.wait_memory(2 * GiB + 512 * MiB, "Movable", total_slack=MiB)
+        vm.resize("vmem0", 0)
+        vm.resize("vmem1", 0)
+        vm.wait_memory(0, total_slack=MiB)
+        vm.check_kernel_log()
+
+
+@scenario("rmmod_insmod_loop_under_load", memplug_only=True, tags=("lifecycle",))
+def rmmod_loop(t):
+    """rmmod/insmod five times with memory plugged and a verifying filler
+    running: each unload either completes (all memory returned) or is
+    refused cleanly; after each reload the driver converges again; the
+    filler never sees a corrupted byte."""
+    with t.vm([Device("vmem0", "8G", "1G")]) as vm:
+        vm.baseline()
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        start_filler(vm, 768)
+        unloaded = refused = 0
+        for i in range(5):
+            r = vm.sh("rmmod memplug 2>&1", check=False)
+            if r["rc"] == 0:
+                unloaded += 1
+                if vm.plugged("vmem0") != 0:
+                    raise TestFailure("unloaded with %s still plugged" %
+                                      human(vm.plugged("vmem0")))
+                vm.wait_memory(0)
+                vm.sh(". /etc/load.sh; load memplug")
+            else:
+                refused += 1
+            vm.resize("vmem0", "2G" if i % 2 else "1G", timeout=180)
+            vm.wait_memory((2 if i % 2 else 1) * GiB, "Movable")
+        t.log("# rmmod: %d unloads, %d clean refusals" % (unloaded, refused))
+        stop_filler_clean(t, vm)
+        vm.resize("vmem0", 0, timeout=180)
+        vm.wait_memory(0)
+        vm.check_kernel_log()
