@@ -290,7 +290,7 @@ static int mp_resolve_one(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 int mp_resolve_held(struct mp_dev *d)
 {
 	u64 unit;
-	u32 sb;
+	u32 sb, nr;
 	int rc = 0;
 
 	for (unit = 0; unit < d->geo.nr_units && d->nr_held; unit++) {
@@ -307,10 +307,15 @@ int mp_resolve_held(struct mp_dev *d)
 				rc = -EAGAIN;
 			continue;
 		}
-		for (sb = 0; sb < d->geo.sb_per_unit; sb++) {
+		/* runs of held sub blocks, split further only when mixed */
+		for (sb = 0; sb < d->geo.sb_per_unit; sb += nr) {
+			nr = 1;
 			if (!test_bit(mp_sb_index(d, unit, sb), d->held))
 				continue;
-			if (mp_resolve_one(d, unit, sb, 1))
+			while (sb + nr < d->geo.sb_per_unit &&
+			       test_bit(mp_sb_index(d, unit, sb + nr), d->held))
+				nr++;
+			if (mp_resolve_one(d, unit, sb, nr))
 				rc = -EAGAIN;
 		}
 		if (mp_worker_should_yield(d))

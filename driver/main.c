@@ -369,6 +369,8 @@ static void mp_work_fn(struct work_struct *work)
 {
 	struct mp_dev *d = container_of(to_delayed_work(work), struct mp_dev,
 					work);
+	bool progress;
+	u64 before;
 	int rc;
 
 	if (READ_ONCE(d->stopping))
@@ -377,7 +379,9 @@ static void mp_work_fn(struct work_struct *work)
 	mutex_lock(&d->hp_lock);
 	if (atomic_xchg(&d->config_changed, 0))
 		mp_refresh_config(d);
+	before = d->nr_plugged - d->nr_held;
 	rc = mp_pass(d);
+	progress = d->nr_plugged - d->nr_held != before;
 	mp_update_pin(d);
 	mutex_unlock(&d->hp_lock);
 
@@ -387,7 +391,9 @@ static void mp_work_fn(struct work_struct *work)
 		d->backoff_ms = 0;
 		mod_delayed_work(system_freezable_wq, &d->work, 0);
 	} else if (rc) {
-		d->backoff_ms = mp_backoff_next(d->backoff_ms);
+		/* back off exponentially only while nothing moves */
+		d->backoff_ms = progress ? MP_BACKOFF_MIN_MS :
+			mp_backoff_next(d->backoff_ms);
 		dev_dbg(&d->vdev->dev, "retrying in %u ms\n", d->backoff_ms);
 		queue_delayed_work(system_freezable_wq, &d->work,
 				   msecs_to_jiffies(d->backoff_ms));
