@@ -155,7 +155,13 @@ static int mp_bbm_unplug_one(struct mp_dev *d)
 	 * block stays plugged but not added: retried later, or simply
 	 * re-added when memory is wanted again.
 	 */
-	return mp_bbm_unplug_req(d, best);
+	rc = mp_bbm_unplug_req(d, best);
+	if (rc && d->target_zero) {
+		/* remove(): get everything out of Linux first */
+		d->units[best].skip = 1;
+		return 0;
+	}
+	return rc;
 }
 
 int mp_bbm_run(struct mp_dev *d, u64 wanted)

@@ -685,7 +685,7 @@ static void mp_remove(struct virtio_device *vdev)
 		 * the state, notifier and online page callback alive for it
 		 * (the module stays pinned: d->pinned), forget the device.
 		 */
-		dev_err(dev, "%llu hotplug units could not be removed; they stay in use and the module stays loaded\n",
+		dev_err(dev, "%llu hotplug units could not be offlined and removed; they stay added and the module stays loaded\n",
 			left);
 		mutex_lock(&d->hp_lock);
 		d->orphan = true;

@@ -288,6 +288,11 @@ static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
 			return 0;
 		}
 		rc = mp_sbm_unplug_run(d, best, first, nr);
+		if (rc && d->target_zero) {
+			/* remove(): get everything out of Linux first */
+			u->skip = 1;
+			return 0;
+		}
 		return rc ? -EAGAIN : 0;
 	}
 	return mp_sbm_unplug_online(d, best, need);
