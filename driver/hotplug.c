@@ -83,15 +83,8 @@ bool mp_unit_online(const struct mp_unit *u)
 
 enum mp_unit_class mp_unit_class(const struct mp_unit *u)
 {
-	if (u->busy || u->nr_going || u->skip)
-		return MP_CLASS_BUSY;
-	if (!u->added)
-		return MP_CLASS_NOT_ADDED;
-	if (!u->nr_online)
-		return MP_CLASS_OFFLINE;
-	if (u->nr_movable == u->nr_online)
-		return MP_CLASS_MOVABLE;
-	return MP_CLASS_KERNEL;
+	return mp_classify(u->busy || u->nr_going || u->skip, u->added,
+			   u->nr_online, u->nr_movable);
 }
 
 /*

@@ -184,6 +184,20 @@ u64 mp_wanted_granules(const struct mp_geometry *g, u64 requested_size)
 	return requested_size >> mp_log2(granule);
 }
 
+enum mp_unit_class mp_classify(bool busy, bool added, u32 nr_online,
+			       u32 nr_movable)
+{
+	if (busy)
+		return MP_CLASS_BUSY;
+	if (!added)
+		return MP_CLASS_NOT_ADDED;
+	if (!nr_online)
+		return MP_CLASS_OFFLINE;
+	if (nr_movable >= nr_online)
+		return MP_CLASS_MOVABLE;
+	return MP_CLASS_KERNEL;
+}
+
 bool mp_unplug_before(enum mp_unit_class class_a, u64 idx_a,
 		      enum mp_unit_class class_b, u64 idx_b)
 {

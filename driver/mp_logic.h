@@ -152,6 +152,14 @@ enum mp_unit_class {
 	MP_CLASS_BUSY,		/* in transition: never pick */
 };
 
+/*
+ * Class of a unit from its state: @busy (worker or notifier transition),
+ * @added, @nr_online / @nr_movable online memory blocks (of which in
+ * ZONE_MOVABLE).
+ */
+enum mp_unit_class mp_classify(bool busy, bool added, u32 nr_online,
+			       u32 nr_movable);
+
 /* Returns true when (class_a, idx_a) should be unplugged before (b). */
 bool mp_unplug_before(enum mp_unit_class class_a, u64 idx_a,
 		      enum mp_unit_class class_b, u64 idx_b);

@@ -308,6 +308,17 @@ static void test_unplug_order(void **state)
 	assert_false(mp_unplug_before(MP_CLASS_BUSY, 9, MP_CLASS_KERNEL, 0));
 }
 
+static void test_classify(void **state)
+{
+	(void)state;
+	assert_int_equal(mp_classify(true, true, 1, 1), MP_CLASS_BUSY);
+	assert_int_equal(mp_classify(false, false, 0, 0), MP_CLASS_NOT_ADDED);
+	assert_int_equal(mp_classify(false, true, 0, 0), MP_CLASS_OFFLINE);
+	assert_int_equal(mp_classify(false, true, 8, 8), MP_CLASS_MOVABLE);
+	assert_int_equal(mp_classify(false, true, 8, 7), MP_CLASS_KERNEL);
+	assert_int_equal(mp_classify(false, true, 1, 0), MP_CLASS_KERNEL);
+}
+
 static void test_backoff(void **state)
 {
 	u32 ms = 0;
@@ -336,6 +347,7 @@ int main(void)
 		cmocka_unit_test(test_geo_edges),
 		cmocka_unit_test(test_usable),
 		cmocka_unit_test(test_unplug_order),
+		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_backoff),
 	};
 
