@@ -321,6 +321,7 @@ static int mp_unplug_all(struct mp_dev *d)
 {
 	int rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0, NULL);
 	u64 unit;
+	u32 sb;
 
 	if (rc == VIRTIO_MEM_RESP_ACK) {
 		dev_info(&d->vdev->dev, "unplugged all memory left plugged before the driver bound\n");
@@ -338,7 +339,9 @@ static int mp_unplug_all(struct mp_dev *d)
 	 */
 	d->need_unplug_all = false;
 	for (unit = 0; unit < d->geo.nr_units; unit++)
-		mp_mark_plugged(d, unit, 0, d->geo.sb_per_unit, true);
+		for (sb = 0; sb < d->geo.sb_per_unit; sb++)
+			if (mp_sb_usable(&d->geo, &d->cfg, unit, sb))
+				mp_mark_plugged(d, unit, sb, 1, true);
 	return -EAGAIN;
 }
 
