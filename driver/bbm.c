@@ -178,6 +178,9 @@ int mp_bbm_run(struct mp_dev *d, u64 wanted)
 		if (d->nr_plugged < wanted) {
 			rc = mp_bbm_plug_one(d);
 			if (rc == -ENOSPC) {
+				/* blocked units may free up: retry later */
+				if (mp_any_unit_blocked(d))
+					break;
 				dev_warn_ratelimited(&d->vdev->dev,
 						     "requested size 0x%llx does not fit in the usable region\n",
 						     d->cfg.requested_size);

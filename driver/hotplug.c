@@ -87,6 +87,20 @@ enum mp_unit_class mp_unit_class(const struct mp_unit *u)
 			   u->nr_online, u->nr_movable);
 }
 
+/* Is any unit failed this pass, in transition or holding sub blocks? */
+bool mp_any_unit_blocked(const struct mp_dev *d)
+{
+	const struct mp_unit *u;
+	u64 unit;
+
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (u->skip || u->busy || u->nr_going || u->nr_held)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Hand (PageOffline, refcount 1) pages of an online range to the buddy,
  * in naturally aligned chunks.

@@ -329,6 +329,9 @@ int mp_sbm_run(struct mp_dev *d, u64 wanted)
 		if (d->nr_plugged < wanted) {
 			rc = mp_sbm_plug_step(d, wanted - d->nr_plugged);
 			if (rc == -ENOSPC) {
+				/* blocked units may free up: retry later */
+				if (mp_any_unit_blocked(d))
+					break;
 				dev_warn_ratelimited(&d->vdev->dev,
 						     "requested size 0x%llx does not fit in the usable region\n",
 						     d->cfg.requested_size);
