@@ -155,13 +155,22 @@ cmd_deb() {
 	Source: memplug source tree
 
 	Files: *
-	Copyright: memplug developers
+	Copyright: 2026 memplug developers
 	License: GPL-2
 	 On Debian systems, the full text of the GNU General Public License
 	 version 2 can be found in the file '/usr/share/common-licenses/GPL-2'.
 	EOF
 	[ -f "$top/docs/install.md" ] && install -m 0644 "$top/docs/install.md" "$root/usr/share/doc/$pkg/"
 	chmod 0644 "$root/usr/share/doc/$pkg/copyright"
+	# a native package's changelog, as Debian policy wants it
+	cat <<-EOF | gzip -9n > "$root/usr/share/doc/$pkg/changelog.gz"
+	$pkg ($VER) unstable; urgency=medium
+
+	  * Release $VER of the memplug virtio-mem guest driver, as DKMS source.
+
+	 -- memplug developers <memplug-devel@lists.memplug.org>  $(date -R -d @"${SOURCE_DATE_EPOCH:-$(git -C "$top" log -1 --format=%ct 2>/dev/null || date +%s)}")
+	EOF
+	chmod 0644 "$root/usr/share/doc/$pkg/changelog.gz"
 
 	install -d -m 0755 "$root/DEBIAN"
 	local size
@@ -170,7 +179,7 @@ cmd_deb() {
 	Package: $pkg
 	Version: $VER
 	Architecture: all
-	Maintainer: memplug developers <memplug@localhost>
+	Maintainer: memplug developers <memplug-devel@lists.memplug.org>
 	Section: kernel
 	Priority: optional
 	Installed-Size: $size
