@@ -581,3 +581,47 @@ def rmmod_loop(t):
         vm.resize("vmem0", 0, timeout=180)
         vm.wait_memory(0)
         vm.check_kernel_log()
+
+
+FAULT_KINDS = {1: ("NACK", "nacks"), 2: ("BUSY", "busy_answers"), 3: ("ERROR", "error_answers"),
+               4: ("malformed answer", "bad_answers"), 5: ("no answer", "bad_answers")}
+
+
+def device_fault_cycle(t, block):
+    """The device's answers go wrong: memplug's test-only fault injection
+    turns every third request into NACK, BUSY, ERROR, a malformed answer
+    or no answer. For each kind the driver still converges, both ways, the
+    guest holds exactly what the device has plugged, and the fault shows in
+    the driver's counters."""
+    params = "/sys/module/memplug/parameters/"
+    big = parse_size(block) >= GiB
+    with t.vm([Device("vmem0", "8G", block)], driver_args="req_timeout_ms=500") as vm:
+        vm.baseline()
+        for kind, (what, counter) in FAULT_KINDS.items():
+            before = int(vm.state()["virtio_mem"][0]["attrs"][counter])
+            # every third, not every second: a driver that resolves an
+            # ambiguous answer with STATE before retrying would otherwise
+            # have its every retry hit, by parity alone
+            vm.sh("echo %d > %sfault_kind && echo 3 > %sfault_every" % (kind, params, params))
+            vm.resize("vmem0", "3G" if big else "1G", timeout=180)
+            vm.wait_memory(3 * GiB if big else GiB, "Movable")
+            vm.resize("vmem0", "1G" if big else "256M", timeout=180)
+            vm.wait_memory(GiB if big else 256 * MiB, "Movable")
+            vm.sh("echo 0 > %sfault_every" % params)
+            vm.resize("vmem0", 0, timeout=180)
+            vm.wait_memory(0)
+            after = int(vm.state()["virtio_mem"][0]["attrs"][counter])
+            if after <= before:
+                raise TestFailure("%s injected but %s did not grow (%d)" % (what, counter, after))
+            t.log("# %s: converged both ways, %s %d -> %d" % (what, counter, before, after))
+        vm.check_kernel_log()
+
+
+@scenario("device_answer_faults_sbm", memplug_only=True, tags=("fault", "sbm"))
+def device_faults_sbm(t):
+    device_fault_cycle(t, "2M")
+
+
+@scenario("device_answer_faults_bbm", memplug_only=True, tags=("fault", "bbm"))
+def device_faults_bbm(t):
+    device_fault_cycle(t, "1G")
