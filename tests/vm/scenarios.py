@@ -365,7 +365,9 @@ def offline_fault_bbm(t):
     offline_fault(t, "1G")
 
 
-@scenario("offline_fault_sbm", tags=("fault", "sbm"))
+@scenario("offline_fault_sbm", tags=("fault", "sbm"),
+          reference_fails="virtio_mem may leave emptied memory blocks in Linux when offlining "
+                          "failed once: with plugged == requested it never retries removing them")
 def offline_fault_sbm(t):
     offline_fault(t, "2M")
 
