@@ -56,6 +56,8 @@ def main():
     ap.add_argument("--long", action="store_true", default=os.environ.get("LONG") == "1",
                     help="also run the long scenarios (soak, ...); LONG=1")
     args = ap.parse_args()
+    global LONG
+    LONG = args.long
 
     wanted = args.kernel.split()
     rels = [r for r in kernels() if "all" in wanted or kernel_series(r) in wanted]
@@ -122,6 +124,9 @@ def main():
     return 1 if counts["fail"] else 0
 
 
+LONG = False
+
+
 def run_one(i, item, out, smp):
     """Run one scenario; its KTAP lines go to out. Returns the verdict."""
     rel, drv, sc, name = item
@@ -133,6 +138,8 @@ def run_one(i, item, out, smp):
     try:
         if sc["memplug_only"] and drv != "memplug":
             raise Skip("memplug-only feature")
+        if sc.get("reference_long") and drv != "memplug" and not LONG:
+            raise Skip("reliability scenario: the reference driver runs it with LONG=1")
         ko = os.path.join(os.path.dirname(__file__), "..", "..", "build", rel, "memplug.ko")
         if drv == "memplug" and not os.path.exists(ko):
             raise TestFailure("memplug.ko not built for %s (%s)" % (rel, ko))

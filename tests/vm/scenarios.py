@@ -14,14 +14,18 @@ from testbed import GiB, MiB, Device, Skip, TestFailure, human, parse_size
 SCENARIOS = []
 
 
-def scenario(name, memplug_only=False, tags=(), reference_fails=None):
+def scenario(name, memplug_only=False, tags=(), reference_fails=None, reference_long=False):
     """Register a scenario. memplug_only: skipped for the kernel's driver.
     reference_fails: a known failing of the kernel's own virtio_mem that
     memplug exists to fix; its failure there is reported as TODO, not as a
-    failure of the test bed. Tag "long": only with LONG=1."""
+    failure of the test bed. reference_long: the kernel's driver runs it only
+    with LONG=1 (reliability scenarios: they feed the comparison table in
+    docs/reliability.md, and keep make check short). Tag "long": only with
+    LONG=1."""
     def reg(fn):
         SCENARIOS.append({"name": name, "fn": fn, "memplug_only": memplug_only,
-                          "tags": set(tags), "reference_fails": reference_fails})
+                          "tags": set(tags), "reference_fails": reference_fails,
+                          "reference_long": reference_long})
         return fn
     return reg
 
@@ -317,7 +321,7 @@ def storm(t, block, changes=100, seconds=60, top="4G"):
         vm.check_kernel_log()
 
 
-@scenario("resize_storm_sbm", tags=("storm", "sbm"))
+@scenario("resize_storm_sbm", reference_long=True, tags=("storm", "sbm"))
 def storm_sbm(t):
     storm(t, "2M")
 
@@ -355,24 +359,24 @@ def offline_fault(t, block):
         vm.resize("vmem0", 0, timeout=240)
         t.log("# fault lifted: reached 0 after %.1fs" % (time.time() - t0))
         vm.wait_memory(0)
-        vm.wait_blocks_back_to_baseline(timeout=240)
+        vm.wait_blocks_back_to_baseline(timeout=60)
         del st
         vm.check_kernel_log()
 
 
-@scenario("offline_fault_bbm", tags=("fault", "bbm"))
+@scenario("offline_fault_bbm", reference_long=True, tags=("fault", "bbm"))
 def offline_fault_bbm(t):
     offline_fault(t, "1G")
 
 
-@scenario("offline_fault_sbm", tags=("fault", "sbm"),
+@scenario("offline_fault_sbm", reference_long=True, tags=("fault", "sbm"),
           reference_fails="virtio_mem may leave emptied memory blocks in Linux when offlining "
                           "failed once: with plugged == requested it never retries removing them")
 def offline_fault_sbm(t):
     offline_fault(t, "2M")
 
 
-@scenario("resize_during_migration", tags=("migration",))
+@scenario("resize_during_migration", reference_long=True, tags=("migration",))
 def migration(t):
     """Resize while QEMU live-migrates the VM (the device answers BUSY
     meanwhile), then again on the destination: the driver waits BUSY out
@@ -402,7 +406,7 @@ def migration(t):
         vm.check_kernel_log()
 
 
-@scenario("unplug_never_oom_kills", tags=("oom",),
+@scenario("unplug_never_oom_kills", reference_long=True, tags=("oom",),
           reference_fails="virtio_mem migrates the process into boot memory until the OOM killer "
                           "kills it")
 def no_oom_kill(t):
@@ -415,7 +419,7 @@ def no_oom_kill(t):
         vm.resize("vmem0", "4G")
         vm.wait_memory(4 * GiB, "Movable")
         start_filler(vm, 2560)
-        p = vm.ctl("-d", "vmem0", "resize", "0", "--wait", "--timeout", "40", timeout=40)
+        p = vm.ctl("-d", "vmem0", "resize", "0", "--wait", "--timeout", "25", timeout=25)
         left = vm.plugged("vmem0")
         t.log("# asked for 0: %s still plugged (memplugctl exit %d)" % (human(left), p.returncode))
         if left < 2 * GiB:
@@ -527,7 +531,7 @@ def guest_tool(t):
         vm.check_kernel_log()
 
 
-@scenario("reboot_with_memory_plugged", tags=("lifecycle",))
+@scenario("reboot_with_memory_plugged", reference_long=True, tags=("lifecycle",))
 def reboot_plugged(t):
     """The guest reboots with memory plugged (QEMU resets the device to
     nothing plugged): after the reboot the driver plugs the requested size
