@@ -12,6 +12,7 @@
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
 #include <linux/bitmap.h>
+#include <linux/sizes.h>
 #include <linux/virtio.h>
 
 #include "memplug.h"
@@ -87,6 +88,75 @@ enum mp_unit_class mp_unit_class(const struct mp_unit *u)
 			   u->nr_online, u->nr_movable);
 }
 
+/* ------------------------------------------------------------------ */
+/* free range check (fast unplug)                                      */
+
+/*
+ * Racy hint: how many pages of the range are in use, i.e. neither free in
+ * the buddy nor logically offline.  *@nr_free gets the free ones.
+ */
+static unsigned long mp_range_used(unsigned long pfn, unsigned long nr_pages,
+				   unsigned long *nr_free)
+{
+	unsigned long end = pfn + nr_pages;
+	unsigned long used = 0, free = 0, step;
+	struct page *page;
+
+	while (pfn < end) {
+		page = pfn_to_page(pfn);
+		step = 1;
+		if (PageOffline(page)) {
+			/* ours, or being onlined: neither used nor free */
+		} else if (PageBuddy(page)) {
+			step = READ_ONCE(page_private(page));
+			step = step > MEMPLUG_MAX_ORDER ? 1 : 1UL << step;
+			free += step;
+		} else if (is_free_buddy_page(page)) {
+			free++;
+		} else if (PageHead(page)) {
+			step = max_t(unsigned long, compound_nr(page), 1);
+			used += step;
+		} else {
+			used++;
+		}
+		pfn += min(step, end - pfn);
+		if (!(pfn & (PAGES_PER_SECTION - 1)))
+			cond_resched();
+	}
+	if (nr_free)
+		*nr_free = free;
+	return used;
+}
+
+/*
+ * Racy hint: true when every page in the range is free in the buddy or
+ * logically offline, i.e. offlining will not have to migrate anything.
+ */
+bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages)
+{
+	return !mp_range_used(pfn, nr_pages, NULL);
+}
+
+/*
+ * Is there room elsewhere for the pages in use in this range?  Migrating
+ * them when the rest of the guest cannot hold them only ends in
+ * allocation failures (6.1 even logs each one) or reclaim storms; the
+ * host learns from plugged_size > requested_size that the guest could
+ * not shrink further.
+ */
+static bool mp_room_for(unsigned long pfn, unsigned long nr_pages)
+{
+	unsigned long free_here, used, avail;
+
+	used = mp_range_used(pfn, nr_pages, &free_here);
+	if (!used)
+		return true;
+	avail = si_mem_available();
+	avail = avail > free_here ? avail - free_here : 0;
+	/* keep a quarter of what moves, at least 16 MiB, as headroom */
+	return used + max(used / 4, PHYS_PFN(SZ_16M)) <= avail;
+}
+
 /* Is any unit failed this pass, in transition or holding sub blocks? */
 bool mp_any_unit_blocked(const struct mp_dev *d)
 {
@@ -138,6 +208,10 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 	unsigned long i;
 	int rc;
 
+	if (!mp_room_for(pfn, nr_pages)) {
+		d->stats.no_room++;
+		return -ENOMEM;
+	}
 	u->busy = MP_BUSY_CONTIG;
 	mutex_unlock(&d->hp_lock);
 	rc = mp_compat_alloc_contig(pfn, nr_pages);
@@ -154,40 +228,6 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 	adjust_managed_page_count(pfn_to_page(pfn), -(long)nr_pages);
 	u->busy = MP_BUSY_NONE;
 	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* free range check (fast unplug)                                      */
-
-/*
- * Racy hint: true when every page in the range is free in the buddy or
- * logically offline, i.e. offlining will not have to migrate anything.
- */
-bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages)
-{
-	unsigned long end = pfn + nr_pages;
-	struct page *page;
-	unsigned long order;
-
-	while (pfn < end) {
-		page = pfn_to_page(pfn);
-		if (PageOffline(page)) {
-			pfn++;
-			continue;
-		}
-		if (!PageBuddy(page)) {
-			if (!is_free_buddy_page(page))
-				return false;
-			pfn++;
-			continue;
-		}
-		order = READ_ONCE(page_private(page));
-		if (order > MEMPLUG_MAX_ORDER)
-			order = 0;
-		pfn += 1UL << order;
-		cond_resched();
-	}
-	return true;
 }
 
 /* ------------------------------------------------------------------ */

@@ -120,6 +120,7 @@ struct mp_stats {
 	u64 add_failures;
 	u64 remove_failures;
 	u64 contig_failures;
+	u64 no_room;		/* in-use memory had nowhere to go */
 	u64 fast_unplugs;	/* free memory unplugged without migration */
 };
 

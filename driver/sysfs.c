@@ -88,6 +88,7 @@ MP_LOCKED_ATTR(add_failures, d->stats.add_failures);
 MP_LOCKED_ATTR(remove_failures, d->stats.remove_failures);
 MP_LOCKED_ATTR(contig_failures, d->stats.contig_failures);
 MP_LOCKED_ATTR(fast_unplugs, d->stats.fast_unplugs);
+MP_LOCKED_ATTR(no_room, d->stats.no_room);
 
 static ssize_t device_plugged_size_show(struct device *dev,
 					struct device_attribute *attr,
@@ -162,6 +163,7 @@ static struct attribute *mp_attrs[] = {
 	&dev_attr_remove_failures.attr,
 	&dev_attr_contig_failures.attr,
 	&dev_attr_fast_unplugs.attr,
+	&dev_attr_no_room.attr,
 	NULL,
 };
 
