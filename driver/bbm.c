@@ -192,5 +192,7 @@ int mp_bbm_run(struct mp_dev *d, u64 wanted)
 		}
 		cond_resched();
 	}
+	if (!rc && !d->target_zero && d->nr_plugged == wanted)
+		rc = mp_add_strays(d);
 	return rc ? -EAGAIN : 0;
 }

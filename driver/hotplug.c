@@ -157,6 +157,30 @@ static bool mp_room_for(unsigned long pfn, unsigned long nr_pages)
 	return used + max(used / 4, PHYS_PFN(SZ_16M)) <= avail;
 }
 
+/*
+ * Add units that have plugged (not held) sub blocks but are not added:
+ * after adoption, or after an add failed or an UNPLUG was refused.
+ * Called when no more memory has to be plugged or unplugged.
+ */
+int mp_add_strays(struct mp_dev *d)
+{
+	struct mp_unit *u;
+	u64 unit;
+	int rc = 0;
+
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (u->added || u->nr_plugged <= u->nr_held || u->busy ||
+		    u->nr_going || u->skip)
+			continue;
+		if (mp_add_unit(d, unit)) {
+			u->skip = 1;
+			rc = -EAGAIN;
+		}
+	}
+	return rc;
+}
+
 /* Is any unit failed this pass, in transition or holding sub blocks? */
 bool mp_any_unit_blocked(const struct mp_dev *d)
 {

@@ -211,6 +211,7 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 		  unsigned long nr_pages);
 bool mp_unit_online(const struct mp_unit *u);
 bool mp_any_unit_blocked(const struct mp_dev *d);
+int mp_add_strays(struct mp_dev *d);
 
 /* bbm.c / sbm.c: one worker pass; 0 = done, -EAGAIN = retry later */
 int mp_bbm_run(struct mp_dev *d, u64 wanted);

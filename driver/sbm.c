@@ -343,6 +343,8 @@ int mp_sbm_run(struct mp_dev *d, u64 wanted)
 		}
 		cond_resched();
 	}
+	if (!rc && !d->target_zero && d->nr_plugged == wanted)
+		rc = mp_add_strays(d);
 	if (mp_sbm_remove_empty(d))
 		rc = -EAGAIN;
 	return rc ? -EAGAIN : 0;
