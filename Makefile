@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-vm \
-	check-static check-dkms bench dkms-install dkms-uninstall deb clean
+	check-static check-dkms check-long fuzz bench dkms-install dkms-uninstall deb clean
 
 all: build
 
@@ -42,6 +42,15 @@ check-static: deps
 	@scripts/check.sh static
 check-vm: build
 	@scripts/check.sh vm
+
+# make check-vm plus the long scenarios (soak, BBM storm) and the reference
+# driver's reliability runs: about 30 minutes more
+check-long: build
+	@LONG=1 scripts/check.sh vm
+
+# long libFuzzer run of every fuzz target (until stopped)
+fuzz:
+	$(MAKE) -C tests/unit fuzz
 
 check-dkms: deps
 	@scripts/check.sh dkms
