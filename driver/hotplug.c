@@ -535,21 +535,32 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 	u = &d->units[unit];
 	mb_idx = (mb_addr - d->geo.first_addr) / d->geo.mb_size;
 
+	/*
+	 * d->going marks blocks we saw GOING_ONLINE/GOING_OFFLINE for: the
+	 * kernel sends CANCEL_* to every notifier, also to those it never
+	 * sent GOING_* to because an earlier notifier refused.
+	 */
 	switch (action) {
 	case MEM_GOING_OFFLINE:
 		/* alloc_contig_range() on this unit right now: not now */
 		if (u->busy == MP_BUSY_CONTIG)
 			return NOTIFY_BAD;
+		if (__test_and_set_bit(mb_idx, d->going))
+			break;
 		u->nr_going++;
 		mp_offline_refs(d, unit, mb_addr, -1);
 		break;
 	case MEM_CANCEL_OFFLINE:
+		if (!__test_and_clear_bit(mb_idx, d->going))
+			break;
 		u->nr_going--;
 		mp_offline_refs(d, unit, mb_addr, 1);
 		break;
 	case MEM_OFFLINE:
-		u->nr_going--;
-		u->nr_online--;
+		if (__test_and_clear_bit(mb_idx, d->going))
+			u->nr_going--;
+		if (u->nr_online)
+			u->nr_online--;
 		if (__test_and_clear_bit(mb_idx, d->movable))
 			u->nr_movable--;
 		n = mp_compat_offline_managed_fixup(mp_offline_refs(d, unit,
@@ -559,19 +570,20 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 			adjust_managed_page_count(pfn_to_page(start_pfn), n);
 		break;
 	case MEM_GOING_ONLINE:
-		u->nr_going++;
+		if (!__test_and_set_bit(mb_idx, d->going))
+			u->nr_going++;
 		break;
 	case MEM_CANCEL_ONLINE:
-		u->nr_going--;
+		if (__test_and_clear_bit(mb_idx, d->going))
+			u->nr_going--;
 		break;
 	case MEM_ONLINE:
-		u->nr_going--;
+		if (__test_and_clear_bit(mb_idx, d->going))
+			u->nr_going--;
 		u->nr_online++;
 		movable = page_zonenum(pfn_to_page(start_pfn)) == ZONE_MOVABLE;
-		if (movable) {
-			__set_bit(mb_idx, d->movable);
+		if (movable && !__test_and_set_bit(mb_idx, d->movable))
 			u->nr_movable++;
-		}
 		break;
 	}
 	return NOTIFY_OK;
@@ -616,8 +628,11 @@ int mp_hotplug_register(struct mp_dev *d)
 	int rc;
 
 	d->movable = bitmap_zalloc(nr_mb, GFP_KERNEL);
-	if (!d->movable)
-		return -ENOMEM;
+	d->going = bitmap_zalloc(nr_mb, GFP_KERNEL);
+	if (!d->movable || !d->going) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
 
 	mutex_lock(&mp_cb_lock);
 	if (!mp_cb_users) {
@@ -649,7 +664,9 @@ int mp_hotplug_register(struct mp_dev *d)
 
 err_free:
 	bitmap_free(d->movable);
+	bitmap_free(d->going);
 	d->movable = NULL;
+	d->going = NULL;
 	return rc;
 }
 
@@ -672,7 +689,9 @@ void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback)
 	}
 	mutex_unlock(&mp_cb_lock);
 	bitmap_free(d->movable);
+	bitmap_free(d->going);
 	d->movable = NULL;
+	d->going = NULL;
 }
 
 struct mp_dev *mp_find_orphan(u64 start, u64 end)

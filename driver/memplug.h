@@ -157,6 +157,7 @@ struct mp_dev {
 	unsigned long *plugged;		/* per sub block */
 	unsigned long *held;		/* per sub block */
 	unsigned long *movable;		/* per memory block: online movable */
+	unsigned long *going;		/* per memory block: GOING_* seen */
 	u64 nr_plugged;			/* plugged sub blocks (incl. held) */
 	u64 nr_held;
 	u64 nr_added;			/* added units */
