@@ -407,8 +407,9 @@ def migration(t):
 
 
 @scenario("unplug_never_oom_kills", reference_long=True, tags=("oom",),
-          reference_fails="virtio_mem migrates the process into boot memory until the OOM killer "
-                          "kills it")
+          reference_fails="virtio_mem migrates in-use memory the rest of the guest cannot "
+                          "hold: page allocation failure splats, or the OOM killer kills the "
+                          "process")
 def no_oom_kill(t):
     """A process holds more memory than the guest would have left after
     unplugging everything. Asked to shrink to 0, the driver must stop short
