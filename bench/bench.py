@@ -212,7 +212,29 @@ def plot(name, series, path_png):
         print("# gnuplot failed for %s: %s" % (name, e))
 
 
+def summarize_raw(path, drivers, stamp):
+    """Rebuild the summary from raw.csv (e.g. after an interrupted run)."""
+    vals = {}
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            try:
+                v = float(r["value"])
+            except ValueError:
+                continue
+            vals.setdefault((r["kernel"], r["scenario"], r["metric"], r["driver"]), []).append(v)
+    rows = []
+    for (ks, name, m, d), vs in vals.items():
+        med, spread = med_spread(vs)
+        rows.append((ks, name, m, d, med, spread, len(vs)))
+    rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    write_summary(rows, drivers, stamp)
+
+
 def main():
+    if "--summarize" in sys.argv:
+        summarize_raw(os.path.join(RESULTS, "raw.csv"), ["virtio_mem", "memplug"],
+                      os.environ.get("BENCH_STAMP", "(from raw.csv)"))
+        return
     reps = int(os.environ.get("BENCH_REPS", "3"))
     size = int(os.environ.get("BENCH_SIZE_GIB", "8")) * GiB
     flt = os.environ.get("BENCH_FILTER", "")
