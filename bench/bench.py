@@ -197,13 +197,17 @@ def plot(name, series, path_png):
             for t, s, m in samples:
                 f.write("%.3f %.4f %.4f\n" % (t, s / GiB, m / GiB))
             f.write("\n\n")
+    gnuplot_png(data, list(series), name, path_png)
+
+
+def gnuplot_png(data, labels, name, path_png):
     plots = []
-    for i, label in enumerate(series):
+    for i, label in enumerate(labels):
         plots.append("'%s' index %d using 1:3 with lines lw 2 title '%s: guest MemTotal'" %
                      (data, i, label))
         plots.append("'%s' index %d using 1:2 with lines dt 2 title '%s: device plugged'" %
                      (data, i, label))
-    script = ("set terminal pngcairo size 900,500\nset output '%s'\n"
+    script = ("set terminal pngcairo size 900,500 noenhanced\nset output '%s'\n"
               "set title '%s'\nset xlabel 'seconds'\nset ylabel 'GiB'\nset key outside below\n"
               "set grid\nplot %s\n" % (path_png, name.replace("_", " "), ", ".join(plots)))
     try:
@@ -213,7 +217,15 @@ def plot(name, series, path_png):
 
 
 def summarize_raw(path, drivers, stamp):
-    """Rebuild the summary from raw.csv (e.g. after an interrupted run)."""
+    """Rebuild the summary and the plots from raw.csv and the .dat files
+    (e.g. after an interrupted run)."""
+    for f in sorted(os.listdir(RESULTS)):
+        if f.endswith(".dat"):
+            with open(os.path.join(RESULTS, f)) as df:
+                labels = [l[2:].strip() for l in df if l.startswith("# ")]
+            ks, name = f[:-4].split("-", 1)
+            gnuplot_png(os.path.join(RESULTS, f), labels, "%s %s" % (ks, name),
+                        os.path.join(RESULTS, f[:-4] + ".png"))
     vals = {}
     with open(path) as f:
         for r in csv.DictReader(f):
