@@ -796,3 +796,4 @@ MODULE_DEVICE_TABLE(virtio, mp_id_table);
 MODULE_AUTHOR("memplug developers");
 MODULE_DESCRIPTION("virtio-mem paravirtualized memory hot(un)plug driver");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(MEMPLUG_VERSION);
