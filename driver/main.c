@@ -23,9 +23,11 @@
 #include <linux/acpi.h>
 #include <linux/numa.h>
 #include <linux/crash_dump.h>
+#include <linux/timekeeping.h>
 
 #include "memplug.h"
 #include "compat.h"
+#include "memplug_trace.h"
 
 static bool force_bbm;
 module_param(force_bbm, bool, 0444);
@@ -141,6 +143,8 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	struct scatterlist sg_req, sg_resp, *sgs[2];
 	unsigned int len = 0;
 	u64 nb = size / d->geo.dev_block_size;
+	u64 t0;
+	int st = -1;
 	u16 rtype;
 	long left;
 	int rc;
@@ -161,11 +165,13 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		dev_info(&vdev->dev, "late answer to a timed out request arrived\n");
 	}
 
+	t0 = ktime_get_ns();
 	rc = mp_injected_fault(d, type);
 	if (rc) {
 		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected %d\n",
 			mp_req_name(type), addr, size, rc);
-		goto out;
+		trace_memplug_request(mp_trace_dev(d), type, addr, size);
+		goto out_answer;
 	}
 
 	memset(&d->req, 0, sizeof(d->req));
@@ -180,9 +186,10 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	sgs[0] = &sg_req;
 	sgs[1] = &sg_resp;
 	mp_count_req(d, type);
+	trace_memplug_request(mp_trace_dev(d), type, addr, size);
 	rc = virtqueue_add_sgs(d->vq, sgs, 1, 1, d, GFP_KERNEL);
 	if (rc)
-		goto out;
+		goto out_answer;
 	virtqueue_kick(d->vq);
 
 	left = wait_event_timeout(d->resp_wq, mp_reap(d, &len),
@@ -195,7 +202,7 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 				     mp_req_name(type), addr, size,
 				     req_timeout_ms);
 		rc = -ETIMEDOUT;
-		goto out;
+		goto out_answer;
 	}
 
 	if (len < sizeof(d->resp.type) ||
@@ -205,24 +212,25 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		dev_warn_ratelimited(&vdev->dev, "%s: malformed answer (%u bytes)\n",
 				     mp_req_name(type), len);
 		rc = -EPROTO;
-		goto out;
+		goto out_answer;
 	}
 	rtype = virtio16_to_cpu(vdev, d->resp.type);
 	switch (rtype) {
 	case VIRTIO_MEM_RESP_ACK:
 		d->stats.acks++;
 		if (type == VIRTIO_MEM_REQ_STATE) {
-			u16 st = virtio16_to_cpu(vdev, d->resp.u.state.state);
+			u16 sv = virtio16_to_cpu(vdev, d->resp.u.state.state);
 
-			if (st > VIRTIO_MEM_STATE_MIXED) {
+			if (sv > VIRTIO_MEM_STATE_MIXED) {
 				d->stats.bad_resps++;
 				dev_warn_ratelimited(&vdev->dev, "STATE: unknown state %u\n",
-						     st);
+						     sv);
 				rc = -EPROTO;
-				goto out;
+				goto out_answer;
 			}
 			if (state)
-				*state = st;
+				*state = sv;
+			st = sv;
 		}
 		break;
 	case VIRTIO_MEM_RESP_NACK:
@@ -241,11 +249,14 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		dev_warn_ratelimited(&vdev->dev, "%s: unknown answer type %u\n",
 				     mp_req_name(type), rtype);
 		rc = -EPROTO;
-		goto out;
+		goto out_answer;
 	}
 	rc = rtype;
 	dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx -> %u\n", mp_req_name(type),
 		addr, size, rtype);
+out_answer:
+	trace_memplug_answer(mp_trace_dev(d), type, addr, size, rc, st,
+			     ktime_get_ns() - t0);
 out:
 	mutex_unlock(&d->req_lock);
 	return rc;
@@ -373,7 +384,7 @@ static void mp_work_fn(struct work_struct *work)
 	struct mp_dev *d = container_of(to_delayed_work(work), struct mp_dev,
 					work);
 	bool progress;
-	u64 before;
+	u64 before, wanted, plugged, held;
 	int rc;
 
 	if (READ_ONCE(d->stopping))
@@ -386,6 +397,10 @@ static void mp_work_fn(struct work_struct *work)
 	rc = mp_pass(d);
 	progress = d->nr_plugged - d->nr_held != before;
 	mp_update_pin(d);
+	wanted = mp_wanted_granules(&d->geo, d->cfg.requested_size) *
+		 d->geo.sb_size;
+	plugged = d->nr_plugged * d->geo.sb_size;
+	held = d->nr_held * d->geo.sb_size;
 	mutex_unlock(&d->hp_lock);
 
 	if (READ_ONCE(d->stopping))
@@ -403,6 +418,8 @@ static void mp_work_fn(struct work_struct *work)
 	} else {
 		d->backoff_ms = 0;
 	}
+	trace_memplug_worker_pass(mp_trace_dev(d), wanted, plugged, held, rc,
+				  rc ? d->backoff_ms : 0);
 }
 
 static void mp_config_changed(struct virtio_device *vdev)

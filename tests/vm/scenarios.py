@@ -631,3 +631,59 @@ def device_faults_sbm(t):
 @scenario("device_answer_faults_bbm", memplug_only=True, tags=("fault", "bbm"))
 def device_faults_bbm(t):
     device_fault_cycle(t, "1G")
+
+
+@scenario("tracepoints_report_requests", memplug_only=True, tags=("trace", "bbm"))
+def tracepoints(t):
+    """memplug's tracepoints (events/memplug/ in tracefs) report what a
+    resize did: PLUG and UNPLUG requests and their ACKs with the big block's
+    size, the unit added and removed, its memory blocks going online and
+    offline, and worker passes that converge to the requested size."""
+    import re
+    ev = "/sys/kernel/tracing/events/memplug"
+    with t.vm([Device("vmem0", "8G", "1G")]) as vm:
+        if vm.sh("test -f %s/enable" % ev, check=False)["rc"] != 0:
+            raise TestFailure("no %s (tracefs not mounted, or no tracepoints)" % ev)
+        vm.baseline()
+        vm.sh("echo 0 > /sys/kernel/tracing/trace && echo 1 > %s/enable" % ev)
+        vm.resize("vmem0", "1G")
+        vm.wait_memory(GiB, "Movable")
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        vm.sh("echo 0 > %s/enable" % ev)
+        out = vm.sh("grep -v memplug_worker_pass /sys/kernel/tracing/trace | grep memplug_")["out"]
+        passes = vm.sh("grep memplug_worker_pass /sys/kernel/tracing/trace")["out"]
+        t.log("# %d events, %d worker passes" % (len(out.splitlines()), len(passes.splitlines())))
+        size = "size=0x%x" % GiB
+        want = {
+            "PLUG request": r"memplug_request: dev=\d+ type=PLUG addr=0x[0-9a-f]+ %s" % size,
+            "PLUG ACK": r"memplug_answer: dev=\d+ type=PLUG addr=0x[0-9a-f]+ %s resp=0 "
+                        r"state=-1 latency_ns=\d+" % size,
+            "unit added": r"memplug_unit_add: dev=\d+ addr=0x[0-9a-f]+ %s rc=0" % size,
+            "memory online": r"memplug_memory_notify: dev=\d+ action=ONLINE addr=0x[0-9a-f]+ "
+                             r"size=0x[0-9a-f]+ rc=ok",
+            "memory offline": r"memplug_memory_notify: dev=\d+ action=OFFLINE addr=0x[0-9a-f]+ "
+                              r"size=0x[0-9a-f]+ rc=ok",
+            "unit removed": r"memplug_unit_remove: dev=\d+ addr=0x[0-9a-f]+ %s rc=0" % size,
+            "UNPLUG request": r"memplug_request: dev=\d+ type=UNPLUG addr=0x[0-9a-f]+ %s" % size,
+            "UNPLUG ACK": r"memplug_answer: dev=\d+ type=UNPLUG addr=0x[0-9a-f]+ %s resp=0" % size,
+        }
+        missing = [k for k, rx in want.items() if not re.search(rx, out)]
+        if missing:
+            raise TestFailure("trace lacks %s: %r" % (", ".join(missing), out[-3000:]))
+        # the unit added is the unit removed, and PLUG/UNPLUG were for it
+        added = re.search(r"memplug_unit_add: dev=\d+ addr=(0x[0-9a-f]+)", out).group(1)
+        for rx in (r"memplug_unit_remove: dev=\d+ addr=%s ",
+                   r"memplug_request: dev=\d+ type=PLUG addr=%s ",
+                   r"memplug_request: dev=\d+ type=UNPLUG addr=%s "):
+            if not re.search(rx % added, out):
+                raise TestFailure("no %r in the trace" % (rx % added))
+        for wanted in (GiB, 0):
+            if not re.search(r"memplug_worker_pass: dev=\d+ wanted=0x%x plugged=0x%x held=0x0 "
+                             r"result=0 backoff_ms=0" % (wanted, wanted), passes):
+                raise TestFailure("no converged worker pass for %s: %r" %
+                                  (human(wanted), passes[-2000:]))
+        if "memplug_unplug_failed" in out:
+            t.log("# unplug failures traced: %s" %
+                  [ln for ln in out.splitlines() if "unplug_failed" in ln][:3])
+        vm.check_kernel_log()
