@@ -44,16 +44,6 @@ module_param(req_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(req_timeout_ms,
 		 "How long to wait for the device to answer a request before treating the answer as missing, in ms (default: 30000)");
 
-static unsigned int fault_every;
-module_param(fault_every, uint, 0644);
-MODULE_PARM_DESC(fault_every,
-		 "Testing: answer every Nth request with fault_kind instead of sending it; 0 = off (default: 0)");
-
-static unsigned int fault_kind;
-module_param(fault_kind, uint, 0644);
-MODULE_PARM_DESC(fault_kind,
-		 "Testing: injected answer: 1 NACK, 2 BUSY, 3 ERROR, 4 malformed, 5 timeout (default: 0 = off)");
-
 /* ------------------------------------------------------------------ */
 /* requests                                                            */
 
@@ -101,34 +91,6 @@ static void mp_count_req(struct mp_dev *d, u16 type)
 	}
 }
 
-/* Testing aid: pretend the device answered badly.  req_lock held. */
-static int mp_injected_fault(struct mp_dev *d, u16 type)
-{
-	unsigned int every = READ_ONCE(fault_every);
-
-	if (!every || ++d->fault_count % every)
-		return 0;
-	mp_count_req(d, type);
-	switch (READ_ONCE(fault_kind)) {
-	case 1:
-		d->stats.nacks++;
-		return VIRTIO_MEM_RESP_NACK;
-	case 2:
-		d->stats.busy++;
-		return VIRTIO_MEM_RESP_BUSY;
-	case 3:
-		d->stats.errors++;
-		return VIRTIO_MEM_RESP_ERROR;
-	case 4:
-		d->stats.bad_resps++;
-		return -EPROTO;
-	case 5:
-		d->stats.bad_resps++;
-		return -ETIMEDOUT;
-	}
-	return 0;
-}
-
 /*
  * Send one request and wait for the answer.  Returns VIRTIO_MEM_RESP_*,
  * or -ETIMEDOUT (no answer in time; the buffer stays queued and is reaped
@@ -166,10 +128,11 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	}
 
 	t0 = ktime_get_ns();
-	rc = mp_injected_fault(d, type);
+	rc = mp_fault_before_send(d, type);
 	if (rc) {
 		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected %d\n",
 			mp_req_name(type), addr, size, rc);
+		mp_count_req(d, type);
 		trace_memplug_request(mp_trace_dev(d), type, addr, size);
 		goto out_answer;
 	}
@@ -205,6 +168,9 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		goto out_answer;
 	}
 
+	rc = mp_fault_answer(d, type, addr, size);
+	if (rc)
+		goto out_answer;
 	if (len < sizeof(d->resp.type) ||
 	    (type == VIRTIO_MEM_REQ_STATE &&
 	     len < offsetofend(struct virtio_mem_resp, u.state.state))) {
@@ -599,6 +565,7 @@ static int mp_probe(struct virtio_device *vdev)
 	rc = mp_init_vq(d);
 	if (rc)
 		goto err_free;
+	mp_fault_dev_init(d);
 
 	dev_info(dev, "%s: region 0x%llx+0x%llx, device block 0x%llx, %s 0x%llx, %llu units, node %d\n",
 		 d->geo.bbm ? "big block mode" : "sub block mode",
@@ -651,6 +618,7 @@ static int mp_probe(struct virtio_device *vdev)
 err_group:
 	memory_group_unregister(d->mgid);
 err_vq:
+	mp_fault_dev_exit(d);
 	mp_teardown_vq(d);
 err_free:
 	mp_free_state(d);
@@ -668,6 +636,7 @@ static void mp_remove(struct virtio_device *vdev)
 
 	WRITE_ONCE(d->stopping, true);
 	cancel_delayed_work_sync(&d->work);
+	mp_fault_dev_exit(d);
 
 	if (d->kdump) {
 		mp_kdump_exit(d);
