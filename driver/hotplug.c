@@ -235,6 +235,9 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 
 	if (!mp_room_for(pfn, nr_pages)) {
 		d->stats.no_room++;
+		trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
+					    PFN_PHYS(nr_pages),
+					    MP_UNPLUG_NO_ROOM, -ENOMEM);
 		return -ENOMEM;
 	}
 	u->busy = MP_BUSY_CONTIG;

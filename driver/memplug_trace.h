@@ -34,6 +34,7 @@ enum mp_unplug_reason {
 	MP_UNPLUG_NOT_SENT,	/* request could not be queued */
 	MP_UNPLUG_CONTIG,	/* alloc_contig_range() failed */
 	MP_UNPLUG_OFFLINE,	/* offline_and_remove_memory() failed */
+	MP_UNPLUG_NO_ROOM,	/* the rest of the guest cannot hold the data */
 };
 
 /* Map a mp_request() result (not ACK) to the unplug failure reason. */
@@ -71,6 +72,7 @@ TRACE_DEFINE_ENUM(MP_UNPLUG_MALFORMED);
 TRACE_DEFINE_ENUM(MP_UNPLUG_NOT_SENT);
 TRACE_DEFINE_ENUM(MP_UNPLUG_CONTIG);
 TRACE_DEFINE_ENUM(MP_UNPLUG_OFFLINE);
+TRACE_DEFINE_ENUM(MP_UNPLUG_NO_ROOM);
 
 /* A request is sent to the device (or answered by fault injection). */
 TRACE_EVENT(memplug_request,
@@ -212,7 +214,8 @@ TRACE_EVENT(memplug_unplug_failed,
 				       { MP_UNPLUG_MALFORMED, "malformed" },
 				       { MP_UNPLUG_NOT_SENT, "not_sent" },
 				       { MP_UNPLUG_CONTIG, "contig_failed" },
-				       { MP_UNPLUG_OFFLINE, "offline_failed" }),
+				       { MP_UNPLUG_OFFLINE, "offline_failed" },
+				       { MP_UNPLUG_NO_ROOM, "no_room" }),
 		      __entry->rc)
 );
 
