@@ -14,6 +14,7 @@
 
 #include "memplug.h"
 #include "compat.h"
+#include "memplug_trace.h"
 
 static bool mp_bbm_plugged(struct mp_dev *d, u64 unit)
 {
@@ -36,6 +37,10 @@ static int mp_bbm_unplug_req(struct mp_dev *d, u64 unit)
 		mp_mark_unplugged(d, unit, 0, 1);
 		return 0;
 	}
+	trace_memplug_unplug_failed(mp_trace_dev(d), unit,
+				    mp_unit_addr(&d->geo, unit),
+				    d->geo.unit_size, mp_unplug_reason_of(rc),
+				    rc);
 	if (rc != VIRTIO_MEM_RESP_NACK && rc != VIRTIO_MEM_RESP_BUSY)
 		mp_bbm_ambiguous(d, unit);
 	return -EAGAIN;

@@ -17,6 +17,7 @@
 
 #include "memplug.h"
 #include "compat.h"
+#include "memplug_trace.h"
 
 /* see memplug.h, "Locking" */
 static DEFINE_MUTEX(mp_cb_lock);
@@ -234,6 +235,9 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 
 	if (!mp_room_for(pfn, nr_pages)) {
 		d->stats.no_room++;
+		trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
+					    PFN_PHYS(nr_pages),
+					    MP_UNPLUG_NO_ROOM, -ENOMEM);
 		return -ENOMEM;
 	}
 	u->busy = MP_BUSY_CONTIG;
@@ -243,6 +247,9 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 	if (rc) {
 		u->busy = MP_BUSY_NONE;
 		d->stats.contig_failures++;
+		trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
+					    PFN_PHYS(nr_pages),
+					    MP_UNPLUG_CONTIG, rc);
 		return rc;
 	}
 	page_offline_begin();
@@ -269,6 +276,7 @@ int mp_add_unit(struct mp_dev *d, u64 unit)
 				       MP_RESOURCE_NAME, MEMPLUG_MHP_FLAGS);
 	mutex_lock(&d->hp_lock);
 	u->busy = MP_BUSY_NONE;
+	trace_memplug_unit_add(mp_trace_dev(d), addr, d->geo.unit_size, rc);
 	if (rc) {
 		d->stats.add_failures++;
 		dev_warn_ratelimited(&d->vdev->dev, "adding memory 0x%llx+0x%llx failed: %d\n",
@@ -292,8 +300,12 @@ int mp_remove_unit(struct mp_dev *d, u64 unit)
 	rc = offline_and_remove_memory(addr, d->geo.unit_size);
 	mutex_lock(&d->hp_lock);
 	u->busy = MP_BUSY_NONE;
+	trace_memplug_unit_remove(mp_trace_dev(d), addr, d->geo.unit_size, rc);
 	if (rc) {
 		d->stats.remove_failures++;
+		trace_memplug_unplug_failed(mp_trace_dev(d), unit, addr,
+					    d->geo.unit_size,
+					    MP_UNPLUG_OFFLINE, rc);
 		dev_dbg(&d->vdev->dev, "offlining/removing 0x%llx+0x%llx failed: %d\n",
 			addr, d->geo.unit_size, rc);
 		return rc;
@@ -348,8 +360,11 @@ static int mp_resolve_one(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 		return 0;
 	}
 	rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG, addr, size, NULL);
-	if (rc != VIRTIO_MEM_RESP_ACK)
+	if (rc != VIRTIO_MEM_RESP_ACK) {
+		trace_memplug_unplug_failed(mp_trace_dev(d), unit, addr, size,
+					    mp_unplug_reason_of(rc), rc);
 		return -EAGAIN;
+	}
 	mp_mark_unplugged(d, unit, sb, nr);
 	return 0;
 }
@@ -608,6 +623,8 @@ static int mp_memory_notifier(struct notifier_block *nb,
 		if (rc != NOTIFY_OK)
 			break;
 	}
+	trace_memplug_memory_notify(mp_trace_dev(d), action, start,
+				    end - start, rc);
 	if (rc != NOTIFY_OK) {
 		/* undo GOING_OFFLINE for the blocks already handled */
 		while (addr > start) {

@@ -23,9 +23,11 @@
 #include <linux/acpi.h>
 #include <linux/numa.h>
 #include <linux/crash_dump.h>
+#include <linux/timekeeping.h>
 
 #include "memplug.h"
 #include "compat.h"
+#include "memplug_trace.h"
 
 static bool force_bbm;
 module_param(force_bbm, bool, 0444);
@@ -41,16 +43,6 @@ static unsigned int req_timeout_ms = 30000;
 module_param(req_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(req_timeout_ms,
 		 "How long to wait for the device to answer a request before treating the answer as missing, in ms (default: 30000)");
-
-static unsigned int fault_every;
-module_param(fault_every, uint, 0644);
-MODULE_PARM_DESC(fault_every,
-		 "Testing: answer every Nth request with fault_kind instead of sending it; 0 = off (default: 0)");
-
-static unsigned int fault_kind;
-module_param(fault_kind, uint, 0644);
-MODULE_PARM_DESC(fault_kind,
-		 "Testing: injected answer: 1 NACK, 2 BUSY, 3 ERROR, 4 malformed, 5 timeout (default: 0 = off)");
 
 /* ------------------------------------------------------------------ */
 /* requests                                                            */
@@ -99,34 +91,6 @@ static void mp_count_req(struct mp_dev *d, u16 type)
 	}
 }
 
-/* Testing aid: pretend the device answered badly.  req_lock held. */
-static int mp_injected_fault(struct mp_dev *d, u16 type)
-{
-	unsigned int every = READ_ONCE(fault_every);
-
-	if (!every || ++d->fault_count % every)
-		return 0;
-	mp_count_req(d, type);
-	switch (READ_ONCE(fault_kind)) {
-	case 1:
-		d->stats.nacks++;
-		return VIRTIO_MEM_RESP_NACK;
-	case 2:
-		d->stats.busy++;
-		return VIRTIO_MEM_RESP_BUSY;
-	case 3:
-		d->stats.errors++;
-		return VIRTIO_MEM_RESP_ERROR;
-	case 4:
-		d->stats.bad_resps++;
-		return -EPROTO;
-	case 5:
-		d->stats.bad_resps++;
-		return -ETIMEDOUT;
-	}
-	return 0;
-}
-
 /*
  * Send one request and wait for the answer.  Returns VIRTIO_MEM_RESP_*,
  * or -ETIMEDOUT (no answer in time; the buffer stays queued and is reaped
@@ -141,6 +105,8 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	struct scatterlist sg_req, sg_resp, *sgs[2];
 	unsigned int len = 0;
 	u64 nb = size / d->geo.dev_block_size;
+	u64 t0;
+	int st = -1;
 	u16 rtype;
 	long left;
 	int rc;
@@ -161,11 +127,14 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		dev_info(&vdev->dev, "late answer to a timed out request arrived\n");
 	}
 
-	rc = mp_injected_fault(d, type);
+	t0 = ktime_get_ns();
+	rc = mp_fault_before_send(d, type);
 	if (rc) {
 		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected %d\n",
 			mp_req_name(type), addr, size, rc);
-		goto out;
+		mp_count_req(d, type);
+		trace_memplug_request(mp_trace_dev(d), type, addr, size);
+		goto out_answer;
 	}
 
 	memset(&d->req, 0, sizeof(d->req));
@@ -180,9 +149,10 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	sgs[0] = &sg_req;
 	sgs[1] = &sg_resp;
 	mp_count_req(d, type);
+	trace_memplug_request(mp_trace_dev(d), type, addr, size);
 	rc = virtqueue_add_sgs(d->vq, sgs, 1, 1, d, GFP_KERNEL);
 	if (rc)
-		goto out;
+		goto out_answer;
 	virtqueue_kick(d->vq);
 
 	left = wait_event_timeout(d->resp_wq, mp_reap(d, &len),
@@ -195,9 +165,12 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 				     mp_req_name(type), addr, size,
 				     req_timeout_ms);
 		rc = -ETIMEDOUT;
-		goto out;
+		goto out_answer;
 	}
 
+	rc = mp_fault_answer(d, type, addr, size);
+	if (rc)
+		goto out_answer;
 	if (len < sizeof(d->resp.type) ||
 	    (type == VIRTIO_MEM_REQ_STATE &&
 	     len < offsetofend(struct virtio_mem_resp, u.state.state))) {
@@ -205,24 +178,25 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		dev_warn_ratelimited(&vdev->dev, "%s: malformed answer (%u bytes)\n",
 				     mp_req_name(type), len);
 		rc = -EPROTO;
-		goto out;
+		goto out_answer;
 	}
 	rtype = virtio16_to_cpu(vdev, d->resp.type);
 	switch (rtype) {
 	case VIRTIO_MEM_RESP_ACK:
 		d->stats.acks++;
 		if (type == VIRTIO_MEM_REQ_STATE) {
-			u16 st = virtio16_to_cpu(vdev, d->resp.u.state.state);
+			u16 sv = virtio16_to_cpu(vdev, d->resp.u.state.state);
 
-			if (st > VIRTIO_MEM_STATE_MIXED) {
+			if (sv > VIRTIO_MEM_STATE_MIXED) {
 				d->stats.bad_resps++;
 				dev_warn_ratelimited(&vdev->dev, "STATE: unknown state %u\n",
-						     st);
+						     sv);
 				rc = -EPROTO;
-				goto out;
+				goto out_answer;
 			}
 			if (state)
-				*state = st;
+				*state = sv;
+			st = sv;
 		}
 		break;
 	case VIRTIO_MEM_RESP_NACK:
@@ -241,11 +215,14 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		dev_warn_ratelimited(&vdev->dev, "%s: unknown answer type %u\n",
 				     mp_req_name(type), rtype);
 		rc = -EPROTO;
-		goto out;
+		goto out_answer;
 	}
 	rc = rtype;
 	dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx -> %u\n", mp_req_name(type),
 		addr, size, rtype);
+out_answer:
+	trace_memplug_answer(mp_trace_dev(d), type, addr, size, rc, st,
+			     ktime_get_ns() - t0);
 out:
 	mutex_unlock(&d->req_lock);
 	return rc;
@@ -373,7 +350,7 @@ static void mp_work_fn(struct work_struct *work)
 	struct mp_dev *d = container_of(to_delayed_work(work), struct mp_dev,
 					work);
 	bool progress;
-	u64 before;
+	u64 before, wanted, plugged, held;
 	int rc;
 
 	if (READ_ONCE(d->stopping))
@@ -386,6 +363,10 @@ static void mp_work_fn(struct work_struct *work)
 	rc = mp_pass(d);
 	progress = d->nr_plugged - d->nr_held != before;
 	mp_update_pin(d);
+	wanted = mp_wanted_granules(&d->geo, d->cfg.requested_size) *
+		 d->geo.sb_size;
+	plugged = d->nr_plugged * d->geo.sb_size;
+	held = d->nr_held * d->geo.sb_size;
 	mutex_unlock(&d->hp_lock);
 
 	if (READ_ONCE(d->stopping))
@@ -403,6 +384,8 @@ static void mp_work_fn(struct work_struct *work)
 	} else {
 		d->backoff_ms = 0;
 	}
+	trace_memplug_worker_pass(mp_trace_dev(d), wanted, plugged, held, rc,
+				  rc ? d->backoff_ms : 0);
 }
 
 static void mp_config_changed(struct virtio_device *vdev)
@@ -582,6 +565,7 @@ static int mp_probe(struct virtio_device *vdev)
 	rc = mp_init_vq(d);
 	if (rc)
 		goto err_free;
+	mp_fault_dev_init(d);
 
 	dev_info(dev, "%s: region 0x%llx+0x%llx, device block 0x%llx, %s 0x%llx, %llu units, node %d\n",
 		 d->geo.bbm ? "big block mode" : "sub block mode",
@@ -634,6 +618,7 @@ static int mp_probe(struct virtio_device *vdev)
 err_group:
 	memory_group_unregister(d->mgid);
 err_vq:
+	mp_fault_dev_exit(d);
 	mp_teardown_vq(d);
 err_free:
 	mp_free_state(d);
@@ -651,6 +636,7 @@ static void mp_remove(struct virtio_device *vdev)
 
 	WRITE_ONCE(d->stopping, true);
 	cancel_delayed_work_sync(&d->work);
+	mp_fault_dev_exit(d);
 
 	if (d->kdump) {
 		mp_kdump_exit(d);
@@ -796,3 +782,4 @@ MODULE_DEVICE_TABLE(virtio, mp_id_table);
 MODULE_AUTHOR("memplug developers");
 MODULE_DESCRIPTION("virtio-mem paravirtualized memory hot(un)plug driver");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(MEMPLUG_VERSION);

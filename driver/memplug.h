@@ -85,6 +85,7 @@
 #include <linux/virtio_mem.h>
 
 #include "mp_logic.h"
+#include "fault_inject.h"
 
 #define MP_RESOURCE_NAME "System RAM (virtio_mem)"
 
@@ -142,7 +143,9 @@ struct mp_dev {
 	struct virtio_mem_resp resp;
 	wait_queue_head_t resp_wq;
 	bool req_stuck;			/* timed out, buffer still queued */
-	unsigned int fault_count;	/* fault_every testing aid */
+#ifdef MEMPLUG_FAULT_INJECT
+	struct mp_fault_inject fault;	/* test builds only */
+#endif
 
 	/* geometry, fixed after probe */
 	struct mp_geometry geo;

@@ -16,6 +16,7 @@
 
 #include "memplug.h"
 #include "compat.h"
+#include "memplug_trace.h"
 
 static bool mp_sbm_is_plugged(struct mp_dev *d, u64 unit, u32 sb)
 {
@@ -63,6 +64,10 @@ static int mp_sbm_unplug_run(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 		mp_mark_unplugged(d, unit, sb, nr);
 		return 0;
 	}
+	trace_memplug_unplug_failed(mp_trace_dev(d), unit,
+				    mp_sb_addr(&d->geo, unit, sb),
+				    (u64)nr * d->geo.sb_size,
+				    mp_unplug_reason_of(rc), rc);
 	if (rc == VIRTIO_MEM_RESP_NACK || rc == VIRTIO_MEM_RESP_BUSY)
 		return -EBUSY;
 	mp_mark_plugged(d, unit, sb, nr, true);

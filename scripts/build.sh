@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build everything the test bed boots, for every kernel in .cache/kernels/list:
-# memplug.ko (build/<rel>/memplug.ko), the guest agent and the initramfs
-# (build/<rel>/initramfs.gz). Extra make arguments (W=1, C=1) go to Kbuild.
+# memplug.ko (build/<rel>/memplug.ko), its fault injection build
+# (MEMPLUG_FAULT_INJECT=1, build/<rel>/memplug-fi.ko), the guest agent and the
+# initramfs (build/<rel>/initramfs.gz). Extra make arguments (W=1, C=1) go to
+# Kbuild.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${MEMPLUG_CACHE:-$top/.cache}
@@ -12,15 +14,20 @@ make -s -C tools/memplugctl static
 for rel in $(cat "$cache/kernels/list"); do
 	out=build/$rel
 	mkdir -p "$out"
-	ko=
+	ko= fiko=
 	if [ -f driver/Makefile ]; then
 		# Kbuild writes its objects next to the sources: build a copy per kernel
 		rm -rf "$out/driver" && cp -r driver "$out/driver"
 		make -s -C "$out/driver" KDIR="/lib/modules/$rel/build" "$@"
 		cp "$out/driver/memplug.ko" "$out/memplug.ko"
 		ko=$out/memplug.ko
+		# the test build with fault injection, in its own copy
+		rm -rf "$out/driver-fi" && cp -r driver "$out/driver-fi"
+		make -s -C "$out/driver-fi" KDIR="/lib/modules/$rel/build" MEMPLUG_FAULT_INJECT=1 "$@"
+		cp "$out/driver-fi/memplug.ko" "$out/memplug-fi.ko"
+		fiko=$out/memplug-fi.ko
 	fi
 	tests/vm/mkinitramfs.sh "$rel" "$cache/kernels/$rel" tests/vm/agent/memplug-agent \
-		"$out/initramfs.gz" $ko
-	echo "build: $rel${ko:+ (memplug.ko)}"
+		"$out/initramfs.gz" $ko $fiko
+	echo "build: $rel${ko:+ (memplug.ko, memplug-fi.ko)}"
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the test bed's guest initramfs for one kernel.
 #
-#   mkinitramfs.sh RELEASE KERNEL_ROOT AGENT OUT [MEMPLUG_KO]
+#   mkinitramfs.sh RELEASE KERNEL_ROOT AGENT OUT [MEMPLUG_KO [MEMPLUG_FI_KO]]
 #
 # RELEASE      kernel release, e.g. 6.12.117+deb12-amd64
 # KERNEL_ROOT  the extracted linux-image package (has lib/modules/RELEASE)
@@ -9,13 +9,15 @@
 # OUT          the initramfs to write (gzip'd newc cpio)
 # MEMPLUG_KO   memplug.ko built for RELEASE (optional: without it only the
 #              kernel's own virtio_mem can be tested)
+# MEMPLUG_FI_KO memplug built with MEMPLUG_FAULT_INJECT=1 (optional), as
+#              /modules/memplug-fi.ko: "memplug_test.driver=memplug-fi" loads it
 #
 # The image holds busybox, the agent, the virtio transport modules, the
 # kernel's virtio_mem and memory-notifier-error-inject (each decompressed,
 # with a load list in dependency order: /modules/<name>.load) and memplug.ko.
 set -euo pipefail
 
-rel=$1 kroot=$2 agent=$3 out=$4 memplug_ko=${5:-}
+rel=$1 kroot=$2 agent=$3 out=$4 memplug_ko=${5:-} memplug_fi_ko=${6:-}
 moddir=$kroot/lib/modules/$rel
 [ -d "$moddir" ] || { echo "mkinitramfs: no modules for $rel in $kroot" >&2; exit 1; }
 [ -f "$moddir/modules.dep" ] || depmod -b "$kroot" "$rel"
@@ -71,6 +73,12 @@ if [ -n "$memplug_ko" ] && [ -f "$memplug_ko" ]; then
 	# memplug needs the virtio transport, like virtio_mem
 	grep -v virtio_mem "$stage/modules/virtio_mem.load" > "$stage/modules/memplug.load" || true
 	echo /modules/memplug.ko >> "$stage/modules/memplug.load"
+fi
+if [ -n "$memplug_fi_ko" ] && [ -f "$memplug_fi_ko" ]; then
+	# the same module (its name is memplug), with fault injection
+	cp "$memplug_fi_ko" "$stage/modules/memplug-fi.ko"
+	grep -v virtio_mem "$stage/modules/virtio_mem.load" > "$stage/modules/memplug-fi.load" || true
+	echo /modules/memplug-fi.ko >> "$stage/modules/memplug-fi.load"
 fi
 
 cat > "$stage/init" <<'INIT'

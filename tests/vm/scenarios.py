@@ -596,31 +596,70 @@ FAULT_KINDS = {1: ("NACK", "nacks"), 2: ("BUSY", "busy_answers"), 3: ("ERROR", "
 
 def device_fault_cycle(t, block):
     """The device's answers go wrong: memplug's test-only fault injection
+    (memplug-fi.ko, built with MEMPLUG_FAULT_INJECT=1; knobs in debugfs)
     turns every third request into NACK, BUSY, ERROR, a malformed answer
-    or no answer. For each kind the driver still converges, both ways, the
-    guest holds exactly what the device has plugged, and the fault shows in
-    the driver's counters."""
-    params = "/sys/module/memplug/parameters/"
+    or no answer. NACK and BUSY are answered without sending the request;
+    ERROR, malformed and missing answers replace the answer of a request
+    the device did carry out, so the driver has to find out what really
+    happened. For each kind the driver still converges, both ways, the
+    guest holds exactly what the device has plugged, the device holds
+    exactly the requested size (nothing plugged leaks, nothing is used
+    that the device did not plug), and the fault shows in the driver's
+    counters."""
     big = parse_size(block) >= GiB
-    with t.vm([Device("vmem0", "8G", block)], driver_args="req_timeout_ms=500") as vm:
+    with t.vm([Device("vmem0", "8G", block)], driver_args="req_timeout_ms=500",
+              module="memplug-fi") as vm:
+        knobs = vm.sh("echo /sys/kernel/debug/memplug/virtio*")["out"].strip()
+        if vm.sh("test -f %s/fault_every" % knobs, check=False)["rc"] != 0:
+            raise TestFailure("no fault injection knobs in %s (memplug-fi.ko missing? "
+                              "run scripts/build.sh)" % knobs)
+
+        def attr(name):
+            return int(vm.state()["virtio_mem"][0]["attrs"][name])
+
+        def knob(name):
+            return int(vm.sh("cat %s/%s" % (knobs, name))["out"].strip())
+
+        def converged(size, zone):
+            vm.wait_memory(size, zone)
+            plugged = vm.plugged("vmem0")
+            if plugged != size:
+                raise TestFailure("device has %s plugged, %s requested" %
+                                  (human(plugged), human(size)))
+            deadline = time.time() + 30
+            while attr("plugged_size") != size or attr("sub_blocks_held"):
+                if time.time() > deadline:
+                    raise TestFailure("driver: plugged_size %s, %d sub blocks held, %s requested" %
+                                      (human(attr("plugged_size")), attr("sub_blocks_held"),
+                                       human(size)))
+                time.sleep(0.2)
+
         vm.baseline()
+        hi, lo = (3 * GiB, GiB) if big else (GiB, 256 * MiB)
         for kind, (what, counter) in FAULT_KINDS.items():
-            before = int(vm.state()["virtio_mem"][0]["attrs"][counter])
+            before = attr(counter)
+            states = attr("state_requests")
+            injected = knob("injected")
             # every third, not every second: a driver that resolves an
             # ambiguous answer with STATE before retrying would otherwise
             # have its every retry hit, by parity alone
-            vm.sh("echo %d > %sfault_kind && echo 3 > %sfault_every" % (kind, params, params))
-            vm.resize("vmem0", "3G" if big else "1G", timeout=180)
-            vm.wait_memory(3 * GiB if big else GiB, "Movable")
-            vm.resize("vmem0", "1G" if big else "256M", timeout=180)
-            vm.wait_memory(GiB if big else 256 * MiB, "Movable")
-            vm.sh("echo 0 > %sfault_every" % params)
+            vm.sh("echo %d > %s/fault_kind && echo 3 > %s/fault_every" % (kind, knobs, knobs))
+            vm.resize("vmem0", hi, timeout=180)
+            converged(hi, "Movable")
+            vm.resize("vmem0", lo, timeout=180)
+            converged(lo, "Movable")
+            vm.sh("echo 0 > %s/fault_every" % knobs)
             vm.resize("vmem0", 0, timeout=180)
-            vm.wait_memory(0)
-            after = int(vm.state()["virtio_mem"][0]["attrs"][counter])
+            converged(0, None)
+            after = attr(counter)
             if after <= before:
                 raise TestFailure("%s injected but %s did not grow (%d)" % (what, counter, after))
-            t.log("# %s: converged both ways, %s %d -> %d" % (what, counter, before, after))
+            if knob("injected") <= injected:
+                raise TestFailure("%s: no request was hit" % what)
+            if kind >= 3 and attr("state_requests") <= states:
+                raise TestFailure("%s: ambiguous answers but no STATE request resolved them" % what)
+            t.log("# %s: converged both ways, nothing leaked, %s %d -> %d, %d injected" %
+                  (what, counter, before, after, knob("injected") - injected))
         vm.check_kernel_log()
 
 
@@ -632,3 +671,59 @@ def device_faults_sbm(t):
 @scenario("device_answer_faults_bbm", memplug_only=True, tags=("fault", "bbm"))
 def device_faults_bbm(t):
     device_fault_cycle(t, "1G")
+
+
+@scenario("tracepoints_report_requests", memplug_only=True, tags=("trace", "bbm"))
+def tracepoints(t):
+    """memplug's tracepoints (events/memplug/ in tracefs) report what a
+    resize did: PLUG and UNPLUG requests and their ACKs with the big block's
+    size, the unit added and removed, its memory blocks going online and
+    offline, and worker passes that converge to the requested size."""
+    import re
+    ev = "/sys/kernel/tracing/events/memplug"
+    with t.vm([Device("vmem0", "8G", "1G")]) as vm:
+        if vm.sh("test -f %s/enable" % ev, check=False)["rc"] != 0:
+            raise TestFailure("no %s (tracefs not mounted, or no tracepoints)" % ev)
+        vm.baseline()
+        vm.sh("echo 0 > /sys/kernel/tracing/trace && echo 1 > %s/enable" % ev)
+        vm.resize("vmem0", "1G")
+        vm.wait_memory(GiB, "Movable")
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        vm.sh("echo 0 > %s/enable" % ev)
+        out = vm.sh("grep -v memplug_worker_pass /sys/kernel/tracing/trace | grep memplug_")["out"]
+        passes = vm.sh("grep memplug_worker_pass /sys/kernel/tracing/trace")["out"]
+        t.log("# %d events, %d worker passes" % (len(out.splitlines()), len(passes.splitlines())))
+        size = "size=0x%x" % GiB
+        want = {
+            "PLUG request": r"memplug_request: dev=\d+ type=PLUG addr=0x[0-9a-f]+ %s" % size,
+            "PLUG ACK": r"memplug_answer: dev=\d+ type=PLUG addr=0x[0-9a-f]+ %s resp=0 "
+                        r"state=-1 latency_ns=\d+" % size,
+            "unit added": r"memplug_unit_add: dev=\d+ addr=0x[0-9a-f]+ %s rc=0" % size,
+            "memory online": r"memplug_memory_notify: dev=\d+ action=ONLINE addr=0x[0-9a-f]+ "
+                             r"size=0x[0-9a-f]+ rc=ok",
+            "memory offline": r"memplug_memory_notify: dev=\d+ action=OFFLINE addr=0x[0-9a-f]+ "
+                              r"size=0x[0-9a-f]+ rc=ok",
+            "unit removed": r"memplug_unit_remove: dev=\d+ addr=0x[0-9a-f]+ %s rc=0" % size,
+            "UNPLUG request": r"memplug_request: dev=\d+ type=UNPLUG addr=0x[0-9a-f]+ %s" % size,
+            "UNPLUG ACK": r"memplug_answer: dev=\d+ type=UNPLUG addr=0x[0-9a-f]+ %s resp=0" % size,
+        }
+        missing = [k for k, rx in want.items() if not re.search(rx, out)]
+        if missing:
+            raise TestFailure("trace lacks %s: %r" % (", ".join(missing), out[-3000:]))
+        # the unit added is the unit removed, and PLUG/UNPLUG were for it
+        added = re.search(r"memplug_unit_add: dev=\d+ addr=(0x[0-9a-f]+)", out).group(1)
+        for rx in (r"memplug_unit_remove: dev=\d+ addr=%s ",
+                   r"memplug_request: dev=\d+ type=PLUG addr=%s ",
+                   r"memplug_request: dev=\d+ type=UNPLUG addr=%s "):
+            if not re.search(rx % added, out):
+                raise TestFailure("no %r in the trace" % (rx % added))
+        for wanted in (GiB, 0):
+            if not re.search(r"memplug_worker_pass: dev=\d+ wanted=0x%x plugged=0x%x held=0x0 "
+                             r"result=0 backoff_ms=0" % (wanted, wanted), passes):
+                raise TestFailure("no converged worker pass for %s: %r" %
+                                  (human(wanted), passes[-2000:]))
+        if "memplug_unplug_failed" in out:
+            t.log("# unplug failures traced: %s" %
+                  [ln for ln in out.splitlines() if "unplug_failed" in ln][:3])
+        vm.check_kernel_log()

@@ -128,9 +128,12 @@ class VM:
 
     def __init__(self, release, driver, devices, boot_mem="1G", policy="online_movable",
                  cmdline="", driver_args="", smp=2, log=print, initrd=None,
-                 allow_reboot=False):
+                 allow_reboot=False, module=None):
         self.release = release
         self.driver = driver
+        # the module file the guest loads for the driver: memplug-fi is
+        # memplug built with fault injection (module name still memplug)
+        self.module = module or driver
         self.devices = devices
         self.boot_mem = parse_size(boot_mem)
         self.policy = policy
@@ -161,7 +164,7 @@ class VM:
         else:
             raise ValueError("unknown online policy " + self.policy)
         if self.driver:
-            args.append("memplug_test.driver=" + self.driver)
+            args.append("memplug_test.driver=" + self.module)
             if self.driver_args:
                 args.append("memplug_test.args=" + self.driver_args.replace(" ", ","))
         if self.cmdline:

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * memplug - fault injection for testing, only in builds made with
+ * "make MEMPLUG_FAULT_INJECT=1" (fault_inject.c); release builds get the
+ * empty stubs below and contain none of it.
+ *
+ * Knobs per device in debugfs, /sys/kernel/debug/memplug/virtioN/:
+ *   fault_every  every Nth request (counted per device) is hit; 0 = off
+ *   fault_kind   what happens to it (enum mp_fault_kind)
+ *   injected     (read only) how many requests were hit so far
+ * NACK and BUSY answer without sending the request.  ERROR, a malformed
+ * answer and no answer send the request (the device may really carry it
+ * out) and then replace or drop the device's answer, so the driver has to
+ * find out what happened, as with a real ambiguous answer.
+ *
+ * Copyright (C) memplug developers
+ */
+#ifndef MEMPLUG_FAULT_INJECT_H
+#define MEMPLUG_FAULT_INJECT_H
+
+#include <linux/types.h>
+
+struct mp_dev;
+struct dentry;
+
+enum mp_fault_kind {
+	MP_FAULT_NONE = 0,
+	MP_FAULT_NACK = 1,
+	MP_FAULT_BUSY = 2,
+	MP_FAULT_ERROR = 3,
+	MP_FAULT_MALFORMED = 4,
+	MP_FAULT_NO_ANSWER = 5,
+};
+
+#ifdef MEMPLUG_FAULT_INJECT
+
+/* per device state, in struct mp_dev; the counters under req_lock */
+struct mp_fault_inject {
+	struct dentry *dir;
+	u32 every;		/* debugfs */
+	u32 kind;		/* debugfs */
+	u32 injected;		/* debugfs, read only */
+	u32 count;		/* requests seen */
+	u32 pending;		/* kind for the answer of the request in flight */
+};
+
+void mp_fault_dev_init(struct mp_dev *d);
+void mp_fault_dev_exit(struct mp_dev *d);
+int mp_fault_before_send(struct mp_dev *d, u16 type);
+int mp_fault_answer(struct mp_dev *d, u16 type, u64 addr, u64 size);
+
+#else
+
+static inline void mp_fault_dev_init(struct mp_dev *d) { }
+static inline void mp_fault_dev_exit(struct mp_dev *d) { }
+
+/* An answer instead of sending the request, or 0 (send it). */
+static inline int mp_fault_before_send(struct mp_dev *d, u16 type)
+{
+	return 0;
+}
+
+/* An answer replacing the device's, or 0 (use the device's answer). */
+static inline int mp_fault_answer(struct mp_dev *d, u16 type, u64 addr,
+				  u64 size)
+{
+	return 0;
+}
+
+#endif /* MEMPLUG_FAULT_INJECT */
+
+#endif /* MEMPLUG_FAULT_INJECT_H */
