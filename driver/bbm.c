@@ -53,11 +53,16 @@ static int mp_bbm_plug_one(struct mp_dev *d)
 	u64 unit;
 	int rc;
 
-	/* a plugged big block that is not added yet costs no request */
+	/*
+	 * A plugged big block that is not (completely) added yet costs no
+	 * request.
+	 */
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
-		if (!u->added && u->nr_plugged && !u->nr_held && !u->busy &&
-		    !u->skip) {
+		if (!mp_unit_complete(d, u) && u->nr_plugged && !u->nr_held &&
+		    !u->busy && !u->skip) {
+			if (!mp_guard_allows(d))
+				return -ENOMEM;
 			if (mp_add_unit(d, unit)) {
 				u->skip = 1;
 				return -EAGAIN;
@@ -74,6 +79,8 @@ static int mp_bbm_plug_one(struct mp_dev *d)
 	}
 	if (unit == d->geo.nr_units)
 		return -ENOSPC;
+	if (!mp_guard_allows(d))
+		return -ENOMEM;
 
 	rc = mp_request(d, VIRTIO_MEM_REQ_PLUG, mp_unit_addr(&d->geo, unit),
 			d->geo.unit_size, NULL);
@@ -86,8 +93,62 @@ static int mp_bbm_plug_one(struct mp_dev *d)
 
 	if (mp_add_unit(d, unit)) {
 		/* never leave it half done: give the big block back */
-		mp_bbm_unplug_req(d, unit);
+		if (!d->units[unit].added)
+			mp_bbm_unplug_req(d, unit);
 		return -EAGAIN;
+	}
+	return 0;
+}
+
+/*
+ * The usable part of each memory block of a unit: with memmap_on_memory
+ * its first memmap_pages hold the memmap and are never online.
+ */
+#define mp_bbm_for_each_mb(d, unit, pfn, nr)				\
+	for ((pfn) = PHYS_PFN(mp_unit_addr(&(d)->geo, unit)) +		\
+		     (d)->memmap_pages,					\
+	     (nr) = PHYS_PFN((d)->geo.mb_size) - (d)->memmap_pages;	\
+	     (pfn) < PHYS_PFN(mp_unit_addr(&(d)->geo, (unit) + 1));	\
+	     (pfn) += PHYS_PFN((d)->geo.mb_size))
+
+static bool mp_bbm_is_free(struct mp_dev *d, u64 unit)
+{
+	unsigned long pfn, nr;
+
+	mp_bbm_for_each_mb(d, unit, pfn, nr)
+		if (!mp_range_is_free(pfn, nr))
+			return false;
+	return true;
+}
+
+/* Give taken pages back, for the memory blocks that are still added. */
+static void mp_bbm_give(struct mp_dev *d, u64 unit, unsigned long end_pfn)
+{
+	unsigned long pfn, nr;
+
+	mp_bbm_for_each_mb(d, unit, pfn, nr) {
+		if (pfn >= end_pfn)
+			break;
+		if (d->per_mb &&
+		    !test_bit((PFN_PHYS(pfn) - d->geo.first_addr) /
+			      d->geo.mb_size, d->mb_present))
+			continue;
+		mp_give_range(pfn, nr);
+	}
+}
+
+/* Take every online page of the unit; all or nothing. */
+static int mp_bbm_take(struct mp_dev *d, u64 unit)
+{
+	unsigned long pfn, nr;
+	int rc;
+
+	mp_bbm_for_each_mb(d, unit, pfn, nr) {
+		rc = mp_take_range(d, unit, pfn, nr);
+		if (rc) {
+			mp_bbm_give(d, unit, pfn);
+			return rc;
+		}
 	}
 	return 0;
 }
@@ -104,28 +165,34 @@ static int mp_bbm_remove(struct mp_dev *d, u64 unit,
 			 enum mp_unit_class class)
 {
 	struct mp_unit *u = &d->units[unit];
-	unsigned long pfn = PHYS_PFN(mp_unit_addr(&d->geo, unit));
-	unsigned long nr = PHYS_PFN(d->geo.unit_size);
 	int rc;
 
-	if (class == MP_CLASS_OFFLINE)
-		return mp_remove_unit(d, unit);
-	if (u->nr_online == d->geo.unit_size / d->geo.mb_size &&
-	    !mp_range_is_free(pfn, nr)) {
-		rc = mp_take_range(d, unit, pfn, nr);
+	if (class == MP_CLASS_OFFLINE) {
+		rc = mp_remove_unit(d, unit);
+		goto out;
+	}
+	if (u->nr_online == mp_mb_per_unit(d) && !mp_bbm_is_free(d, unit)) {
+		rc = mp_bbm_take(d, unit);
 		if (rc)
 			return rc;
 		u->taken = 1;
 		rc = mp_remove_unit(d, unit);
 		u->taken = 0;
 		if (rc)
-			mp_give_range(pfn, nr);
-		return rc;
+			mp_bbm_give(d, unit, ULONG_MAX);
+		goto out;
 	}
 	/* free (racy hint), or partly offline: offline directly */
 	rc = mp_remove_unit(d, unit);
 	if (!rc)
 		d->stats.fast_unplugs++;
+out:
+	/*
+	 * Removed per memory block and failed half way: never leave it half
+	 * done, add the removed memory blocks back.
+	 */
+	if (rc && u->added && !mp_unit_complete(d, u))
+		mp_add_unit(d, unit);
 	return rc;
 }
 
@@ -182,6 +249,11 @@ int mp_bbm_run(struct mp_dev *d, u64 wanted)
 			return -EAGAIN;
 		if (d->nr_plugged < wanted) {
 			rc = mp_bbm_plug_one(d);
+			if (rc == -ENOMEM) {
+				/* growth guard: re-checked with backoff */
+				rc = -EAGAIN;
+				break;
+			}
 			if (rc == -ENOSPC) {
 				/* blocked units may free up: retry later */
 				if (mp_any_unit_blocked(d))

@@ -18,6 +18,8 @@
 #include <linux/page-flags.h>
 #include <linux/page_ref.h>
 #include <linux/memory_hotplug.h>
+#include <linux/fs.h>
+#include <linux/pageblock-flags.h>
 #include <linux/virtio_mem.h>
 
 /*
@@ -134,5 +136,75 @@ static inline int mp_compat_alloc_contig(unsigned long start_pfn,
 
 /* Feature: add_memory_driver_managed() flags (same on 6.1 and 6.12). */
 #define MEMPLUG_MHP_FLAGS	(MHP_MERGE_RESOURCE | MHP_NID_IS_MGID)
+
+/*
+ * Feature: self-hosted memmap (MHP_MEMMAP_ON_MEMORY), enabled by the
+ * admin with memory_hotplug.memmap_on_memory=1 (read-only at runtime).
+ *
+ * 6.12 (since 6.7): mhp_supports_memmap_on_memory(void) is exported and
+ * add_memory_driver_managed() accepts ranges of several memory blocks:
+ * the kernel puts an altmap at the start of each memory block and
+ * offline_and_remove_memory() removes such ranges block by block itself.
+ *
+ * 6.1: the check is static in mm/memory_hotplug.c.  The flag is silently
+ * ignored unless exactly one memory block is added and the memmap of a
+ * memory block spans whole PMDs and leaves whole pageblocks;
+ * try_remove_memory() refuses (-EINVAL) ranges of several memory blocks
+ * that carry a memmap.  So 6.1 adds and removes one memory block at a
+ * time, and the module parameter is read from sysfs (the variable is not
+ * exported).
+ *
+ * Both: online_pages()/offline_pages() and the memory notifier only see
+ * a memory block minus its first memmap pages; those pages are present
+ * in the zone but never managed.
+ */
+#if KERNEL_VERSION(6, 7, 0) <= MEMPLUG_KERNEL
+#define MEMPLUG_HAVE_MEMMAP_ON_MEMORY_RANGES 1
+
+static inline bool mp_compat_memmap_on_memory(u64 mb_size)
+{
+	return mhp_supports_memmap_on_memory();
+}
+#else
+#define MEMPLUG_HAVE_MEMMAP_ON_MEMORY_RANGES 0
+
+static inline bool mp_compat_memmap_param(void)
+{
+	static const char path[] =
+		"/sys/module/memory_hotplug/parameters/memmap_on_memory";
+	char buf[4] = { 0 };
+	struct file *f;
+	loff_t pos = 0;
+	ssize_t n;
+
+	f = filp_open(path, O_RDONLY, 0);
+	if (IS_ERR(f))
+		return false;	/* CONFIG_MHP_MEMMAP_ON_MEMORY=n, no sysfs */
+	n = kernel_read(f, buf, sizeof(buf) - 1, &pos);
+	filp_close(f, NULL);
+	return n > 0 && (buf[0] == 'Y' || buf[0] == 'y' || buf[0] == '1');
+}
+
+static inline bool mp_compat_memmap_on_memory(u64 mb_size)
+{
+	u64 memmap = PHYS_PFN(mb_size) * sizeof(struct page);
+
+	return IS_ALIGNED(memmap, PMD_SIZE) &&
+	       IS_ALIGNED(mb_size - memmap, PAGE_SIZE << pageblock_order) &&
+	       mp_compat_memmap_param();
+}
+#endif
+
+/*
+ * Pages at the start of each memory block that hold its memmap.  In the
+ * "force" mode of 6.12 the kernel rounds them up to whole pageblocks; in
+ * every other mode they are pageblock aligned already.
+ */
+static inline unsigned long mp_compat_memmap_pages(u64 mb_size)
+{
+	unsigned long nr = PFN_UP(PHYS_PFN(mb_size) * sizeof(struct page));
+
+	return ALIGN(nr, pageblock_nr_pages);
+}
 
 #endif /* MEMPLUG_COMPAT_H */

@@ -264,27 +264,130 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 /* ------------------------------------------------------------------ */
 /* add / remove (hp_lock held on entry and exit, dropped inside)       */
 
+/*
+ * Decide at probe whether memory is added with a self-hosted memmap.
+ * Only big block mode uses it: in sub block mode the memmap would live in
+ * the first sub blocks of a memory block, which would then have to stay
+ * plugged while the block exists (see docs/driver.md).
+ */
+void mp_memmap_init(struct mp_dev *d)
+{
+	d->memmap_on_memory = d->geo.bbm &&
+			      mp_compat_memmap_on_memory(d->geo.mb_size);
+	d->memmap_pages = d->memmap_on_memory ?
+			  mp_compat_memmap_pages(d->geo.mb_size) : 0;
+	d->per_mb = d->memmap_on_memory && mp_mb_per_unit(d) > 1 &&
+		    !MEMPLUG_HAVE_MEMMAP_ON_MEMORY_RANGES;
+}
+
+static mhp_t mp_mhp_flags(const struct mp_dev *d)
+{
+	return MEMPLUG_MHP_FLAGS |
+	       (d->memmap_on_memory ? MHP_MEMMAP_ON_MEMORY : MHP_NONE);
+}
+
+static u64 mp_mb_index(const struct mp_dev *d, u64 addr)
+{
+	return (addr - d->geo.first_addr) / d->geo.mb_size;
+}
+
+/* hp_lock held */
+static void mp_set_present(struct mp_dev *d, u64 unit, u16 nr)
+{
+	struct mp_unit *u = &d->units[unit];
+
+	if (!u->nr_present && nr)
+		d->nr_added++;
+	else if (u->nr_present && !nr)
+		d->nr_added--;
+	u->nr_present = nr;
+	u->added = !!nr;
+}
+
+/*
+ * Add the memory blocks of @unit that are not added yet, one at a time.
+ * All or nothing: on failure the blocks are removed again; a block that
+ * cannot be removed leaves the unit partly added.  hp_lock dropped.
+ */
+static int mp_add_unit_per_mb(struct mp_dev *d, u64 unit, u16 *nr_present)
+{
+	u64 addr = mp_unit_addr(&d->geo, unit), a, idx;
+	u64 end = addr + d->geo.unit_size;
+	int rc = 0;
+
+	for (a = addr; a < end; a += d->geo.mb_size) {
+		idx = mp_mb_index(d, a);
+		if (test_bit(idx, d->mb_present))
+			continue;
+		rc = add_memory_driver_managed(d->mgid, a, d->geo.mb_size,
+					       MP_RESOURCE_NAME,
+					       mp_mhp_flags(d));
+		if (rc)
+			break;
+		set_bit(idx, d->mb_present);
+		(*nr_present)++;
+	}
+	if (!rc)
+		return 0;
+	for (a = addr; a < end; a += d->geo.mb_size) {
+		idx = mp_mb_index(d, a);
+		if (!test_bit(idx, d->mb_present) ||
+		    offline_and_remove_memory(a, d->geo.mb_size))
+			continue;
+		clear_bit(idx, d->mb_present);
+		(*nr_present)--;
+	}
+	return rc;
+}
+
+/* Remove the added memory blocks of @unit one at a time.  hp_lock dropped. */
+static int mp_remove_unit_per_mb(struct mp_dev *d, u64 unit, u16 *nr_present)
+{
+	u64 addr = mp_unit_addr(&d->geo, unit), a, idx;
+	int rc;
+
+	for (a = addr; a < addr + d->geo.unit_size; a += d->geo.mb_size) {
+		idx = mp_mb_index(d, a);
+		if (!test_bit(idx, d->mb_present))
+			continue;
+		rc = offline_and_remove_memory(a, d->geo.mb_size);
+		if (rc)
+			return rc;
+		clear_bit(idx, d->mb_present);
+		(*nr_present)--;
+	}
+	return 0;
+}
+
 int mp_add_unit(struct mp_dev *d, u64 unit)
 {
 	struct mp_unit *u = &d->units[unit];
 	u64 addr = mp_unit_addr(&d->geo, unit);
+	u16 nr_present = u->nr_present;
 	int rc;
 
 	u->busy = MP_BUSY_ADD;
 	mutex_unlock(&d->hp_lock);
-	rc = add_memory_driver_managed(d->mgid, addr, d->geo.unit_size,
-				       MP_RESOURCE_NAME, MEMPLUG_MHP_FLAGS);
+	if (d->per_mb) {
+		rc = mp_add_unit_per_mb(d, unit, &nr_present);
+	} else {
+		rc = add_memory_driver_managed(d->mgid, addr, d->geo.unit_size,
+					       MP_RESOURCE_NAME,
+					       mp_mhp_flags(d));
+		if (!rc)
+			nr_present = mp_mb_per_unit(d);
+	}
 	mutex_lock(&d->hp_lock);
 	u->busy = MP_BUSY_NONE;
 	trace_memplug_unit_add(mp_trace_dev(d), addr, d->geo.unit_size, rc);
+	mp_set_present(d, unit, nr_present);
 	if (rc) {
 		d->stats.add_failures++;
-		dev_warn_ratelimited(&d->vdev->dev, "adding memory 0x%llx+0x%llx failed: %d\n",
-				     addr, d->geo.unit_size, rc);
+		dev_warn_ratelimited(&d->vdev->dev, "adding memory 0x%llx+0x%llx failed: %d%s\n",
+				     addr, d->geo.unit_size, rc,
+				     nr_present ? " (partly added, could not roll back)" : "");
 		return rc;
 	}
-	u->added = 1;
-	d->nr_added++;
 	mp_update_pin(d);
 	return 0;
 }
@@ -293,14 +396,22 @@ int mp_remove_unit(struct mp_dev *d, u64 unit)
 {
 	struct mp_unit *u = &d->units[unit];
 	u64 addr = mp_unit_addr(&d->geo, unit);
+	u16 nr_present = u->nr_present;
 	int rc;
 
 	u->busy = MP_BUSY_REMOVE;
 	mutex_unlock(&d->hp_lock);
-	rc = offline_and_remove_memory(addr, d->geo.unit_size);
+	if (d->per_mb) {
+		rc = mp_remove_unit_per_mb(d, unit, &nr_present);
+	} else {
+		rc = offline_and_remove_memory(addr, d->geo.unit_size);
+		if (!rc)
+			nr_present = 0;
+	}
 	mutex_lock(&d->hp_lock);
 	u->busy = MP_BUSY_NONE;
 	trace_memplug_unit_remove(mp_trace_dev(d), addr, d->geo.unit_size, rc);
+	mp_set_present(d, unit, nr_present);
 	if (rc) {
 		d->stats.remove_failures++;
 		trace_memplug_unplug_failed(mp_trace_dev(d), unit, addr,
@@ -310,8 +421,6 @@ int mp_remove_unit(struct mp_dev *d, u64 unit)
 			addr, d->geo.unit_size, rc);
 		return rc;
 	}
-	u->added = 0;
-	d->nr_added--;
 	return 0;
 }
 
@@ -512,14 +621,16 @@ static unsigned long mp_offline_refs(struct mp_dev *d, u64 unit,
 		/* plugged big block: only fake offline while taken */
 		if (!d->units[unit].taken)
 			return 0;
-		pfn = PHYS_PFN(mb_addr);
-		for (i = 0; i < PHYS_PFN(d->geo.mb_size); i++) {
+		/* the memmap pages at the start are not ours to count */
+		pfn = PHYS_PFN(mb_addr) + d->memmap_pages;
+		count = PHYS_PFN(d->geo.mb_size) - d->memmap_pages;
+		for (i = 0; i < count; i++) {
 			if (delta < 0)
 				page_ref_dec(pfn_to_page(pfn + i));
 			else if (delta > 0)
 				page_ref_inc(pfn_to_page(pfn + i));
 		}
-		return PHYS_PFN(d->geo.mb_size);
+		return count;
 	}
 	first = (u32)((mb_addr - unit_addr) / d->geo.sb_size);
 	last = first + (u32)(d->geo.mb_size / d->geo.sb_size);
@@ -614,8 +725,16 @@ static int mp_memory_notifier(struct notifier_block *nb,
 	u64 addr;
 	int rc = NOTIFY_OK;
 
+	/* any memory coming or going may unblock the growth guard */
+	if (action == MEM_ONLINE || action == MEM_OFFLINE)
+		mp_guard_event(d);
+
 	if (end <= d->geo.first_addr || start >= d->region_end)
 		return NOTIFY_OK;
+
+	/* with memmap_on_memory the range starts after the memmap pages */
+	start = max(start, d->geo.first_addr);
+	start -= (start - d->geo.first_addr) % d->geo.mb_size;
 
 	mutex_lock(&d->hp_lock);
 	for (addr = start; addr < end; addr += d->geo.mb_size) {
@@ -646,7 +765,9 @@ int mp_hotplug_register(struct mp_dev *d)
 
 	d->movable = bitmap_zalloc(nr_mb, GFP_KERNEL);
 	d->going = bitmap_zalloc(nr_mb, GFP_KERNEL);
-	if (!d->movable || !d->going) {
+	if (d->per_mb)
+		d->mb_present = bitmap_zalloc(nr_mb, GFP_KERNEL);
+	if (!d->movable || !d->going || (d->per_mb && !d->mb_present)) {
 		rc = -ENOMEM;
 		goto err_free;
 	}
@@ -684,6 +805,8 @@ err_free:
 	bitmap_free(d->going);
 	d->movable = NULL;
 	d->going = NULL;
+	bitmap_free(d->mb_present);
+	d->mb_present = NULL;
 	return rc;
 }
 
@@ -709,6 +832,8 @@ void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback)
 	bitmap_free(d->going);
 	d->movable = NULL;
 	d->going = NULL;
+	bitmap_free(d->mb_present);
+	d->mb_present = NULL;
 }
 
 struct mp_dev *mp_find_orphan(u64 start, u64 end)

@@ -340,6 +340,8 @@ static int mp_pass(struct mp_dev *d)
 	}
 	wanted = d->target_zero ? 0 :
 		 mp_wanted_granules(&d->geo, d->cfg.requested_size);
+	if (wanted <= d->nr_plugged)
+		mp_guard_clear(d);
 	if (d->geo.bbm)
 		return mp_bbm_run(d, wanted);
 	return mp_sbm_run(d, wanted);
@@ -588,6 +590,12 @@ static int mp_probe(struct virtio_device *vdev)
 		goto err_vq;
 	}
 	d->mgid = rc;
+
+	mp_memmap_init(d);
+	if (d->memmap_on_memory)
+		dev_info(dev, "memmap_on_memory: each memory block hosts its own memmap (%lu pages)%s\n",
+			 d->memmap_pages,
+			 d->per_mb ? ", added one memory block at a time" : "");
 
 	rc = mp_hotplug_register(d);
 	if (rc)

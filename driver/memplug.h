@@ -68,6 +68,8 @@
  *   it); mark the unit busy and drop the lock instead.
  * mp_dev.req_lock: protects the request/response buffers and req_stuck.
  *   Nests inside hp_lock.
+ * mp_dev.mb_present and mp_unit.nr_present: written only by the worker
+ *   with the unit busy, read under hp_lock.
  * Lock order: mp_cb_lock -> (mem hotplug locks) -> mp_devices_lock ->
  *   hp_lock -> req_lock.
  */
@@ -106,6 +108,7 @@ struct mp_unit {
 	u32 nr_held;		/* held sub blocks */
 	u8 skip;		/* worker: failed this pass, try others */
 	u8 taken;		/* BBM: pages taken, being removed */
+	u16 nr_present;		/* memory blocks added (see per_mb) */
 };
 
 struct mp_stats {
@@ -163,7 +166,8 @@ struct mp_dev {
 	unsigned long *going;		/* per memory block: GOING_* seen */
 	u64 nr_plugged;			/* plugged sub blocks (incl. held) */
 	u64 nr_held;
-	u64 nr_added;			/* added units */
+	u64 nr_added;			/* added units (nr_present != 0) */
+	unsigned long *mb_present;	/* per_mb: memory block added */
 	bool target_zero;		/* remove(): unplug everything */
 	bool need_unplug_all;		/* probe found memory plugged */
 	bool pinned;			/* holds a module reference */
@@ -175,6 +179,23 @@ struct mp_dev {
 	bool stopping;			/* READ_ONCE/WRITE_ONCE */
 	u32 backoff_ms;
 	bool cfg_warned;		/* invalid runtime config logged */
+
+	/*
+	 * Self-hosted memmap, fixed after probe.  per_mb: add and remove one
+	 * memory block at a time (6.1 needs it for memmap_on_memory); a big
+	 * block may then be partly added after a failure that could not be
+	 * rolled back, which the worker completes or removes later.
+	 */
+	bool memmap_on_memory;
+	bool per_mb;
+	unsigned long memmap_pages;	/* per memory block, 0 = off */
+
+	/* growth guard (guard.c), hp_lock; guard_blocked also READ_ONCE */
+	bool guard_blocked;		/* last add refused by the guard */
+	bool guard_warned;		/* logged for this blocked episode */
+	u64 guard_need;			/* bytes the next unit needs */
+	u64 guard_avail;		/* unmovable-capable bytes free */
+	u64 guard_limit;		/* estimated reachable plugged size */
 
 	struct notifier_block mem_nb;
 #ifdef CONFIG_PROC_VMCORE
@@ -216,6 +237,26 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 bool mp_unit_online(const struct mp_unit *u);
 bool mp_any_unit_blocked(const struct mp_dev *d);
 int mp_add_strays(struct mp_dev *d);
+
+static inline u32 mp_mb_per_unit(const struct mp_dev *d)
+{
+	return (u32)(d->geo.unit_size / d->geo.mb_size);
+}
+
+/* All memory blocks of the unit added? */
+static inline bool mp_unit_complete(const struct mp_dev *d,
+				    const struct mp_unit *u)
+{
+	return u->nr_present == mp_mb_per_unit(d);
+}
+
+void mp_memmap_init(struct mp_dev *d);
+
+/* guard.c */
+bool mp_guard_allows(struct mp_dev *d);
+void mp_guard_clear(struct mp_dev *d);
+void mp_guard_event(struct mp_dev *d);
+unsigned int mp_growth_reserve_mb(void);
 
 /* bbm.c / sbm.c: one worker pass; 0 = done, -EAGAIN = retry later */
 int mp_bbm_run(struct mp_dev *d, u64 wanted);

@@ -128,6 +128,8 @@ static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
 		u = &d->units[unit];
 		if (!u->added && u->nr_plugged > u->nr_held && !u->busy &&
 		    !u->skip) {
+			if (!mp_guard_allows(d))
+				return -ENOMEM;
 			if (mp_add_unit(d, unit)) {
 				u->skip = 1;
 				return -EAGAIN;
@@ -153,6 +155,8 @@ static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
 	}
 	if (unit == d->geo.nr_units)
 		return -ENOSPC;
+	if (!mp_guard_allows(d))
+		return -ENOMEM;
 	for (nr = 1; nr < need && nr < d->geo.sb_per_unit; nr++)
 		if (!mp_sb_usable(&d->geo, &d->cfg, unit, nr))
 			break;
@@ -333,6 +337,11 @@ int mp_sbm_run(struct mp_dev *d, u64 wanted)
 			return -EAGAIN;
 		if (d->nr_plugged < wanted) {
 			rc = mp_sbm_plug_step(d, wanted - d->nr_plugged);
+			if (rc == -ENOMEM) {
+				/* growth guard: re-checked with backoff */
+				rc = -EAGAIN;
+				break;
+			}
 			if (rc == -ENOSPC) {
 				/* blocked units may free up: retry later */
 				if (mp_any_unit_blocked(d))

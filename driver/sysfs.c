@@ -46,6 +46,7 @@ MP_GEO_ATTR(unit_size, d->geo.unit_size);
 MP_GEO_ATTR(region_addr, d->cfg.addr);
 MP_GEO_ATTR(region_size, d->cfg.region_size);
 MP_GEO_ATTR(units, d->geo.nr_units);
+MP_GEO_ATTR(memmap_on_memory, d->memmap_on_memory);
 
 static ssize_t node_show(struct device *dev, struct device_attribute *attr,
 			 char *buf)
@@ -89,6 +90,28 @@ MP_LOCKED_ATTR(remove_failures, d->stats.remove_failures);
 MP_LOCKED_ATTR(contig_failures, d->stats.contig_failures);
 MP_LOCKED_ATTR(fast_unplugs, d->stats.fast_unplugs);
 MP_LOCKED_ATTR(no_room, d->stats.no_room);
+
+MP_LOCKED_ATTR(growth_limit_bytes, d->guard_limit);
+
+static ssize_t growth_guard_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	struct mp_dev *d = mp_dev_of(dev);
+	unsigned long long need, avail;
+	bool blocked;
+
+	mutex_lock(&d->hp_lock);
+	blocked = d->guard_blocked;
+	need = d->guard_need;
+	avail = d->guard_avail;
+	mutex_unlock(&d->hp_lock);
+	if (!blocked)
+		return sysfs_emit(buf, "ok\n");
+	return sysfs_emit(buf,
+			  "blocked: next unit needs %llu KiB of unmovable memory, %llu KiB free above watermarks, reserve %u MiB\n",
+			  need >> 10, avail >> 10, mp_growth_reserve_mb());
+}
+static DEVICE_ATTR_RO(growth_guard);
 
 static ssize_t device_plugged_size_show(struct device *dev,
 					struct device_attribute *attr,
@@ -164,6 +187,9 @@ static struct attribute *mp_attrs[] = {
 	&dev_attr_contig_failures.attr,
 	&dev_attr_fast_unplugs.attr,
 	&dev_attr_no_room.attr,
+	&dev_attr_memmap_on_memory.attr,
+	&dev_attr_growth_guard.attr,
+	&dev_attr_growth_limit_bytes.attr,
 	NULL,
 };
 

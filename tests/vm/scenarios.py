@@ -726,4 +726,191 @@ def tracepoints(t):
         if "memplug_unplug_failed" in out:
             t.log("# unplug failures traced: %s" %
                   [ln for ln in out.splitlines() if "unplug_failed" in ln][:3])
+
+
+# ---------------------------------------------------------------------------
+# Growing a small guest far (issue 4): memmap_on_memory and the growth guard.
+
+MEMMAP_ON = "memory_hotplug.memmap_on_memory=1"
+
+
+def memplug_attrs(vm):
+    devs = vm.state()["virtio_mem"]
+    return devs[0]["attrs"] if devs else {}
+
+
+def zone_delta(vm, zone="Movable"):
+    """(present, managed) bytes of `zone` added since the baseline."""
+    st = vm.state()
+    z, b = st["zones"][zone], vm.base["zones"][zone]
+    return ((z["present_pages"] - b["present_pages"]) * 4096,
+            (z["managed_pages"] - b["managed_pages"]) * 4096)
+
+
+def check_grown(t, vm, added, memmap_per_block, timeout=120):
+    """Every added byte is present in ZONE_MOVABLE. With memmap_on_memory
+    the first pages of each 128 MiB memory block hold its memmap: present
+    in the zone but never managed (not in the buddy, not in MemTotal), so
+    managed must be exactly `added` minus that per block; without it,
+    managed == added. Both are exact, so a block put elsewhere or a memmap
+    taken from the wrong place shows."""
+    blocks = added // (128 * MiB)
+    want_managed = added - blocks * memmap_per_block
+    deadline = time.time() + timeout
+    while True:
+        present, managed = zone_delta(vm)
+        if present == added and managed == want_managed:
+            return
+        if time.time() > deadline:
+            raise TestFailure("ZONE_MOVABLE +%s present, +%s managed; expected +%s present, +%s managed"
+                              % (human(present), human(managed), human(added), human(want_managed)))
+        time.sleep(0.5)
+
+
+def grow_far(t, block, steps):
+    """512 MiB guest, memmap_on_memory, online_movable: grow in steps, all
+    of it in ZONE_MOVABLE, then shrink to 0. With big blocks memplug
+    hosts the memmap in the added memory itself, so boot memory does not
+    limit the growth."""
+    with t.vm([Device("vmem0", "128G", block)], boot_mem="512M", policy="online_movable",
+              cmdline=MEMMAP_ON) as vm:
+        vm.baseline()
+        attrs = memplug_attrs(vm)
+        mom = attrs.get("memmap_on_memory") == "1"
+        if t.driver == "memplug" and not mom:
+            raise TestFailure("memmap_on_memory not in use: %r" % attrs.get("memmap_on_memory"))
+        for size in steps:
+            vm.resize("vmem0", size, timeout=600)
+            check_grown(t, vm, parse_size(size), 2 * MiB if mom else 0)
+            normal = vm.state()["zones"]["Normal"]["managed_pages"] * 4096
+            t.log("# %s plugged, ZONE_MOVABLE %s present / %s managed" %
+                  (size, human(zone_delta(vm)[0]), human(zone_delta(vm)[1])))
+        vm.resize("vmem0", 0, timeout=600)
+        vm.wait_memory(0, timeout=120)
+        vm.wait_blocks_back_to_baseline(timeout=120)
+        vm.check_kernel_log()
+
+
+@scenario("grow_far_memmap_on_memory_bbm", tags=("grow", "bbm"))
+def grow_far_bbm(t):
+    grow_far(t, "1G", ("16G", "48G"))
+
+
+@scenario("grow_far_memmap_on_memory_bbm_128g", tags=("grow", "bbm", "long"))
+def grow_far_bbm_long(t):
+    grow_far(t, "1G", ("16G", "48G", "128G"))
+
+
+def wait_settled(t, vm, dev, quiet=10, timeout=300):
+    """Wait until the plugged size stops moving for `quiet` seconds (the
+    driver stopped growing) and return it. A guest that dies meanwhile
+    (QEMU exits: panic=-1 and -no-reboot) is a failure, with the reason
+    from the console."""
+    last, since = -1, time.time()
+    deadline = time.time() + timeout
+    while True:
+        if vm.proc.poll() is not None:
+            try:
+                with open(vm.console, errors="replace") as f:
+                    lines = [l for l in f.read().splitlines()
+                             if "panic" in l.lower() or "out of memory" in l.lower()]
+            except OSError:
+                lines = []
+            raise TestFailure("guest died at %s plugged: %s" %
+                              (human(max(last, 0)), " | ".join(lines[-3:]) or "QEMU exited"))
+        try:
+            now = vm.plugged(dev)
+        except TestFailure:
+            if vm.proc.poll() is not None:
+                continue
+            raise
+        if now != last:
+            last, since = now, time.time()
+        elif time.time() - since >= quiet:
+            return now
+        if time.time() > deadline:
+            raise TestFailure("plugged size still moving after %ds (%s)" % (timeout, human(now)))
+        time.sleep(1)
+
+
+def guard_stops(t, vm, request):
+    """Ask for `request`; the guest must stay alive, stop below it, and
+    (memplug) say why in sysfs. Returns where it stopped."""
+    vm.request("vmem0", request)
+    got = wait_settled(t, vm, "vmem0")
+    vm.sh("true")
+    attrs = memplug_attrs(vm)
+    t.log("# asked for %s, stopped at %s; growth_guard: %s; growth_limit_bytes: %s" %
+          (request, human(got), attrs.get("growth_guard"), attrs.get("growth_limit_bytes")))
+    if got >= parse_size(request):
+        raise TestFailure("grew to the full %s: the guard did not stop it" % request)
+    if t.driver == "memplug":
+        if not attrs.get("growth_guard", "").startswith("blocked"):
+            raise TestFailure("growth_guard says %r while plugged < requested" %
+                              attrs.get("growth_guard"))
+        if int(attrs["growth_limit_bytes"]) != got:
+            raise TestFailure("growth_limit_bytes %s, but stopped at %s" %
+                              (attrs["growth_limit_bytes"], human(got)))
+    vm.wait_memory(got, "Movable")
+    vm.check_kernel_log()
+    return got
+
+
+@scenario("growth_guard_without_memmap_on_memory", tags=("grow", "guard", "bbm"),
+          reference_fails="virtio_mem runs the guest out of unmovable memory (panics)")
+def guard_bbm(t):
+    """memmap_on_memory off, 512 MiB guest, ask for 32 GiB: every GiB
+    costs 16 MiB of memmap from boot memory. memplug stops where that would
+    endanger the guest and reports it; a lowered request converges; onlining
+    one of its blocks to ZONE_NORMAL by hand lets it grow further."""
+    with t.vm([Device("vmem0", "32G", "1G")], boot_mem="512M", policy="online_movable") as vm:
+        vm.baseline()
+        got = guard_stops(t, vm, "32G")
+        # lower the request below the limit: converges, guard says ok
+        lower = got - 2 * GiB
+        vm.resize("vmem0", lower, timeout=300)
+        vm.wait_memory(lower, "Movable")
+        attrs = memplug_attrs(vm)
+        if attrs.get("growth_guard") != "ok":
+            raise TestFailure("growth_guard %r after a reachable request" % attrs.get("growth_guard"))
+        # back up: stops where it stopped before (same conditions)
+        again = guard_stops(t, vm, "32G")
+        if abs(again - got) > GiB:
+            raise TestFailure("stopped at %s, before at %s" % (human(again), human(got)))
+        # the admin moves the last hot-plugged GiB (8 memory blocks) to
+        # ZONE_NORMAL: memory for the memmap of many more GiB
+        blocks = vm.sh("ls /sys/devices/system/memory | sed -n 's/^memory//p' | sort -n | tail -n8")["out"].split()
+        for b in blocks:
+            vm.sh("echo offline > /sys/devices/system/memory/memory%s/state && "
+                  "echo online_kernel > /sys/devices/system/memory/memory%s/state" % (b, b))
+        grown = wait_settled(t, vm, "vmem0")
+        t.log("# after onlining 1 GiB to ZONE_NORMAL: %s plugged" % human(grown))
+        if grown <= again:
+            raise TestFailure("growth did not resume after onlining memory to ZONE_NORMAL")
+        vm.sh("true")
+        vm.check_kernel_log()
+        # most of it goes away again (the ZONE_NORMAL GiB may stay)
+        p = vm.ctl("-d", "vmem0", "resize", "0", "--wait", "--timeout", "200", timeout=200)
+        left = vm.plugged("vmem0")
+        t.log("# resize to 0: %s left plugged (exit %d)" % (human(left), p.returncode))
+        if left > GiB:
+            raise TestFailure("%s left plugged after resize to 0" % human(left))
+        vm.check_kernel_log()
+
+
+@scenario("growth_guard_sbm", tags=("grow", "guard", "sbm"),
+          reference_fails="virtio_mem runs the guest out of unmovable memory (panics)")
+def guard_sbm(t):
+    """Sub block mode (2 MiB blocks) with memmap_on_memory on the command
+    line: SBM does not host the memmap (docs/driver.md), so the guard
+    limits the growth; shrinking to 0 works."""
+    with t.vm([Device("vmem0", "32G", "2M")], boot_mem="512M", policy="online_movable",
+              cmdline=MEMMAP_ON) as vm:
+        vm.baseline()
+        if t.driver == "memplug" and memplug_attrs(vm).get("memmap_on_memory") != "0":
+            raise TestFailure("SBM must not use memmap_on_memory")
+        guard_stops(t, vm, "32G")
+        vm.resize("vmem0", 0, timeout=600)
+        vm.wait_memory(0, timeout=120)
+        vm.wait_blocks_back_to_baseline(timeout=120)
         vm.check_kernel_log()

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memplug - growth guard: never add memory whose memmap and bookkeeping
+ * the guest cannot afford.
+ *
+ * Adding memory allocates its memmap (struct pages, 1/64 of it) and
+ * bookkeeping (memory block devices, page tables of the direct map and of
+ * the memmap) with GFP_KERNEL, i.e. from ZONE_NORMAL/DMA32/DMA.  Memory
+ * onlined to ZONE_MOVABLE cannot serve such allocations, so a small guest
+ * that grows far runs its kernel zones dry, and the kernel panics ("System
+ * is deadlocked on memory") or OOM-kills.  Before adding a unit the guard
+ * checks that the node's non-movable zones have what the unit needs free
+ * above their high watermarks, plus growth_reserve_mb.  If not, the worker
+ * stops growing (plugged stays below requested, which tells the host) and
+ * retries with backoff, on memory hotplug events and on a new request.
+ *
+ * Copyright (C) memplug developers
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/mm.h>
+#include <linux/mmzone.h>
+#include <linux/vmstat.h>
+#include <linux/nodemask.h>
+#include <linux/virtio.h>
+
+#include "memplug.h"
+#include "compat.h"
+
+static unsigned int growth_reserve_mb = 64;
+module_param(growth_reserve_mb, uint, 0644);
+MODULE_PARM_DESC(growth_reserve_mb,
+		 "Growth guard: unmovable-capable memory (ZONE_NORMAL/DMA32/DMA, above the watermarks) that must stay free after adding memory, in MiB (default: 64)");
+
+/*
+ * Bookkeeping per memory block besides the memmap: struct memory_block
+ * and its sysfs nodes, page tables of the direct map and of the memmap,
+ * resource and memblock entries.  A generous estimate (about 8 KiB are
+ * used on x86-64); it is what memmap_on_memory still costs.
+ */
+#define MP_GUARD_MB_OVERHEAD	(32 * 1024ULL)
+
+unsigned int mp_growth_reserve_mb(void)
+{
+	return READ_ONCE(growth_reserve_mb);
+}
+
+/* Free pages above the high watermark in the non-movable zones of @nid. */
+static u64 mp_node_unmovable_free(int nid, bool *populated)
+{
+	pg_data_t *pgdat = NODE_DATA(nid);
+	unsigned long free, wmark, sum = 0;
+	struct zone *zone;
+	int z;
+
+	for (z = 0; z < ZONE_MOVABLE; z++) {
+		zone = &pgdat->node_zones[z];
+		if (!populated_zone(zone))
+			continue;
+		*populated = true;
+		free = zone_page_state(zone, NR_FREE_PAGES);
+		free -= min(free, zone_page_state(zone, NR_FREE_CMA_PAGES));
+		wmark = high_wmark_pages(zone);
+		if (free > wmark)
+			sum += free - wmark;
+	}
+	return PFN_PHYS((u64)sum);
+}
+
+/*
+ * The memmap is allocated on the node of the memory if it can, else
+ * anywhere: count the device's node, or every node when it has no
+ * non-movable memory.
+ */
+static u64 mp_unmovable_free(int nid)
+{
+	bool populated = false;
+	u64 sum = 0;
+	int n;
+
+	if (nid != NUMA_NO_NODE && node_online(nid)) {
+		sum = mp_node_unmovable_free(nid, &populated);
+		if (populated)
+			return sum;
+	}
+	for_each_online_node(n)
+		sum += mp_node_unmovable_free(n, &populated);
+	return sum;
+}
+
+/* Unmovable-capable bytes that adding one unit costs. */
+static u64 mp_unit_cost(const struct mp_dev *d)
+{
+	u64 nr_mb = mp_mb_per_unit(d);
+	u64 cost = nr_mb * MP_GUARD_MB_OVERHEAD;
+
+	if (!d->memmap_on_memory)
+		cost += PHYS_PFN(d->geo.unit_size) * sizeof(struct page);
+	return cost;
+}
+
+/*
+ * May one more unit be added?  Updates the state shown in sysfs and logs
+ * once per blocked episode.  hp_lock held.
+ */
+bool mp_guard_allows(struct mp_dev *d)
+{
+	u64 reserve = (u64)READ_ONCE(growth_reserve_mb) << 20;
+	u64 cost = mp_unit_cost(d);
+	u64 avail = mp_unmovable_free(d->nid);
+	u64 more = avail > reserve ? (avail - reserve) / cost : 0;
+
+	d->guard_need = cost;
+	d->guard_avail = avail;
+	d->guard_limit = d->nr_plugged * d->geo.sb_size +
+			 more * d->geo.unit_size;
+	if (more) {
+		if (d->guard_blocked && d->vdev)
+			dev_info(&d->vdev->dev, "growth guard: enough unmovable memory again, growing\n");
+		d->guard_blocked = false;
+		d->guard_warned = false;
+		return true;
+	}
+	WRITE_ONCE(d->guard_blocked, true);
+	if (!d->guard_warned && d->vdev) {
+		d->guard_warned = true;
+		dev_warn(&d->vdev->dev,
+			 "growth guard: stopping at 0x%llx of 0x%llx bytes: adding 0x%llx bytes needs %llu KiB of unmovable memory (ZONE_NORMAL/DMA32), %llu KiB free above the watermarks, growth_reserve_mb=%u; %s\n",
+			 d->nr_plugged * d->geo.sb_size, d->cfg.requested_size,
+			 d->geo.unit_size, cost >> 10, avail >> 10,
+			 READ_ONCE(growth_reserve_mb),
+			 d->memmap_on_memory ?
+			 "online some memory to ZONE_NORMAL (online_kernel, auto-movable) or give the guest more boot memory" :
+			 "memory_hotplug.memmap_on_memory=1 with big blocks, onlining some memory to ZONE_NORMAL (online_kernel, auto-movable) or more boot memory would help");
+	}
+	return false;
+}
+
+/* Nothing more to add: not blocked.  hp_lock held. */
+void mp_guard_clear(struct mp_dev *d)
+{
+	if (d->guard_blocked && d->vdev)
+		dev_dbg(&d->vdev->dev, "growth guard: request reached, unblocked\n");
+	WRITE_ONCE(d->guard_blocked, false);
+	d->guard_warned = false;
+}
+
+/*
+ * Memory went online or offline somewhere (memory notifier, any range,
+ * mem_hotplug_lock held, hp_lock may be held by our own worker): conditions
+ * changed, let a blocked worker look again.
+ */
+void mp_guard_event(struct mp_dev *d)
+{
+	if (READ_ONCE(d->guard_blocked))
+		mp_kick(d);
+}
