@@ -104,49 +104,53 @@ static int mp_bbm_plug_one(struct mp_dev *d)
  * The usable part of each memory block of a unit: with memmap_on_memory
  * its first memmap_pages hold the memmap and are never online.
  */
-#define mp_bbm_for_each_mb(d, unit, pfn, nr)				\
-	for ((pfn) = PHYS_PFN(mp_unit_addr(&(d)->geo, unit)) +		\
-		     (d)->memmap_pages,					\
-	     (nr) = PHYS_PFN((d)->geo.mb_size) - (d)->memmap_pages;	\
-	     (pfn) < PHYS_PFN(mp_unit_addr(&(d)->geo, (unit) + 1));	\
-	     (pfn) += PHYS_PFN((d)->geo.mb_size))
+static unsigned long mp_bbm_mb_pfn(const struct mp_dev *d, u64 unit, u32 mb)
+{
+	return PHYS_PFN(mp_unit_addr(&d->geo, unit) + (u64)mb * d->geo.mb_size) +
+	       d->memmap_pages;
+}
+
+static unsigned long mp_bbm_mb_pages(const struct mp_dev *d)
+{
+	return PHYS_PFN(d->geo.mb_size) - d->memmap_pages;
+}
 
 static bool mp_bbm_is_free(struct mp_dev *d, u64 unit)
 {
-	unsigned long pfn, nr;
+	u32 mb;
 
-	mp_bbm_for_each_mb(d, unit, pfn, nr)
-		if (!mp_range_is_free(pfn, nr))
+	for (mb = 0; mb < mp_mb_per_unit(d); mb++)
+		if (!mp_range_is_free(mp_bbm_mb_pfn(d, unit, mb),
+				      mp_bbm_mb_pages(d)))
 			return false;
 	return true;
 }
 
-/* Give taken pages back, for the memory blocks that are still added. */
-static void mp_bbm_give(struct mp_dev *d, u64 unit, unsigned long end_pfn)
+/* Give taken pages of memory blocks [0, @end) back, if still added. */
+static void mp_bbm_give(struct mp_dev *d, u64 unit, u32 end)
 {
-	unsigned long pfn, nr;
+	u64 first_mb = (mp_unit_addr(&d->geo, unit) - d->geo.first_addr) /
+		       d->geo.mb_size;
+	u32 mb;
 
-	mp_bbm_for_each_mb(d, unit, pfn, nr) {
-		if (pfn >= end_pfn)
-			break;
-		if (d->per_mb &&
-		    !test_bit((PFN_PHYS(pfn) - d->geo.first_addr) /
-			      d->geo.mb_size, d->mb_present))
+	for (mb = 0; mb < end; mb++) {
+		if (d->per_mb && !test_bit(first_mb + mb, d->mb_present))
 			continue;
-		mp_give_range(pfn, nr);
+		mp_give_range(mp_bbm_mb_pfn(d, unit, mb), mp_bbm_mb_pages(d));
 	}
 }
 
 /* Take every online page of the unit; all or nothing. */
 static int mp_bbm_take(struct mp_dev *d, u64 unit)
 {
-	unsigned long pfn, nr;
+	u32 mb;
 	int rc;
 
-	mp_bbm_for_each_mb(d, unit, pfn, nr) {
-		rc = mp_take_range(d, unit, pfn, nr);
+	for (mb = 0; mb < mp_mb_per_unit(d); mb++) {
+		rc = mp_take_range(d, unit, mp_bbm_mb_pfn(d, unit, mb),
+				   mp_bbm_mb_pages(d));
 		if (rc) {
-			mp_bbm_give(d, unit, pfn);
+			mp_bbm_give(d, unit, mb);
 			return rc;
 		}
 	}
@@ -179,7 +183,7 @@ static int mp_bbm_remove(struct mp_dev *d, u64 unit,
 		rc = mp_remove_unit(d, unit);
 		u->taken = 0;
 		if (rc)
-			mp_bbm_give(d, unit, ULONG_MAX);
+			mp_bbm_give(d, unit, mp_mb_per_unit(d));
 		goto out;
 	}
 	/* free (racy hint), or partly offline: offline directly */

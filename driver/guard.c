@@ -100,6 +100,12 @@ static u64 mp_unit_cost(const struct mp_dev *d)
 	return cost;
 }
 
+/* what would let the guest grow further */
+static const char mp_hint_mom[] =
+	"online some memory to ZONE_NORMAL (online_kernel, auto-movable)";
+static const char mp_hint_no_mom[] =
+	"memmap_on_memory=1 with big blocks, or online memory to ZONE_NORMAL/auto-movable";
+
 /*
  * May one more unit be added?  Updates the state shown in sysfs and logs
  * once per blocked episode.  hp_lock held.
@@ -126,13 +132,11 @@ bool mp_guard_allows(struct mp_dev *d)
 	if (!d->guard_warned && d->vdev) {
 		d->guard_warned = true;
 		dev_warn(&d->vdev->dev,
-			 "growth guard: stopping at 0x%llx of 0x%llx bytes: adding 0x%llx bytes needs %llu KiB of unmovable memory (ZONE_NORMAL/DMA32), %llu KiB free above the watermarks, growth_reserve_mb=%u; %s\n",
+			 "growth guard: stopping at 0x%llx of 0x%llx bytes: adding 0x%llx bytes needs %llu KiB of unmovable memory (ZONE_NORMAL/DMA32), %llu KiB free above the watermarks, growth_reserve_mb=%u; to grow further: %s, more boot memory, or a lower growth_reserve_mb\n",
 			 d->nr_plugged * d->geo.sb_size, d->cfg.requested_size,
 			 d->geo.unit_size, cost >> 10, avail >> 10,
 			 READ_ONCE(growth_reserve_mb),
-			 d->memmap_on_memory ?
-			 "online some memory to ZONE_NORMAL (online_kernel, auto-movable) or give the guest more boot memory" :
-			 "memory_hotplug.memmap_on_memory=1 with big blocks, onlining some memory to ZONE_NORMAL (online_kernel, auto-movable) or more boot memory would help");
+			 d->memmap_on_memory ? mp_hint_mom : mp_hint_no_mom);
 	}
 	return false;
 }
