@@ -159,8 +159,8 @@ static bool mp_room_for(unsigned long pfn, unsigned long nr_pages)
 }
 
 /*
- * Add units that have plugged (not held) sub blocks but are not added:
- * after adoption, or after an add failed or an UNPLUG was refused.
+ * Add units that have plugged (not held) sub blocks but are not (completely)
+ * added: after adoption, or after an add failed or an UNPLUG was refused.
  * Called when no more memory has to be plugged or unplugged.
  */
 int mp_add_strays(struct mp_dev *d)
@@ -171,9 +171,12 @@ int mp_add_strays(struct mp_dev *d)
 
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
-		if (u->added || u->nr_plugged <= u->nr_held || u->busy ||
-		    u->nr_going || u->skip)
+		if (mp_unit_complete(d, u) || u->nr_plugged <= u->nr_held ||
+		    u->busy || u->nr_going || u->skip)
 			continue;
+		/* the growth guard applies to strays too */
+		if (!mp_guard_allows(d))
+			return -EAGAIN;
 		if (mp_add_unit(d, unit)) {
 			u->skip = 1;
 			rc = -EAGAIN;
