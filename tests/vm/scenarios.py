@@ -794,7 +794,7 @@ GROW_FAR_REF = ("virtio_mem does not host the memmap in big block mode: boot mem
                 "out, adding memory fails (-ENOMEM) and the device is marked broken")
 
 
-@scenario("grow_far_memmap_on_memory_bbm", reference_long=True, tags=("grow", "bbm"),
+@scenario("grow_far_memmap_on_memory_bbm", tags=("grow", "bbm"),
           reference_fails=GROW_FAR_REF)
 def grow_far_bbm(t):
     """512 MiB guest, 1 GiB blocks, memmap_on_memory: grow to 128 GiB in
@@ -873,7 +873,7 @@ def guard_stops(t, vm, request):
     return got
 
 
-@scenario("growth_guard_without_memmap_on_memory", reference_long=True, tags=("grow", "guard", "bbm"),
+@scenario("growth_guard_without_memmap_on_memory", tags=("grow", "guard", "bbm"),
           reference_fails="virtio_mem runs the guest out of unmovable memory (panics)")
 def guard_bbm(t):
     """memmap_on_memory off, 512 MiB guest, ask for 32 GiB: every GiB
@@ -915,7 +915,7 @@ def guard_bbm(t):
         vm.check_kernel_log()
 
 
-@scenario("grow_far_memmap_on_memory_sbm", reference_long=True, tags=("grow", "guard", "sbm"),
+@scenario("grow_far_memmap_on_memory_sbm", tags=("grow", "guard", "sbm"),
           reference_fails="virtio_mem runs the guest out of unmovable memory (panics)")
 def guard_sbm(t):
     """Sub block mode (2 MiB blocks) with memmap_on_memory on the command
