@@ -115,26 +115,12 @@ def resize_under_filler(t, block):
         vm.baseline()
         vm.resize("vmem0", "3G")
         vm.wait_memory(3 * GiB, "Movable")
-        vm.agent("fill 1536 7")
-        deadline = time.time() + 120
-        while not vm.agent("fill-status")["ready"]:
-            if time.time() > deadline:
-                raise TestFailure("filler did not fill 1.5 GiB in time")
-            time.sleep(0.5)
+        start_filler(vm, 1536, seed=7, timeout=120)
         vm.resize("vmem0", "1G", timeout=240)
         vm.wait_memory(1 * GiB, "Movable")
         vm.resize("vmem0", "3G")
         vm.resize("vmem0", "1G", timeout=240)
-        st = vm.agent("fill-stop", timeout=240)
-        if st["killed_by_signal"]:
-            raise TestFailure("filler was killed by signal %d" % st["killed_by_signal"])
-        if st["corrupted_bytes"]:
-            raise TestFailure("filler saw %d corrupted bytes (first at offset %d)" %
-                              (st["corrupted_bytes"], st["first_bad_offset"]))
-        if st["passes"] < 2:
-            raise TestFailure("filler verified only %d passes" % st["passes"])
-        t.log("# filler: %d verification passes over %s, 0 corrupted bytes" %
-              (st["passes"], human(st["bytes"])))
+        stop_filler_clean(t, vm, timeout=240)
         vm.resize("vmem0", 0, timeout=240)
         vm.wait_memory(0)
         vm.check_kernel_log()
@@ -281,8 +267,8 @@ def start_filler(vm, mib, seed=11, timeout=180):
         time.sleep(0.5)
 
 
-def stop_filler_clean(t, vm, min_passes=2):
-    st = vm.agent("fill-stop", timeout=300)
+def stop_filler_clean(t, vm, min_passes=2, timeout=300):
+    st = vm.agent("fill-stop", timeout=timeout)
     if st["killed_by_signal"]:
         raise TestFailure("filler was killed by signal %d (OOM killer?)" % st["killed_by_signal"])
     if st["corrupted_bytes"]:
