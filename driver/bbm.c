@@ -240,40 +240,19 @@ static int mp_bbm_unplug_one(struct mp_dev *d)
 	return rc;
 }
 
+/* BBM works one big block at a time, whatever the distance to the target */
+static int mp_bbm_plug_step(struct mp_dev *d, u64 missing)
+{
+	return mp_bbm_plug_one(d);
+}
+
+static int mp_bbm_unplug_step(struct mp_dev *d, u64 excess)
+{
+	return mp_bbm_unplug_one(d);
+}
+
 int mp_bbm_run(struct mp_dev *d, u64 wanted)
 {
-	u64 unit;
-	int rc = 0;
-
-	for (unit = 0; unit < d->geo.nr_units; unit++)
-		d->units[unit].skip = 0;
-
-	while (!rc && d->nr_plugged != wanted) {
-		if (mp_worker_should_yield(d))
-			return -EAGAIN;
-		if (d->nr_plugged < wanted) {
-			rc = mp_bbm_plug_one(d);
-			if (rc == -ENOMEM) {
-				/* growth guard: re-checked with backoff */
-				rc = -EAGAIN;
-				break;
-			}
-			if (rc == -ENOSPC) {
-				/* blocked units may free up: retry later */
-				if (mp_any_unit_blocked(d))
-					break;
-				dev_warn_ratelimited(&d->vdev->dev,
-						     "requested size 0x%llx does not fit in the usable region\n",
-						     d->cfg.requested_size);
-				rc = 0;
-				break;
-			}
-		} else {
-			rc = mp_bbm_unplug_one(d);
-		}
-		cond_resched();
-	}
-	if (!rc && !d->target_zero && d->nr_plugged == wanted)
-		rc = mp_add_strays(d);
-	return rc ? -EAGAIN : 0;
+	return mp_converge(d, wanted, mp_bbm_plug_step, mp_bbm_unplug_step) ?
+	       -EAGAIN : 0;
 }

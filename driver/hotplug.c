@@ -185,6 +185,53 @@ int mp_add_strays(struct mp_dev *d)
 	return rc;
 }
 
+/*
+ * One worker pass for either mode: plug or unplug one step at a time until
+ * the plugged amount matches @wanted, then add plugged units that are not
+ * in Linux yet.  The mode supplies the steps: @plug gets the number of sub
+ * blocks missing, @unplug the number in excess.  Returns 0, an error from
+ * a step (retry later), or -EINTR when the worker must yield.
+ */
+int mp_converge(struct mp_dev *d, u64 wanted,
+		int (*plug)(struct mp_dev *d, u64 missing),
+		int (*unplug)(struct mp_dev *d, u64 excess))
+{
+	u64 unit;
+	int rc = 0;
+
+	for (unit = 0; unit < d->geo.nr_units; unit++)
+		d->units[unit].skip = 0;
+
+	while (!rc && d->nr_plugged != wanted) {
+		if (mp_worker_should_yield(d))
+			return -EINTR;
+		if (d->nr_plugged < wanted) {
+			rc = plug(d, wanted - d->nr_plugged);
+			if (rc == -ENOMEM) {
+				/* growth guard: re-checked with backoff */
+				rc = -EAGAIN;
+				break;
+			}
+			if (rc == -ENOSPC) {
+				/* blocked units may free up: retry later */
+				if (mp_any_unit_blocked(d))
+					break;
+				dev_warn_ratelimited(&d->vdev->dev,
+						     "requested size 0x%llx does not fit in the usable region\n",
+						     d->cfg.requested_size);
+				rc = 0;
+				break;
+			}
+		} else {
+			rc = unplug(d, d->nr_plugged - wanted);
+		}
+		cond_resched();
+	}
+	if (!rc && !d->target_zero && d->nr_plugged == wanted)
+		rc = mp_add_strays(d);
+	return rc;
+}
+
 /* Is any unit failed this pass, in transition or holding sub blocks? */
 bool mp_any_unit_blocked(const struct mp_dev *d)
 {

@@ -236,6 +236,9 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 		  unsigned long nr_pages);
 bool mp_unit_online(const struct mp_unit *u);
 bool mp_any_unit_blocked(const struct mp_dev *d);
+int mp_converge(struct mp_dev *d, u64 wanted,
+		int (*plug)(struct mp_dev *d, u64 missing),
+		int (*unplug)(struct mp_dev *d, u64 excess));
 int mp_add_strays(struct mp_dev *d);
 
 static inline u32 mp_mb_per_unit(const struct mp_dev *d)

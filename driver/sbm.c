@@ -326,39 +326,10 @@ static int mp_sbm_remove_empty(struct mp_dev *d)
 
 int mp_sbm_run(struct mp_dev *d, u64 wanted)
 {
-	u64 unit;
-	int rc = 0;
+	int rc = mp_converge(d, wanted, mp_sbm_plug_step, mp_sbm_unplug_step);
 
-	for (unit = 0; unit < d->geo.nr_units; unit++)
-		d->units[unit].skip = 0;
-
-	while (!rc && d->nr_plugged != wanted) {
-		if (mp_worker_should_yield(d))
-			return -EAGAIN;
-		if (d->nr_plugged < wanted) {
-			rc = mp_sbm_plug_step(d, wanted - d->nr_plugged);
-			if (rc == -ENOMEM) {
-				/* growth guard: re-checked with backoff */
-				rc = -EAGAIN;
-				break;
-			}
-			if (rc == -ENOSPC) {
-				/* blocked units may free up: retry later */
-				if (mp_any_unit_blocked(d))
-					break;
-				dev_warn_ratelimited(&d->vdev->dev,
-						     "requested size 0x%llx does not fit in the usable region\n",
-						     d->cfg.requested_size);
-				rc = 0;
-				break;
-			}
-		} else {
-			rc = mp_sbm_unplug_step(d, d->nr_plugged - wanted);
-		}
-		cond_resched();
-	}
-	if (!rc && !d->target_zero && d->nr_plugged == wanted)
-		rc = mp_add_strays(d);
+	if (rc == -EINTR)
+		return -EAGAIN;
 	if (mp_sbm_remove_empty(d))
 		rc = -EAGAIN;
 	return rc ? -EAGAIN : 0;
