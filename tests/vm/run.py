@@ -55,6 +55,8 @@ def main():
                     help="guests at once (each then gets one vCPU); JOBS=")
     ap.add_argument("--long", action="store_true", default=os.environ.get("LONG") == "1",
                     help="also run the long scenarios (soak, ...); LONG=1")
+    ap.add_argument("--save-durations", metavar="FILE",
+                    help="write each scenario's run time to FILE (see durations.txt)")
     args = ap.parse_args()
     global LONG
     LONG = args.long
@@ -75,6 +77,11 @@ def main():
                 if "long" in sc["tags"] and not args.long:
                     continue
                 plan.append((rel, drv, sc, name))
+    # Longest first: with two guest slots, a 150 s scenario started last
+    # would leave one slot idle for most of its run.  The sort is stable,
+    # so equal estimates keep declaration order.
+    est = load_durations(DURATIONS)
+    plan.sort(key=lambda p: -est.get(p[3], DEFAULT_DURATION))
     if args.list:
         for p in plan:
             print(p[3])
@@ -102,9 +109,10 @@ def main():
                     return
                 i, item = queue.pop(0)
             out = io.StringIO()
+            t0 = time.time()
             verdict = run_one(i, item, out, smp=1 if jobs > 1 else 2)
             with lock:
-                results[i] = (verdict, out.getvalue())
+                results[i] = (verdict, out.getvalue(), time.time() - t0)
                 flush_in_order()
 
     queue = list(enumerate(plan, 1))
@@ -114,8 +122,11 @@ def main():
     for th in threads:
         th.join()
     counts = {"pass": 0, "fail": 0, "skip": 0, "xfail": 0}
-    for verdict, _ in results.values():
+    for verdict, _, _ in results.values():
         counts[verdict] += 1
+    if args.save_durations:
+        save_durations(args.save_durations, est,
+                       {plan[i - 1][3]: r[2] for i, r in results.items() if r[0] != "skip"})
     if counts["xfail"]:
         print("# %d known failing(s) of the reference driver (TODO), counted as skipped"
               % counts["xfail"])
@@ -125,6 +136,33 @@ def main():
 
 
 LONG = False
+DURATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "durations.txt")
+DEFAULT_DURATION = 20.0
+
+
+def load_durations(path):
+    """{'<series>/<driver>/<scenario>': seconds} from a durations file."""
+    est = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and not line.startswith("#"):
+                    est[parts[0]] = float(parts[1])
+    except OSError:
+        pass
+    return est
+
+
+def save_durations(path, old, new):
+    merged = dict(old)
+    merged.update(new)
+    with open(path, "w") as f:
+        f.write("# Scenario run times (seconds) from a make check run; run.py starts the\n"
+                "# longest first so the two guest slots finish together. Regenerate with\n"
+                "# tests/vm/run.py --save-durations tests/vm/durations.txt\n")
+        for name in sorted(merged):
+            f.write("%s %.0f\n" % (name, merged[name]))
 
 
 def run_one(i, item, out, smp):
@@ -163,8 +201,8 @@ def run_one(i, item, out, smp):
                 for line in lines:
                     log("#   " + line)
         if drv == "virtio_mem" and sc["reference_fails"]:
-            log("not ok %d %s # TODO known virtio_mem failing: %s" %
-                (i, name, sc["reference_fails"]))
+            log("not ok %d %s # TODO known virtio_mem failing (%.1fs): %s" %
+                (i, name, time.time() - t0, sc["reference_fails"]))
             return "xfail"
         log("not ok %d %s # %.1fs" % (i, name, time.time() - t0))
         return "fail"
