@@ -61,6 +61,14 @@ static inline int mp_trace_dev(const struct mp_dev *d)
 {
 	return d->vdev ? (int)d->vdev->index : -1;
 }
+
+/* request type names, shared by memplug_request and memplug_answer */
+#define mp_show_req_type(type)						\
+	__print_symbolic(type,						\
+			 { VIRTIO_MEM_REQ_PLUG, "PLUG" },		\
+			 { VIRTIO_MEM_REQ_UNPLUG, "UNPLUG" },		\
+			 { VIRTIO_MEM_REQ_UNPLUG_ALL, "UNPLUG_ALL" },	\
+			 { VIRTIO_MEM_REQ_STATE, "STATE" })
 #endif /* MEMPLUG_TRACE_ONCE */
 
 /* let user space tools decode the reasons, too */
@@ -87,11 +95,7 @@ TRACE_EVENT(memplug_request,
 			   __entry->addr = addr;
 			   __entry->size = size;),
 	    TP_printk("dev=%d type=%s addr=0x%llx size=0x%llx", __entry->dev,
-		      __print_symbolic(__entry->type,
-				       { VIRTIO_MEM_REQ_PLUG, "PLUG" },
-				       { VIRTIO_MEM_REQ_UNPLUG, "UNPLUG" },
-				       { VIRTIO_MEM_REQ_UNPLUG_ALL, "UNPLUG_ALL" },
-				       { VIRTIO_MEM_REQ_STATE, "STATE" }),
+		      mp_show_req_type(__entry->type),
 		      __entry->addr, __entry->size)
 );
 
@@ -121,11 +125,7 @@ TRACE_EVENT(memplug_answer,
 			   __entry->latency_ns = latency_ns;),
 	    TP_printk("dev=%d type=%s addr=0x%llx size=0x%llx resp=%d state=%d latency_ns=%llu",
 		      __entry->dev,
-		      __print_symbolic(__entry->type,
-				       { VIRTIO_MEM_REQ_PLUG, "PLUG" },
-				       { VIRTIO_MEM_REQ_UNPLUG, "UNPLUG" },
-				       { VIRTIO_MEM_REQ_UNPLUG_ALL, "UNPLUG_ALL" },
-				       { VIRTIO_MEM_REQ_STATE, "STATE" }),
+		      mp_show_req_type(__entry->type),
 		      __entry->addr, __entry->size, __entry->resp,
 		      __entry->state, __entry->latency_ns)
 );
