@@ -216,36 +216,71 @@ def gnuplot_png(data, labels, name, path_png):
         print("# gnuplot failed for %s: %s" % (name, e))
 
 
-def summarize_raw(path, drivers, stamp):
-    """Rebuild the summary and the plots from raw.csv and the .dat files
-    (e.g. after an interrupted run)."""
+RAW_FIELDS = ["kernel", "scenario", "driver", "rep", "metric", "value", "run"]
+
+
+def read_raw(path):
+    """Rows of raw.csv as dicts; rows of an older layout get run '?'."""
+    try:
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return []
+    for r in rows:
+        r.setdefault("run", "?")
+        if r["run"] is None:
+            r["run"] = "?"
+    return rows
+
+
+def write_raw(path, rows):
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RAW_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    os.replace(tmp, path)
+
+
+def replot():
     for f in sorted(os.listdir(RESULTS)):
         if f.endswith(".dat"):
             with open(os.path.join(RESULTS, f)) as df:
-                labels = [l[2:].strip() for l in df if l.startswith("# ")]
+                labels = [line[2:].strip() for line in df if line.startswith("# ")]
             ks, name = f[:-4].split("-", 1)
             gnuplot_png(os.path.join(RESULTS, f), labels, "%s %s" % (ks, name),
                         os.path.join(RESULTS, f[:-4] + ".png"))
-    vals = {}
-    with open(path) as f:
-        for r in csv.DictReader(f):
-            try:
-                v = float(r["value"])
-            except ValueError:
-                continue
-            vals.setdefault((r["kernel"], r["scenario"], r["metric"], r["driver"]), []).append(v)
+
+
+def summarize_raw(path, drivers):
+    """Build the summary from raw.csv: medians, spreads, ratios, targets."""
+    vals, runs = {}, {}
+    for r in read_raw(path):
+        try:
+            v = float(r["value"])
+        except (TypeError, ValueError):
+            continue
+        vals.setdefault((r["kernel"], r["scenario"], r["metric"], r["driver"]), []).append(v)
+        runs.setdefault(r["kernel"], set()).add(r["run"])
     rows = []
     for (ks, name, m, d), vs in vals.items():
         med, spread = med_spread(vs)
         rows.append((ks, name, m, d, med, spread, len(vs)))
-    rows.sort(key=lambda r: (r[0], r[1], r[2]))
-    write_summary(rows, drivers, stamp)
+    rows.sort(key=lambda r: (series_key(r[0]), r[1], r[2]))
+    write_summary(rows, drivers, runs)
+
+
+def series_key(ks):
+    return tuple(int(x) for x in ks.split(".") if x.isdigit())
 
 
 def main():
+    raw_csv = os.path.join(RESULTS, "raw.csv")
+    drivers = ["virtio_mem", "memplug"]
     if "--summarize" in sys.argv:
-        summarize_raw(os.path.join(RESULTS, "raw.csv"), ["virtio_mem", "memplug"],
-                      os.environ.get("BENCH_STAMP", "(from raw.csv)"))
+        replot()
+        summarize_raw(raw_csv, drivers)
         return
     reps = int(os.environ.get("BENCH_REPS", "3"))
     size = int(os.environ.get("BENCH_SIZE_GIB", "8")) * GiB
@@ -254,45 +289,43 @@ def main():
     wanted = os.environ.get("KERNELS", "6.1 6.12").split()
     rels = [r for r in kernels() if kernel_series(r) in wanted or "all" in wanted]
     os.makedirs(RESULTS, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    rows = []           # (kernel, scenario, metric, driver, median, spread, n)
-    raw_csv = os.path.join(RESULTS, "raw.csv")
-    with open(raw_csv, "w", newline="") as rawf:
-        raw = csv.writer(rawf)
-        raw.writerow(["kernel", "scenario", "driver", "rep", "metric", "value"])
-        for rel in rels:
-            ks = kernel_series(rel)
-            for name, fn in SCENARIOS:
-                if flt and not re.search(flt, name):
-                    continue
-                results = {d: [] for d in drivers}
-                traces = {}
-                for rep in range(reps):
-                    for d in (drivers if rep % 2 == 0 else list(reversed(drivers))):
-                        t0 = time.time()
-                        try:
-                            res, samples = fn(rel, d, size)
-                        except Exception as e:
-                            print("# %s %s %s rep %d failed: %s" % (ks, name, d, rep, e),
-                                  flush=True)
-                            continue
-                        results[d].append(res)
-                        traces.setdefault(d, samples)
-                        for k, v in res.items():
-                            raw.writerow([ks, name, d, rep, k, v])
-                        rawf.flush()
-                        print("# %s %s %s rep %d (%.0fs): %s" % (
-                            ks, name, d, rep, time.time() - t0,
-                            " ".join("%s=%s" % (k, "%.3f" % v if isinstance(v, float) else v)
-                                     for k, v in res.items())), flush=True)
-                metrics = sorted({k for d in drivers for r in results[d] for k in r})
-                for m in metrics:
-                    for d in drivers:
-                        med, spread = med_spread([r.get(m) for r in results[d]])
-                        rows.append((ks, name, m, d, med, spread, len(results[d])))
-                plot("%s %s" % (ks, name), traces,
-                     os.path.join(RESULTS, "%s-%s.png" % (ks, name)))
-    write_summary(rows, drivers, stamp)
+    stamp = "%s on %s (%d CPUs)" % (
+        datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        platform.node() or "?", os.cpu_count())
+    # A run replaces the rows of the (kernel, scenario) pairs it measures
+    # and keeps the others, so kernels or scenarios can be rerun alone.
+    kept = read_raw(raw_csv)
+    for rel in rels:
+        ks = kernel_series(rel)
+        for name, fn in SCENARIOS:
+            if flt and not re.search(flt, name):
+                continue
+            fresh = []
+            results = {d: [] for d in drivers}
+            traces = {}
+            for rep in range(reps):
+                for d in (drivers if rep % 2 == 0 else list(reversed(drivers))):
+                    t0 = time.time()
+                    try:
+                        res, samples = fn(rel, d, size)
+                    except Exception as e:
+                        print("# %s %s %s rep %d failed: %s" % (ks, name, d, rep, e),
+                              flush=True)
+                        continue
+                    results[d].append(res)
+                    traces.setdefault(d, samples)
+                    for k, v in res.items():
+                        fresh.append({"kernel": ks, "scenario": name, "driver": d, "rep": rep,
+                                      "metric": k, "value": v, "run": stamp})
+                    print("# %s %s %s rep %d (%.0fs): %s" % (
+                        ks, name, d, rep, time.time() - t0,
+                        " ".join("%s=%s" % (k, "%.3f" % v if isinstance(v, float) else v)
+                                 for k, v in res.items())), flush=True)
+            kept = [r for r in kept if (r["kernel"], r["scenario"]) != (ks, name)] + fresh
+            write_raw(raw_csv, kept)
+            plot("%s %s" % (ks, name), traces,
+                 os.path.join(RESULTS, "%s-%s.png" % (ks, name)))
+    summarize_raw(raw_csv, drivers)
 
 
 def fmt(v):
@@ -303,7 +336,41 @@ def fmt(v):
     return str(v)
 
 
-def write_summary(rows, drivers, stamp):
+def targets(table):
+    """Issue 5's targets, checked against the medians: [(kernel, scenario,
+    target, measured, met)]."""
+    out = []
+
+    def med(ks, name, m, d):
+        return table.get((ks, name, m), {}).get(d, (None,))[0]
+    for (ks, name, m) in sorted({k for k in table}, key=lambda k: (series_key(k[0]), k[1])):
+        if m == "unplug_device_s" and name.startswith("plug_unplug"):
+            mp, ref = med(ks, name, m, "memplug"), med(ks, name, m, "virtio_mem")
+            if mp and ref:
+                out.append((ks, name, "unplug >= 5x faster than virtio_mem",
+                            "%.1fx" % (ref / mp), ref / mp >= 5))
+            plug = med(ks, name, "plug_device_s", "memplug")
+            if mp and plug:
+                out.append((ks, name, "unplug <= 2x own plug time",
+                            "%.1fx" % (mp / plug), mp / plug <= 2))
+        if m == "plug_device_s":
+            mp, ref = med(ks, name, m, "memplug"), med(ks, name, m, "virtio_mem")
+            if mp and ref:
+                out.append((ks, name, "plug <= 1.0x virtio_mem", "%.2fx" % (mp / ref),
+                            mp / ref <= 1.0))
+        if m == "unplugged_gib":
+            mp, ref = med(ks, name, m, "memplug"), med(ks, name, m, "virtio_mem")
+            if mp is not None and ref is not None:
+                out.append((ks, name, "unplugs at least as much as virtio_mem under load",
+                            "%.2f vs %.2f GiB" % (mp, ref), mp >= ref))
+        if m == "corrupted_bytes":
+            mp = med(ks, name, m, "memplug")
+            if mp is not None:
+                out.append((ks, name, "0 corrupted bytes", "%d" % mp, mp == 0))
+    return out
+
+
+def write_summary(rows, drivers, runs):
     with open(os.path.join(RESULTS, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["kernel", "scenario", "metric", "driver", "median", "spread", "runs"])
@@ -313,12 +380,13 @@ def write_summary(rows, drivers, stamp):
     for ks, name, m, d, med, spread, n in rows:
         table.setdefault((ks, name, m), {})[d] = (med, spread, n)
     lines = ["# memplug benchmark", "",
-             "Run %s on %s (%d CPUs), QEMU TCG, 1 GiB boot memory, `online_movable`. "
-             "Median of the runs, spread = max - min. ratio = memplug / virtio_mem "
-             "(for times: below 1 means memplug is faster)." %
-             (stamp, platform.node() or "?", os.cpu_count()), "",
-             "| kernel | scenario | metric | virtio_mem | memplug | ratio |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "QEMU TCG, 1 GiB boot memory, `online_movable`, 8 GiB plugged unless the "
+             "scenario says otherwise. Median of the runs, spread = max - min. "
+             "ratio = memplug / virtio_mem (for times: below 1 means memplug is faster).", ""]
+    for ks in sorted(runs, key=series_key):
+        lines.append("- %s: run %s" % (ks, ", ".join(sorted(runs[ks]))))
+    lines += ["", "| kernel | scenario | metric | virtio_mem | memplug | ratio |",
+              "| --- | --- | --- | --- | --- | --- |"]
     print()
     print("%-5s %-34s %-18s %16s %16s %7s" % ("kern", "scenario", "metric", "virtio_mem",
                                               "memplug", "ratio"))
@@ -328,9 +396,20 @@ def write_summary(rows, drivers, stamp):
         ratio = "-"
         if vm_[0] and mp[0] is not None and vm_[0] != 0:
             ratio = "%.2f" % (mp[0] / vm_[0])
-        cell = lambda x: "%s ±%s" % (fmt(x[0]), fmt(x[1])) if x[0] is not None else "-"
+
+        def cell(x):
+            return "%s ±%s" % (fmt(x[0]), fmt(x[1])) if x[0] is not None else "-"
         print("%-5s %-34s %-18s %16s %16s %7s" % (ks, name, m, cell(vm_), cell(mp), ratio))
         lines.append("| %s | %s | %s | %s | %s | %s |" % (ks, name, m, cell(vm_), cell(mp), ratio))
+    checks = targets(table)
+    if checks:
+        lines += ["", "## Targets (issue 5), from the medians above", "",
+                  "| kernel | scenario | target | measured | met |", "| --- | --- | --- | --- | --- |"]
+        print("\ntargets:")
+        for ks, name, what, got, met in checks:
+            lines.append("| %s | %s | %s | %s | %s |" % (ks, name, what, got,
+                                                      "yes" if met else "**no**"))
+            print("%-5s %-34s %-50s %-18s %s" % (ks, name, what, got, "met" if met else "MISSED"))
     lines += ["", "Plots (guest MemTotal and device plugged size over time, both drivers):", ""]
     for f in sorted(os.listdir(RESULTS)):
         if f.endswith(".png"):
