@@ -243,8 +243,14 @@ out:
 /* ------------------------------------------------------------------ */
 /* config                                                              */
 
-static void mp_read_config(struct virtio_device *vdev, struct mp_config *c)
+/*
+ * Read the device config; @probe: the first read, at probe time (fault
+ * injection builds may corrupt it, see fault_inject.h).
+ */
+static void mp_read_config(struct mp_dev *d, struct mp_config *c, bool probe)
 {
+	struct virtio_device *vdev = d->vdev;
+
 	virtio_cread_le(vdev, struct virtio_mem_config, block_size,
 			&c->block_size);
 	virtio_cread_le(vdev, struct virtio_mem_config, node_id, &c->node_id);
@@ -257,6 +263,7 @@ static void mp_read_config(struct virtio_device *vdev, struct mp_config *c)
 			&c->plugged_size);
 	virtio_cread_le(vdev, struct virtio_mem_config, requested_size,
 			&c->requested_size);
+	mp_fault_config(d, c, probe);
 }
 
 static enum mp_cfg_status mp_validate(const struct mp_config *c,
@@ -267,23 +274,34 @@ static enum mp_cfg_status mp_validate(const struct mp_config *c,
 	return mp_config_validate(c, PAGE_SIZE, r.start, r.end, field, value);
 }
 
-/* Worker: pick up a new config.  hp_lock held. */
+/*
+ * Worker: pick up a new config.  An invalid one (or one that changes a
+ * field fixed at probe) is ignored as a whole: the last valid config stays
+ * in use, so nothing is plugged or unplugged because of it.  Logged once
+ * until a valid config arrives again.  hp_lock held.
+ */
 static void mp_refresh_config(struct mp_dev *d)
 {
+	const char *why = NULL;
 	struct mp_config c;
 	const char *field;
 	u64 value;
 
-	mp_read_config(d->vdev, &c);
-	if (mp_config_fixed_changed(&d->cfg, &c, NULL, NULL) ||
-	    mp_validate(&c, &field, &value) != MP_CFG_OK) {
+	mp_read_config(d, &c, false);
+	if (mp_config_fixed_changed(&d->cfg, &c, &field, &value))
+		why = "cannot change at runtime";
+	else if (mp_validate(&c, &field, &value) != MP_CFG_OK)
+		why = "out of range or unaligned";
+	if (why) {
 		if (!d->cfg_warned)
 			dev_err(&d->vdev->dev,
-				"device config changed to an invalid value, ignoring it (requested_size=0x%llx usable_region_size=0x%llx)\n",
-				c.requested_size, c.usable_region_size);
+				"invalid device config: %s=0x%llx (%s); ignoring the new config, keeping requested_size=0x%llx\n",
+				field, value, why, d->cfg.requested_size);
 		d->cfg_warned = true;
 		return;
 	}
+	if (d->cfg_warned)
+		dev_info(&d->vdev->dev, "device config valid again\n");
 	d->cfg_warned = false;
 	d->cfg = c;
 }
@@ -560,9 +578,10 @@ static int mp_probe(struct virtio_device *vdev)
 	d->mgid = -1;
 	d->kdump = is_kdump_kernel();
 
-	mp_read_config(vdev, &d->cfg);
+	mp_read_config(d, &d->cfg, true);
 	if (mp_validate(&d->cfg, &field, &value) != MP_CFG_OK) {
-		dev_err(dev, "invalid device config: %s=0x%llx\n", field, value);
+		dev_err(dev, "invalid device config: %s=0x%llx; not using the device\n",
+			field, value);
 		rc = -EINVAL;
 		goto err_free;
 	}
