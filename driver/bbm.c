@@ -41,7 +41,7 @@ static int mp_bbm_unplug_req(struct mp_dev *d, u64 unit)
 				    mp_unit_addr(&d->geo, unit),
 				    d->geo.unit_size, mp_unplug_reason_of(rc),
 				    rc);
-	if (rc != VIRTIO_MEM_RESP_NACK && rc != VIRTIO_MEM_RESP_BUSY)
+	if (mp_req_outcome(rc) == MP_OUT_AMBIGUOUS)
 		mp_bbm_ambiguous(d, unit);
 	return -EAGAIN;
 }
@@ -85,7 +85,7 @@ static int mp_bbm_plug_one(struct mp_dev *d)
 	rc = mp_request(d, VIRTIO_MEM_REQ_PLUG, mp_unit_addr(&d->geo, unit),
 			d->geo.unit_size, NULL);
 	if (rc != VIRTIO_MEM_RESP_ACK) {
-		if (rc != VIRTIO_MEM_RESP_NACK && rc != VIRTIO_MEM_RESP_BUSY)
+		if (mp_req_outcome(rc) == MP_OUT_AMBIGUOUS)
 			mp_bbm_ambiguous(d, unit);
 		return -EAGAIN;
 	}

@@ -8,10 +8,19 @@
  *   fault_every  every Nth request (counted per device) is hit; 0 = off
  *   fault_kind   what happens to it (enum mp_fault_kind)
  *   injected     (read only) how many requests were hit so far
+ *   bad_config   a config field name (enum mp_fault_field) or "none":
+ *                that field is corrupted in every config read at runtime
+ *                (config-changed interrupt) until set back to "none"
+ *   config_injected (read only) config reads corrupted so far
  * NACK and BUSY answer without sending the request.  ERROR, a malformed
  * answer and no answer send the request (the device may really carry it
  * out) and then replace or drop the device's answer, so the driver has to
  * find out what happened, as with a real ambiguous answer.
+ *
+ * The module parameter fi_bad_config=<field> corrupts that field in the
+ * config read at probe, for every device bound while it is set.  Each
+ * corruption makes the config invalid in a way mp_config_validate() must
+ * catch (see mp_fault_corrupt()).
  *
  * Copyright (C) memplug developers
  */
@@ -32,6 +41,19 @@ enum mp_fault_kind {
 	MP_FAULT_NO_ANSWER = 5,
 };
 
+/* config fields fi_bad_config and bad_config can corrupt */
+enum mp_fault_field {
+	MP_FAULT_FIELD_NONE = 0,
+	MP_FAULT_FIELD_BLOCK_SIZE,
+	MP_FAULT_FIELD_ADDR,
+	MP_FAULT_FIELD_REGION_SIZE,
+	MP_FAULT_FIELD_USABLE_REGION_SIZE,
+	MP_FAULT_FIELD_PLUGGED_SIZE,
+	MP_FAULT_FIELD_REQUESTED_SIZE,
+};
+
+struct mp_config;
+
 #ifdef MEMPLUG_FAULT_INJECT
 
 /* per device state, in struct mp_dev; the counters under req_lock */
@@ -42,12 +64,15 @@ struct mp_fault_inject {
 	u32 injected;		/* debugfs, read only */
 	u32 count;		/* requests seen */
 	u32 pending;		/* kind for the answer of the request in flight */
+	u32 bad_config;		/* debugfs: enum mp_fault_field */
+	u32 config_injected;	/* debugfs, read only; hp_lock */
 };
 
 void mp_fault_dev_init(struct mp_dev *d);
 void mp_fault_dev_exit(struct mp_dev *d);
 int mp_fault_before_send(struct mp_dev *d, u16 type);
 int mp_fault_answer(struct mp_dev *d, u16 type, u64 addr, u64 size);
+void mp_fault_config(struct mp_dev *d, struct mp_config *c, bool probe);
 
 #else
 
@@ -65,6 +90,12 @@ static inline int mp_fault_answer(struct mp_dev *d, u16 type, u64 addr,
 				  u64 size)
 {
 	return 0;
+}
+
+/* Corrupt the config just read from the device (probe or runtime). */
+static inline void mp_fault_config(struct mp_dev *d, struct mp_config *c,
+				   bool probe)
+{
 }
 
 #endif /* MEMPLUG_FAULT_INJECT */

@@ -488,27 +488,23 @@ static int mp_resolve_one(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 {
 	u64 addr = mp_sb_addr(&d->geo, unit, sb);
 	u64 size = (u64)nr * d->geo.sb_size;
-	u16 state;
+	u16 state = VIRTIO_MEM_STATE_MIXED;
 	u32 i;
 	int rc;
 
 	rc = mp_request(d, VIRTIO_MEM_REQ_STATE, addr, size, &state);
-	if (rc == -EINVAL && nr > 1)
-		state = VIRTIO_MEM_STATE_MIXED;
-	else if (rc != VIRTIO_MEM_RESP_ACK)
+	switch (mp_held_decide(rc, state, nr)) {
+	case MP_HELD_RETRY:
 		return -EAGAIN;
-
-	switch (state) {
-	case VIRTIO_MEM_STATE_UNPLUGGED:
+	case MP_HELD_FORGET:
 		mp_mark_unplugged(d, unit, sb, nr);
 		return 0;
-	case VIRTIO_MEM_STATE_PLUGGED:
+	case MP_HELD_ADOPT:
 		for (i = 0; i < nr; i++)
 			if (test_bit(mp_sb_index(d, unit, sb + i), d->held))
 				mp_adopt(d, unit, sb + i);
 		return 0;
-	}
-	if (nr > 1) {
+	case MP_HELD_SPLIT:
 		for (i = 0; i < nr; i++) {
 			if (!test_bit(mp_sb_index(d, unit, sb + i), d->held))
 				continue;
@@ -517,6 +513,8 @@ static int mp_resolve_one(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 				return rc;
 		}
 		return 0;
+	case MP_HELD_UNPLUG:
+		break;
 	}
 	rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG, addr, size, NULL);
 	if (rc != VIRTIO_MEM_RESP_ACK) {

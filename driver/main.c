@@ -47,6 +47,22 @@ MODULE_PARM_DESC(req_timeout_ms,
 /* ------------------------------------------------------------------ */
 /* requests                                                            */
 
+/* mp_logic.c decodes answers with its own copy of the spec's values */
+static_assert(MP_REQ_PLUG == VIRTIO_MEM_REQ_PLUG);
+static_assert(MP_REQ_UNPLUG == VIRTIO_MEM_REQ_UNPLUG);
+static_assert(MP_REQ_UNPLUG_ALL == VIRTIO_MEM_REQ_UNPLUG_ALL);
+static_assert(MP_REQ_STATE == VIRTIO_MEM_REQ_STATE);
+static_assert(MP_RESP_ACK == VIRTIO_MEM_RESP_ACK);
+static_assert(MP_RESP_NACK == VIRTIO_MEM_RESP_NACK);
+static_assert(MP_RESP_BUSY == VIRTIO_MEM_RESP_BUSY);
+static_assert(MP_RESP_ERROR == VIRTIO_MEM_RESP_ERROR);
+static_assert(MP_STATE_PLUGGED == VIRTIO_MEM_STATE_PLUGGED);
+static_assert(MP_STATE_UNPLUGGED == VIRTIO_MEM_STATE_UNPLUGGED);
+static_assert(MP_STATE_MIXED == VIRTIO_MEM_STATE_MIXED);
+static_assert(MP_RESP_TYPE_LEN == offsetofend(struct virtio_mem_resp, type));
+static_assert(MP_RESP_STATE_LEN ==
+	      offsetofend(struct virtio_mem_resp, u.state.state));
+
 static void mp_vq_done(struct virtqueue *vq)
 {
 	struct mp_dev *d = vq->vdev->priv;
@@ -103,11 +119,11 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 {
 	struct virtio_device *vdev = d->vdev;
 	struct scatterlist sg_req, sg_resp, *sgs[2];
+	struct mp_resp ans;
 	unsigned int len = 0;
 	u64 nb = size / d->geo.dev_block_size;
 	u64 t0;
 	int st = -1;
-	u16 rtype;
 	long left;
 	int rc;
 
@@ -171,55 +187,51 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	rc = mp_fault_answer(d, type, addr, size);
 	if (rc)
 		goto out_answer;
-	if (len < sizeof(d->resp.type) ||
-	    (type == VIRTIO_MEM_REQ_STATE &&
-	     len < offsetofend(struct virtio_mem_resp, u.state.state))) {
+	switch (mp_resp_decode(type, len, virtio16_to_cpu(vdev, d->resp.type),
+			       virtio16_to_cpu(vdev, d->resp.u.state.state),
+			       &ans)) {
+	case MP_ANS_SHORT:
 		d->stats.bad_resps++;
 		dev_warn_ratelimited(&vdev->dev, "%s: malformed answer (%u bytes)\n",
 				     mp_req_name(type), len);
 		rc = -EPROTO;
 		goto out_answer;
-	}
-	rtype = virtio16_to_cpu(vdev, d->resp.type);
-	switch (rtype) {
-	case VIRTIO_MEM_RESP_ACK:
+	case MP_ANS_UNKNOWN_TYPE:
+		d->stats.bad_resps++;
+		dev_warn_ratelimited(&vdev->dev, "%s: unknown answer type %u\n",
+				     mp_req_name(type), ans.type);
+		rc = -EPROTO;
+		goto out_answer;
+	case MP_ANS_UNKNOWN_STATE:
 		d->stats.acks++;
-		if (type == VIRTIO_MEM_REQ_STATE) {
-			u16 sv = virtio16_to_cpu(vdev, d->resp.u.state.state);
-
-			if (sv > VIRTIO_MEM_STATE_MIXED) {
-				d->stats.bad_resps++;
-				dev_warn_ratelimited(&vdev->dev, "STATE: unknown state %u\n",
-						     sv);
-				rc = -EPROTO;
-				goto out_answer;
-			}
+		d->stats.bad_resps++;
+		dev_warn_ratelimited(&vdev->dev, "STATE: unknown state %u\n",
+				     ans.state);
+		rc = -EPROTO;
+		goto out_answer;
+	case MP_ANS_ACK:
+		d->stats.acks++;
+		if (ans.has_state) {
 			if (state)
-				*state = sv;
-			st = sv;
+				*state = ans.state;
+			st = ans.state;
 		}
 		break;
-	case VIRTIO_MEM_RESP_NACK:
+	case MP_ANS_NACK:
 		d->stats.nacks++;
 		break;
-	case VIRTIO_MEM_RESP_BUSY:
+	case MP_ANS_BUSY:
 		d->stats.busy++;
 		break;
-	case VIRTIO_MEM_RESP_ERROR:
+	case MP_ANS_ERROR:
 		d->stats.errors++;
 		dev_warn_ratelimited(&vdev->dev, "%s 0x%llx+0x%llx: device answered ERROR\n",
 				     mp_req_name(type), addr, size);
 		break;
-	default:
-		d->stats.bad_resps++;
-		dev_warn_ratelimited(&vdev->dev, "%s: unknown answer type %u\n",
-				     mp_req_name(type), rtype);
-		rc = -EPROTO;
-		goto out_answer;
 	}
-	rc = rtype;
+	rc = ans.type;
 	dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx -> %u\n", mp_req_name(type),
-		addr, size, rtype);
+		addr, size, ans.type);
 out_answer:
 	trace_memplug_answer(mp_trace_dev(d), type, addr, size, rc, st,
 			     ktime_get_ns() - t0);
@@ -231,8 +243,14 @@ out:
 /* ------------------------------------------------------------------ */
 /* config                                                              */
 
-static void mp_read_config(struct virtio_device *vdev, struct mp_config *c)
+/*
+ * Read the device config; @probe: the first read, at probe time (fault
+ * injection builds may corrupt it, see fault_inject.h).
+ */
+static void mp_read_config(struct mp_dev *d, struct mp_config *c, bool probe)
 {
+	struct virtio_device *vdev = d->vdev;
+
 	virtio_cread_le(vdev, struct virtio_mem_config, block_size,
 			&c->block_size);
 	virtio_cread_le(vdev, struct virtio_mem_config, node_id, &c->node_id);
@@ -245,6 +263,7 @@ static void mp_read_config(struct virtio_device *vdev, struct mp_config *c)
 			&c->plugged_size);
 	virtio_cread_le(vdev, struct virtio_mem_config, requested_size,
 			&c->requested_size);
+	mp_fault_config(d, c, probe);
 }
 
 static enum mp_cfg_status mp_validate(const struct mp_config *c,
@@ -255,23 +274,34 @@ static enum mp_cfg_status mp_validate(const struct mp_config *c,
 	return mp_config_validate(c, PAGE_SIZE, r.start, r.end, field, value);
 }
 
-/* Worker: pick up a new config.  hp_lock held. */
+/*
+ * Worker: pick up a new config.  An invalid one (or one that changes a
+ * field fixed at probe) is ignored as a whole: the last valid config stays
+ * in use, so nothing is plugged or unplugged because of it.  Logged once
+ * until a valid config arrives again.  hp_lock held.
+ */
 static void mp_refresh_config(struct mp_dev *d)
 {
+	const char *why = NULL;
 	struct mp_config c;
 	const char *field;
 	u64 value;
 
-	mp_read_config(d->vdev, &c);
-	if (mp_config_fixed_changed(&d->cfg, &c) ||
-	    mp_validate(&c, &field, &value) != MP_CFG_OK) {
+	mp_read_config(d, &c, false);
+	if (mp_config_fixed_changed(&d->cfg, &c, &field, &value))
+		why = "cannot change at runtime";
+	else if (mp_validate(&c, &field, &value) != MP_CFG_OK)
+		why = "out of range or unaligned";
+	if (why) {
 		if (!d->cfg_warned)
 			dev_err(&d->vdev->dev,
-				"device config changed to an invalid value, ignoring it (requested_size=0x%llx usable_region_size=0x%llx)\n",
-				c.requested_size, c.usable_region_size);
+				"invalid device config: %s=0x%llx (%s); ignoring the new config, keeping requested_size=0x%llx\n",
+				field, value, why, d->cfg.requested_size);
 		d->cfg_warned = true;
 		return;
 	}
+	if (d->cfg_warned)
+		dev_info(&d->vdev->dev, "device config valid again\n");
 	d->cfg_warned = false;
 	d->cfg = c;
 }
@@ -548,9 +578,10 @@ static int mp_probe(struct virtio_device *vdev)
 	d->mgid = -1;
 	d->kdump = is_kdump_kernel();
 
-	mp_read_config(vdev, &d->cfg);
+	mp_read_config(d, &d->cfg, true);
 	if (mp_validate(&d->cfg, &field, &value) != MP_CFG_OK) {
-		dev_err(dev, "invalid device config: %s=0x%llx\n", field, value);
+		dev_err(dev, "invalid device config: %s=0x%llx; not using the device\n",
+			field, value);
 		rc = -EINVAL;
 		goto err_free;
 	}

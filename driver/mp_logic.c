@@ -86,12 +86,30 @@ enum mp_cfg_status mp_config_validate(const struct mp_config *c,
 }
 
 bool mp_config_fixed_changed(const struct mp_config *old,
-			     const struct mp_config *new)
+			     const struct mp_config *new, const char **field,
+			     u64 *value)
 {
-	return old->block_size != new->block_size ||
-	       old->node_id != new->node_id ||
-	       old->addr != new->addr ||
-	       old->region_size != new->region_size;
+	const char *name = NULL;
+	u64 val = 0;
+
+	if (old->block_size != new->block_size) {
+		name = "block_size";
+		val = new->block_size;
+	} else if (old->node_id != new->node_id) {
+		name = "node_id";
+		val = new->node_id;
+	} else if (old->addr != new->addr) {
+		name = "addr";
+		val = new->addr;
+	} else if (old->region_size != new->region_size) {
+		name = "region_size";
+		val = new->region_size;
+	}
+	if (field)
+		*field = name;
+	if (value)
+		*value = val;
+	return !!name;
 }
 
 enum mp_geo_status mp_geometry_init(struct mp_geometry *g,
@@ -217,4 +235,69 @@ u32 mp_backoff_next(u32 cur_ms)
 	if (cur_ms >= MP_BACKOFF_MAX_MS / 2)
 		return MP_BACKOFF_MAX_MS;
 	return cur_ms * 2;
+}
+
+enum mp_resp_kind mp_resp_decode(u16 req_type, u32 len, u16 raw_type,
+				 u16 raw_state, struct mp_resp *out)
+{
+	*out = (struct mp_resp){ .kind = MP_ANS_SHORT };
+
+	/* the device writes the whole answer of the request's type */
+	if (len < MP_RESP_TYPE_LEN ||
+	    (req_type == MP_REQ_STATE && len < MP_RESP_STATE_LEN))
+		return out->kind;
+
+	out->type = raw_type;
+	switch (raw_type) {
+	case MP_RESP_ACK:
+		out->kind = MP_ANS_ACK;
+		if (req_type != MP_REQ_STATE)
+			break;
+		out->state = raw_state;
+		if (raw_state > MP_STATE_MIXED)
+			out->kind = MP_ANS_UNKNOWN_STATE;
+		else
+			out->has_state = true;
+		break;
+	case MP_RESP_NACK:
+		out->kind = MP_ANS_NACK;
+		break;
+	case MP_RESP_BUSY:
+		out->kind = MP_ANS_BUSY;
+		break;
+	case MP_RESP_ERROR:
+		out->kind = MP_ANS_ERROR;
+		break;
+	default:
+		out->kind = MP_ANS_UNKNOWN_TYPE;
+		break;
+	}
+	return out->kind;
+}
+
+enum mp_outcome mp_req_outcome(int rc)
+{
+	switch (rc) {
+	case MP_RESP_ACK:
+		return MP_OUT_DONE;
+	case MP_RESP_NACK:
+	case MP_RESP_BUSY:
+		return MP_OUT_REFUSED;
+	}
+	return MP_OUT_AMBIGUOUS;
+}
+
+enum mp_held_action mp_held_decide(int rc, u16 state, u32 nr)
+{
+	if (rc == -EINVAL && nr > 1)
+		return MP_HELD_SPLIT;
+	if (rc != MP_RESP_ACK)
+		return MP_HELD_RETRY;
+	switch (state) {
+	case MP_STATE_UNPLUGGED:
+		return MP_HELD_FORGET;
+	case MP_STATE_PLUGGED:
+		return MP_HELD_ADOPT;
+	}
+	return nr > 1 ? MP_HELD_SPLIT : MP_HELD_UNPLUG;
 }

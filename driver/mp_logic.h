@@ -12,8 +12,10 @@
 #define MEMPLUG_MP_LOGIC_H
 
 #ifdef __KERNEL__
+#include <linux/errno.h>
 #include <linux/types.h>
 #else
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 typedef unsigned long long u64;
@@ -61,10 +63,13 @@ enum mp_cfg_status mp_config_validate(const struct mp_config *c,
 
 /*
  * Only requested_size, usable_region_size and plugged_size may change at
- * runtime; returns true when one of the fixed fields differs.
+ * runtime; returns true when one of the fixed fields differs.  Then
+ * *@field names the first one that does and *@value holds its new value
+ * (both optional).
  */
 bool mp_config_fixed_changed(const struct mp_config *old,
-			     const struct mp_config *new);
+			     const struct mp_config *new, const char **field,
+			     u64 *value);
 
 /* Block geometry of one device. */
 struct mp_geometry {
@@ -163,6 +168,83 @@ enum mp_unit_class mp_classify(bool busy, bool added, u32 nr_online,
 /* Returns true when (class_a, idx_a) should be unplugged before (b). */
 bool mp_unplug_before(enum mp_unit_class class_a, u64 idx_a,
 		      enum mp_unit_class class_b, u64 idx_b);
+
+/*
+ * Device answers.  The values are the virtio-mem spec's (main.c checks
+ * them against <linux/virtio_mem.h> at build time); the layout of an
+ * answer is: u16 type at offset 0, u16 state at offset 8 (STATE only).
+ */
+#define MP_REQ_PLUG		0
+#define MP_REQ_UNPLUG		1
+#define MP_REQ_UNPLUG_ALL	2
+#define MP_REQ_STATE		3
+
+#define MP_RESP_ACK		0
+#define MP_RESP_NACK		1
+#define MP_RESP_BUSY		2
+#define MP_RESP_ERROR		3
+
+#define MP_STATE_PLUGGED	0
+#define MP_STATE_UNPLUGGED	1
+#define MP_STATE_MIXED		2
+
+#define MP_RESP_TYPE_LEN	2	/* bytes an answer needs for its type */
+#define MP_RESP_STATE_LEN	10	/* ... and a STATE answer for the state */
+
+/* What an answer means, from mp_resp_decode(). */
+enum mp_resp_kind {
+	MP_ANS_ACK = 0,		/* done (STATE: state is valid) */
+	MP_ANS_NACK,		/* refused, nothing done */
+	MP_ANS_BUSY,		/* not now, nothing done */
+	MP_ANS_ERROR,		/* device error: may or may not be done */
+	MP_ANS_SHORT,		/* too short for the request's answer */
+	MP_ANS_UNKNOWN_TYPE,	/* type not in the spec */
+	MP_ANS_UNKNOWN_STATE,	/* STATE ACK with a state not in the spec */
+};
+
+struct mp_resp {
+	enum mp_resp_kind kind;
+	u16 type;		/* the answer's type; 0 for MP_ANS_SHORT */
+	u16 state;		/* STATE ACK or UNKNOWN_STATE only, else 0 */
+	bool has_state;		/* kind == MP_ANS_ACK and a STATE request */
+};
+
+/*
+ * Decode the answer to a request of type @req_type: @len bytes arrived,
+ * @raw_type and @raw_state are the type and state fields of the answer
+ * buffer in CPU byte order, whatever @len says (they are not looked at
+ * when @len does not cover them).  Fills *@out and returns out->kind.
+ */
+enum mp_resp_kind mp_resp_decode(u16 req_type, u32 len, u16 raw_type,
+				 u16 raw_state, struct mp_resp *out);
+
+/*
+ * What a PLUG/UNPLUG answer says about the blocks: done, not done, or
+ * unknown (ERROR, malformed, missing answer, request not queued...).
+ * @rc is mp_request()'s result: MP_RESP_* or a negative errno.
+ */
+enum mp_outcome {
+	MP_OUT_DONE = 0,	/* ACK */
+	MP_OUT_REFUSED,		/* NACK, BUSY: the device did nothing */
+	MP_OUT_AMBIGUOUS,	/* anything else: ask STATE before reuse */
+};
+
+enum mp_outcome mp_req_outcome(int rc);
+
+/*
+ * Resolving @nr held sub blocks (plug granules) with a STATE request:
+ * @rc is mp_request()'s result for it (-EINVAL: the run is too large for
+ * one request), @state the state it reported (only read on ACK).
+ */
+enum mp_held_action {
+	MP_HELD_RETRY = 0,	/* no usable answer: keep them held, retry */
+	MP_HELD_FORGET,		/* unplugged: mark them unplugged */
+	MP_HELD_ADOPT,		/* plugged: keep them as plugged */
+	MP_HELD_SPLIT,		/* mixed or too large: one sub block each */
+	MP_HELD_UNPLUG,		/* a single mixed sub block: UNPLUG it */
+};
+
+enum mp_held_action mp_held_decide(int rc, u16 state, u32 nr);
 
 /* Exponential backoff: next delay in ms after @cur_ms (0 = first). */
 u32 mp_backoff_next(u32 cur_ms);

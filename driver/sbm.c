@@ -43,7 +43,7 @@ static int mp_sbm_plug_run(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 				mp_sb_give_to_linux(d, unit, sb + i);
 		return 0;
 	}
-	if (rc != VIRTIO_MEM_RESP_NACK && rc != VIRTIO_MEM_RESP_BUSY)
+	if (mp_req_outcome(rc) == MP_OUT_AMBIGUOUS)
 		mp_mark_plugged(d, unit, sb, nr, true);
 	return -EAGAIN;
 }
@@ -68,7 +68,7 @@ static int mp_sbm_unplug_run(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 				    mp_sb_addr(&d->geo, unit, sb),
 				    (u64)nr * d->geo.sb_size,
 				    mp_unplug_reason_of(rc), rc);
-	if (rc == VIRTIO_MEM_RESP_NACK || rc == VIRTIO_MEM_RESP_BUSY)
+	if (mp_req_outcome(rc) == MP_OUT_REFUSED)
 		return -EBUSY;
 	mp_mark_plugged(d, unit, sb, nr, true);
 	return -EIO;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * cmocka tests of driver/mp_logic.c: config validation, geometry,
- * unplug order, backoff.
+ * unplug order, backoff, device answers.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -146,17 +147,40 @@ static void test_sizes(void **state)
 static void test_fixed_changed(void **state)
 {
 	struct mp_config a = good(2 * MiB), b = a;
+	const char *f = "x";
+	u64 v = 1;
 
 	(void)state;
 	b.requested_size = 0;
 	b.usable_region_size = GiB;
 	b.plugged_size = 2 * MiB;
-	assert_false(mp_config_fixed_changed(&a, &b));
+	assert_false(mp_config_fixed_changed(&a, &b, &f, &v));
+	assert_null(f);
+	assert_true(v == 0);
 	b.addr += 2 * MiB;
-	assert_true(mp_config_fixed_changed(&a, &b));
+	assert_true(mp_config_fixed_changed(&a, &b, &f, &v));
+	assert_string_equal(f, "addr");
+	assert_true(v == a.addr + 2 * MiB);
 	b = a;
 	b.block_size = 4 * MiB;
-	assert_true(mp_config_fixed_changed(&a, &b));
+	assert_true(mp_config_fixed_changed(&a, &b, &f, &v));
+	assert_string_equal(f, "block_size");
+	assert_true(v == 4 * MiB);
+	b = a;
+	b.region_size = 4 * GiB;
+	assert_true(mp_config_fixed_changed(&a, &b, NULL, NULL));
+	assert_true(mp_config_fixed_changed(&a, &b, &f, &v));
+	assert_string_equal(f, "region_size");
+	assert_true(v == 4 * GiB);
+	b = a;
+	b.node_id = 3;
+	assert_true(mp_config_fixed_changed(&a, &b, &f, &v));
+	assert_string_equal(f, "node_id");
+	assert_true(v == 3);
+	/* the first changed field in config order is named */
+	b.block_size = 4 * MiB;
+	assert_true(mp_config_fixed_changed(&a, &b, &f, &v));
+	assert_string_equal(f, "block_size");
 }
 
 static void test_geo_sbm(void **state)
@@ -334,6 +358,157 @@ static void test_backoff(void **state)
 	assert_int_equal(mp_backoff_next(20000), MP_BACKOFF_MAX_MS);
 }
 
+/* decode and check the invariants every answer must keep */
+static enum mp_resp_kind decode(u16 req, u32 len, u16 type, u16 st,
+				struct mp_resp *r)
+{
+	enum mp_resp_kind k = mp_resp_decode(req, len, type, st, r);
+
+	assert_int_equal(k, r->kind);
+	if (!r->has_state)
+		assert_true(r->state == 0 || k == MP_ANS_UNKNOWN_STATE);
+	return k;
+}
+
+static void test_resp_short(void **state)
+{
+	struct mp_resp r;
+	u16 req;
+
+	(void)state;
+	for (req = MP_REQ_PLUG; req <= MP_REQ_STATE; req++) {
+		assert_int_equal(decode(req, 0, MP_RESP_ACK, 0, &r), MP_ANS_SHORT);
+		assert_int_equal(decode(req, 1, MP_RESP_ACK, 0, &r), MP_ANS_SHORT);
+		assert_false(r.has_state);
+		assert_int_equal(r.type, 0);
+	}
+	/* two bytes carry the type: enough for PLUG, UNPLUG, UNPLUG_ALL */
+	assert_int_equal(decode(MP_REQ_PLUG, 2, MP_RESP_ACK, 0, &r), MP_ANS_ACK);
+	assert_int_equal(decode(MP_REQ_UNPLUG, 2, MP_RESP_NACK, 0, &r),
+			 MP_ANS_NACK);
+	assert_int_equal(decode(MP_REQ_UNPLUG_ALL, 2, MP_RESP_BUSY, 0, &r),
+			 MP_ANS_BUSY);
+	/* a STATE answer needs the state too, whatever its type */
+	assert_int_equal(decode(MP_REQ_STATE, 2, MP_RESP_ACK, 0, &r),
+			 MP_ANS_SHORT);
+	assert_int_equal(decode(MP_REQ_STATE, 9, MP_RESP_ACK, 0, &r),
+			 MP_ANS_SHORT);
+	assert_int_equal(decode(MP_REQ_STATE, 9, MP_RESP_NACK, 0, &r),
+			 MP_ANS_SHORT);
+	assert_int_equal(decode(MP_REQ_STATE, 9, 77, 0, &r), MP_ANS_SHORT);
+	assert_false(r.has_state);
+	assert_int_equal(decode(MP_REQ_STATE, MP_RESP_STATE_LEN, MP_RESP_ACK,
+				MP_STATE_MIXED, &r), MP_ANS_ACK);
+	/* a longer answer than needed is fine */
+	assert_int_equal(decode(MP_REQ_PLUG, 4096, MP_RESP_ACK, 0, &r),
+			 MP_ANS_ACK);
+}
+
+static void test_resp_types(void **state)
+{
+	struct mp_resp r;
+
+	(void)state;
+	assert_int_equal(decode(MP_REQ_PLUG, 10, MP_RESP_ACK, 5, &r), MP_ANS_ACK);
+	/* only STATE answers carry a state */
+	assert_false(r.has_state);
+	assert_int_equal(r.state, 0);
+	assert_int_equal(r.type, MP_RESP_ACK);
+	assert_int_equal(decode(MP_REQ_PLUG, 10, MP_RESP_NACK, 0, &r),
+			 MP_ANS_NACK);
+	assert_int_equal(r.type, MP_RESP_NACK);
+	assert_int_equal(decode(MP_REQ_UNPLUG, 10, MP_RESP_BUSY, 0, &r),
+			 MP_ANS_BUSY);
+	assert_int_equal(r.type, MP_RESP_BUSY);
+	assert_int_equal(decode(MP_REQ_UNPLUG_ALL, 10, MP_RESP_ERROR, 0, &r),
+			 MP_ANS_ERROR);
+	assert_int_equal(r.type, MP_RESP_ERROR);
+	assert_int_equal(decode(MP_REQ_PLUG, 10, 4, 0, &r), MP_ANS_UNKNOWN_TYPE);
+	assert_int_equal(r.type, 4);
+	assert_int_equal(decode(MP_REQ_STATE, 10, 0xffff, 0, &r),
+			 MP_ANS_UNKNOWN_TYPE);
+	assert_int_equal(r.type, 0xffff);
+	assert_false(r.has_state);
+	/* a refused STATE has no state */
+	assert_int_equal(decode(MP_REQ_STATE, 10, MP_RESP_NACK, 1, &r),
+			 MP_ANS_NACK);
+	assert_false(r.has_state);
+	assert_int_equal(decode(MP_REQ_STATE, 10, MP_RESP_ERROR, 1, &r),
+			 MP_ANS_ERROR);
+	assert_false(r.has_state);
+}
+
+static void test_resp_state(void **state)
+{
+	struct mp_resp r;
+
+	(void)state;
+	assert_int_equal(decode(MP_REQ_STATE, 10, MP_RESP_ACK, MP_STATE_PLUGGED,
+				&r), MP_ANS_ACK);
+	assert_true(r.has_state);
+	assert_int_equal(r.state, MP_STATE_PLUGGED);
+	assert_int_equal(decode(MP_REQ_STATE, 10, MP_RESP_ACK,
+				MP_STATE_UNPLUGGED, &r), MP_ANS_ACK);
+	assert_true(r.has_state);
+	assert_int_equal(r.state, MP_STATE_UNPLUGGED);
+	assert_int_equal(decode(MP_REQ_STATE, 10, MP_RESP_ACK, MP_STATE_MIXED,
+				&r), MP_ANS_ACK);
+	assert_true(r.has_state);
+	assert_int_equal(r.state, MP_STATE_MIXED);
+	assert_int_equal(decode(MP_REQ_STATE, 10, MP_RESP_ACK, 3, &r),
+			 MP_ANS_UNKNOWN_STATE);
+	assert_false(r.has_state);
+	assert_int_equal(r.state, 3);
+	assert_int_equal(decode(MP_REQ_STATE, 10, MP_RESP_ACK, 0xffff, &r),
+			 MP_ANS_UNKNOWN_STATE);
+	assert_int_equal(r.state, 0xffff);
+}
+
+static void test_req_outcome(void **state)
+{
+	(void)state;
+	assert_int_equal(mp_req_outcome(MP_RESP_ACK), MP_OUT_DONE);
+	assert_int_equal(mp_req_outcome(MP_RESP_NACK), MP_OUT_REFUSED);
+	assert_int_equal(mp_req_outcome(MP_RESP_BUSY), MP_OUT_REFUSED);
+	/* the device may have done it anyway */
+	assert_int_equal(mp_req_outcome(MP_RESP_ERROR), MP_OUT_AMBIGUOUS);
+	assert_int_equal(mp_req_outcome(-EPROTO), MP_OUT_AMBIGUOUS);
+	assert_int_equal(mp_req_outcome(-ETIMEDOUT), MP_OUT_AMBIGUOUS);
+	assert_int_equal(mp_req_outcome(-ENOMEM), MP_OUT_AMBIGUOUS);
+	assert_int_equal(mp_req_outcome(4), MP_OUT_AMBIGUOUS);
+}
+
+static void test_held_decide(void **state)
+{
+	(void)state;
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_UNPLUGGED, 1),
+			 MP_HELD_FORGET);
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_UNPLUGGED, 64),
+			 MP_HELD_FORGET);
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_PLUGGED, 1),
+			 MP_HELD_ADOPT);
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_PLUGGED, 64),
+			 MP_HELD_ADOPT);
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_MIXED, 64),
+			 MP_HELD_SPLIT);
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_MIXED, 1),
+			 MP_HELD_UNPLUG);
+	/* too large for one request: ask per sub block */
+	assert_int_equal(mp_held_decide(-EINVAL, 0, 64), MP_HELD_SPLIT);
+	assert_int_equal(mp_held_decide(-EINVAL, 0, 1), MP_HELD_RETRY);
+	/* no usable answer: the state is not even looked at */
+	assert_int_equal(mp_held_decide(MP_RESP_NACK, MP_STATE_UNPLUGGED, 1),
+			 MP_HELD_RETRY);
+	assert_int_equal(mp_held_decide(MP_RESP_BUSY, MP_STATE_PLUGGED, 8),
+			 MP_HELD_RETRY);
+	assert_int_equal(mp_held_decide(MP_RESP_ERROR, MP_STATE_UNPLUGGED, 1),
+			 MP_HELD_RETRY);
+	assert_int_equal(mp_held_decide(-EPROTO, MP_STATE_UNPLUGGED, 1),
+			 MP_HELD_RETRY);
+	assert_int_equal(mp_held_decide(-ETIMEDOUT, MP_STATE_PLUGGED, 1),
+			 MP_HELD_RETRY);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +524,11 @@ int main(void)
 		cmocka_unit_test(test_unplug_order),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_resp_short),
+		cmocka_unit_test(test_resp_types),
+		cmocka_unit_test(test_resp_state),
+		cmocka_unit_test(test_req_outcome),
+		cmocka_unit_test(test_held_decide),
 	};
 
 	return cmocka_run_group_tests_name("mp_logic", tests, NULL, NULL);

@@ -659,6 +659,139 @@ def device_faults_bbm(t):
     device_fault_cycle(t, "1G")
 
 
+# Malformed device config: QEMU always offers a valid one, so memplug-fi
+# corrupts one field of the config as the driver reads it: at probe through
+# the module parameter fi_bad_config=<field>, at runtime through the debugfs
+# knob bad_config (every config read after a config-change interrupt, until
+# set back to "none"). Each corruption is one the validator must catch.
+BAD_CONFIG_FIELDS = ("block_size", "addr", "region_size", "usable_region_size",
+                     "plugged_size", "requested_size")
+
+
+def config_errors(vm, field):
+    """The driver's "invalid device config: <field>=0x..." lines so far."""
+    out = vm.sh("dmesg")["out"]
+    return [ln for ln in out.splitlines() if "invalid device config: %s=0x" % field in ln]
+
+
+def wait_config_error(t, vm, field, before, timeout=30):
+    """Wait for one more such line than `before`; exactly one more."""
+    deadline = time.time() + timeout
+    while len(config_errors(vm, field)) == before:
+        if time.time() > deadline:
+            raise TestFailure("no \"invalid device config: %s=...\" message within %ds" %
+                              (field, timeout))
+        time.sleep(0.5)
+    time.sleep(3)       # a second message would show by now
+    lines = config_errors(vm, field)
+    if len(lines) != before + 1:
+        raise TestFailure("%d \"invalid device config: %s=\" messages, expected one: %s" %
+                          (len(lines) - before, field, " | ".join(lines[before:])))
+    t.log("# %s: %s" % (field, lines[-1].strip()))
+
+
+def driver_of(vm):
+    return vm.state()["virtio_mem"][0]["driver"]
+
+
+def hold_still(vm, dev_id, size, what, seconds=5):
+    """For `seconds`, the device keeps exactly `size` plugged."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        got = vm.plugged(dev_id)
+        if got != size:
+            raise TestFailure("%s: device has %s plugged, expected it to stay at %s" %
+                              (what, human(got), human(size)))
+        time.sleep(1)
+
+
+@scenario("bad_config_at_probe", memplug_only=True, tags=("fault", "sbm"))
+def bad_config_at_probe(t):
+    """Every validated config field corrupted in turn at probe (memplug-fi
+    loaded with fi_bad_config=<field>; the device asks for 1 GiB from
+    boot on): exactly one error naming the field and its value, the device
+    left without a driver, nothing ever plugged, the guest alive. After
+    rmmod and insmod without the parameter the device works: the driver
+    never gives up on it for good."""
+    dev = Device("vmem0", "8G", "2M", requested="1G")
+    with t.vm([dev], module="memplug-fi",
+              driver_args="fi_bad_config=" + BAD_CONFIG_FIELDS[0]) as vm:
+        vm.baseline()
+        for i, field in enumerate(BAD_CONFIG_FIELDS):
+            if i:
+                vm.sh("rmmod memplug")
+                before = len(config_errors(vm, field))
+                vm.sh(". /etc/load.sh; load memplug-fi fi_bad_config=%s" % field)
+            else:
+                before = 0
+            wait_config_error(t, vm, field, before)
+            if field == "block_size" and \
+                    not config_errors(vm, field)[-1].split("block_size=")[1].startswith("0x600000;"):
+                raise TestFailure("block_size: the message does not carry the value read (0x600000)")
+            if driver_of(vm):
+                raise TestFailure("%s corrupted: device bound to %r anyway" % (field, driver_of(vm)))
+            hold_still(vm, "vmem0", 0, field + " corrupted at probe")
+            vm.wait_memory(0, timeout=5)
+        vm.sh("rmmod memplug")
+        vm.sh(". /etc/load.sh; load memplug-fi")
+        vm.wait_memory(GiB, "Movable", timeout=120)
+        if vm.plugged("vmem0") != GiB:
+            raise TestFailure("after reload: device has %s plugged, 1 GiB requested" %
+                              human(vm.plugged("vmem0")))
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
+@scenario("bad_config_at_runtime", memplug_only=True, tags=("fault", "sbm"))
+def bad_config_at_runtime(t):
+    """The config read after a config-change interrupt is corrupted
+    (debugfs bad_config): first requested_size (out of range), then a field
+    fixed at probe (block_size, region_size). Each time: exactly one error
+    naming the field, even when the host resizes again meanwhile; nothing
+    plugged or unplugged, the guest keeps what it had. Once the knob is
+    cleared and the host resizes again (to a size it did not ask for while
+    the config was corrupted) the driver converges."""
+    with t.vm([Device("vmem0", "8G", "2M")], module="memplug-fi") as vm:
+        knobs = vm.sh("echo /sys/kernel/debug/memplug/virtio*")["out"].strip()
+        if vm.sh("test -f %s/bad_config" % knobs, check=False)["rc"] != 0:
+            raise TestFailure("no bad_config knob in %s (memplug-fi.ko missing? "
+                              "run scripts/build.sh)" % knobs)
+        vm.baseline()
+        have = GiB
+        vm.resize("vmem0", have)
+        vm.wait_memory(have, "Movable")
+        for field, asks, then in (("requested_size", ("2G", "3G"), 2 * GiB),
+                                  ("block_size", ("512M", "3G"), 512 * MiB),
+                                  ("region_size", ("1G",), 1536 * MiB)):
+            before = len(config_errors(vm, field))
+            injected = int(vm.sh("cat %s/config_injected" % knobs)["out"])
+            vm.sh("echo %s > %s/bad_config" % (field, knobs))
+            vm.request("vmem0", asks[0])
+            wait_config_error(t, vm, field, before)
+            for ask in asks[1:]:
+                # the host changes its mind: still ignored, still one message
+                vm.request("vmem0", ask)
+            hold_still(vm, "vmem0", have, field + " corrupted at runtime")
+            vm.wait_memory(have, "Movable", timeout=5)
+            if len(config_errors(vm, field)) != before + 1:
+                raise TestFailure("%s: logged again on the next config change" % field)
+            hit = int(vm.sh("cat %s/config_injected" % knobs)["out"]) - injected
+            if hit < len(asks):
+                raise TestFailure("%s: config_injected did not count every read" % field)
+            vm.sh("echo none > %s/bad_config" % knobs)
+            vm.resize("vmem0", then, timeout=180)
+            vm.wait_memory(then, "Movable")
+            have = then
+            t.log("# %s: %d config reads corrupted and ignored, converged on %s once cleared" %
+                  (field, hit, human(then)))
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
 @scenario("tracepoints_report_requests", memplug_only=True, tags=("trace", "bbm"))
 def tracepoints(t):
     """memplug's tracepoints (events/memplug/ in tracefs) report what a
