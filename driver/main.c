@@ -24,6 +24,7 @@
 #include <linux/numa.h>
 #include <linux/crash_dump.h>
 #include <linux/timekeeping.h>
+#include <linux/ioport.h>
 
 #include "memplug.h"
 #include "compat.h"
@@ -590,6 +591,21 @@ static int mp_probe(struct virtio_device *vdev)
 		goto err_free;
 	if (mp_find_orphan(d->cfg.addr, d->cfg.addr + d->cfg.region_size)) {
 		dev_err(dev, "memory of this region is still added by an earlier binding; not binding again\n");
+		rc = -EBUSY;
+		goto err_free;
+	}
+	/*
+	 * Memory of the region already in Linux that is not ours: another
+	 * driver (virtio_mem, unbound or unloaded with memory added) put
+	 * it there.  Our UNPLUG_ALL below would make the host discard RAM
+	 * that Linux still uses.
+	 */
+	if (!d->kdump &&
+	    region_intersects(d->cfg.addr, d->cfg.region_size,
+			      IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE) !=
+	    REGION_DISJOINT) {
+		dev_err(dev, "region 0x%llx+0x%llx is already System RAM, added by another driver; not using the device (reboot to hand it to memplug)\n",
+			d->cfg.addr, d->cfg.region_size);
 		rc = -EBUSY;
 		goto err_free;
 	}

@@ -1050,3 +1050,34 @@ def guard_sbm(t):
         vm.wait_memory(0, timeout=120)
         vm.wait_blocks_back_to_baseline(timeout=120)
         vm.check_kernel_log()
+
+
+@scenario("takeover_refused_while_virtio_mem_memory_in_use", memplug_only=True,
+          tags=("lifecycle", "bbm"))
+def takeover_refused(t):
+    """The kernel's virtio_mem plugged 2 GiB and a process holds memory
+    there; then virtio_mem is unbound (it leaves its memory in Linux) and
+    memplug is loaded. memplug must not bind: its UNPLUG_ALL would make the
+    host discard RAM the guest still uses. One clear message, the device
+    keeps 2 GiB plugged, the process's pattern intact."""
+    with t.vm([Device("vmem0", "8G", "1G")], module="virtio_mem") as vm:
+        vm.baseline()
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        start_filler(vm, 1536, seed=5)
+        name = vm.state()["virtio_mem"][0]["dev"]
+        vm.sh("echo %s > /sys/bus/virtio/drivers/virtio_mem/unbind" % name)
+        if driver_of(vm):
+            raise TestFailure("virtio_mem still bound after unbind")
+        vm.sh(". /etc/load.sh; load memplug")
+        deadline = time.time() + 20
+        msg = "is already System RAM, added by another driver"
+        while msg not in vm.sh("dmesg")["out"]:
+            if time.time() > deadline:
+                raise TestFailure("memplug gave no 'already System RAM' refusal")
+            time.sleep(0.5)
+        if driver_of(vm):
+            raise TestFailure("memplug bound to a region virtio_mem still has in Linux")
+        hold_still(vm, "vmem0", 2 * GiB, "memplug loaded over virtio_mem's memory")
+        stop_filler_clean(t, vm, min_passes=1)
+        vm.check_kernel_log()
