@@ -409,69 +409,76 @@ static int mp_remove_unit_per_mb(struct mp_dev *d, u64 unit, u16 *nr_present)
 	return 0;
 }
 
-int mp_add_unit(struct mp_dev *d, u64 unit)
+/*
+ * Add, or offline and remove, @nr consecutive units from @first with one
+ * call: for several memory blocks (SBM) memory hotplug then does its
+ * per-call work (hotplug locks, resources, zonelists, removing the memmap)
+ * once instead of once per memory block.  Offlining is still done per
+ * memory block by the kernel; add_memory_driver_managed() and
+ * offline_and_remove_memory() are all or nothing.  per_mb (BBM, @nr is
+ * 1): one memory block at a time.  hp_lock held, dropped meanwhile; the
+ * units are busy.
+ */
+static int mp_hotplug_units(struct mp_dev *d, u64 first, u64 nr, bool add)
 {
-	struct mp_unit *u = &d->units[unit];
-	u64 addr = mp_unit_addr(&d->geo, unit);
-	u16 nr_present = u->nr_present;
+	u64 addr = mp_unit_addr(&d->geo, first);
+	u64 size = nr * d->geo.unit_size;
+	u16 nr_present = d->units[first].nr_present;
+	u64 unit;
 	int rc;
 
-	u->busy = MP_BUSY_ADD;
+	for (unit = first; unit < first + nr; unit++)
+		d->units[unit].busy = add ? MP_BUSY_ADD : MP_BUSY_REMOVE;
 	mutex_unlock(&d->hp_lock);
 	if (d->per_mb) {
-		rc = mp_add_unit_per_mb(d, unit, &nr_present);
-	} else {
-		rc = add_memory_driver_managed(d->mgid, addr, d->geo.unit_size,
+		rc = add ? mp_add_unit_per_mb(d, first, &nr_present) :
+			   mp_remove_unit_per_mb(d, first, &nr_present);
+	} else if (add) {
+		rc = add_memory_driver_managed(d->mgid, addr, size,
 					       MP_RESOURCE_NAME,
 					       mp_mhp_flags(d));
-		if (!rc)
-			nr_present = mp_mb_per_unit(d);
+		nr_present = rc ? 0 : mp_mb_per_unit(d);
+	} else {
+		rc = offline_and_remove_memory(addr, size);
+		nr_present = rc ? mp_mb_per_unit(d) : 0;
 	}
 	mutex_lock(&d->hp_lock);
-	u->busy = MP_BUSY_NONE;
-	trace_memplug_unit_add(mp_trace_dev(d), addr, d->geo.unit_size, rc);
-	mp_set_present(d, unit, nr_present);
-	if (rc) {
+	for (unit = first; unit < first + nr; unit++) {
+		d->units[unit].busy = MP_BUSY_NONE;
+		mp_set_present(d, unit, nr_present);
+	}
+	if (add)
+		trace_memplug_unit_add(mp_trace_dev(d), addr, size, rc);
+	else
+		trace_memplug_unit_remove(mp_trace_dev(d), addr, size, rc);
+	if (!rc) {
+		if (add)
+			mp_update_pin(d);
+		return 0;
+	}
+	if (add) {
 		d->stats.add_failures++;
 		dev_warn_ratelimited(&d->vdev->dev, "adding memory 0x%llx+0x%llx failed: %d%s\n",
-				     addr, d->geo.unit_size, rc,
+				     addr, size, rc,
 				     nr_present ? " (partly added, could not roll back)" : "");
 		return rc;
 	}
-	mp_update_pin(d);
-	return 0;
+	d->stats.remove_failures++;
+	trace_memplug_unplug_failed(mp_trace_dev(d), first, addr, size,
+				    MP_UNPLUG_OFFLINE, rc);
+	dev_dbg(&d->vdev->dev, "offlining/removing 0x%llx+0x%llx failed: %d\n",
+		addr, size, rc);
+	return rc;
 }
 
-int mp_remove_unit(struct mp_dev *d, u64 unit)
+int mp_add_units(struct mp_dev *d, u64 first, u64 nr)
 {
-	struct mp_unit *u = &d->units[unit];
-	u64 addr = mp_unit_addr(&d->geo, unit);
-	u16 nr_present = u->nr_present;
-	int rc;
+	return mp_hotplug_units(d, first, nr, true);
+}
 
-	u->busy = MP_BUSY_REMOVE;
-	mutex_unlock(&d->hp_lock);
-	if (d->per_mb) {
-		rc = mp_remove_unit_per_mb(d, unit, &nr_present);
-	} else {
-		rc = offline_and_remove_memory(addr, d->geo.unit_size);
-		if (!rc)
-			nr_present = 0;
-	}
-	mutex_lock(&d->hp_lock);
-	u->busy = MP_BUSY_NONE;
-	trace_memplug_unit_remove(mp_trace_dev(d), addr, d->geo.unit_size, rc);
-	mp_set_present(d, unit, nr_present);
-	if (rc) {
-		d->stats.remove_failures++;
-		trace_memplug_unplug_failed(mp_trace_dev(d), unit, addr,
-					    d->geo.unit_size,
-					    MP_UNPLUG_OFFLINE, rc);
-		dev_dbg(&d->vdev->dev, "offlining/removing 0x%llx+0x%llx failed: %d\n",
-			addr, d->geo.unit_size, rc);
-		return rc;
-	}
-	return 0;
+int mp_remove_units(struct mp_dev *d, u64 first, u64 nr)
+{
+	return mp_hotplug_units(d, first, nr, false);
 }
 
 /* ------------------------------------------------------------------ */
@@ -606,6 +613,25 @@ static void mp_keep_offline(struct page *page, unsigned long nr)
 		mp_compat_keep_offline(page++);
 }
 
+/* Are all pages of [pfn, pfn + nr) in plugged sub blocks of one unit? */
+static bool mp_range_in_linux(const struct mp_dev *d, unsigned long pfn,
+			      unsigned long nr)
+{
+	long long unit = mp_addr_to_unit(&d->geo, PFN_PHYS(pfn));
+	u64 off, sb;
+
+	if (unit < 0 || d->units[unit].taken)
+		return false;
+	off = PFN_PHYS(pfn) - mp_unit_addr(&d->geo, unit);
+	if (off + PFN_PHYS(nr) > d->geo.unit_size)
+		return false;
+	for (sb = off / d->geo.sb_size;
+	     sb * d->geo.sb_size < off + PFN_PHYS(nr); sb++)
+		if (!mp_sb_in_linux(d, unit, (u32)sb))
+			return false;
+	return true;
+}
+
 /* Online [pfn, pfn + 2^order) of device @d: only plugged sub blocks. */
 static void mp_online_range(struct mp_dev *d, unsigned long pfn,
 			    unsigned int order)
@@ -618,6 +644,11 @@ static void mp_online_range(struct mp_dev *d, unsigned long pfn,
 	u64 addr;
 	u32 sb;
 
+	/* the common case: a whole chunk of plugged sub blocks, one call */
+	if (nr > sb_pages && mp_range_in_linux(d, pfn, nr)) {
+		generic_online_page(pfn_to_page(pfn), order);
+		return;
+	}
 	for (; pfn < end; pfn += part) {
 		addr = PFN_PHYS(pfn);
 		unit = mp_addr_to_unit(&d->geo, addr);

@@ -221,8 +221,8 @@ void mp_kick(struct mp_dev *d);
 void mp_mark_plugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr, bool held);
 void mp_mark_unplugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr);
 enum mp_unit_class mp_unit_class(const struct mp_unit *u);
-int mp_add_unit(struct mp_dev *d, u64 unit);
-int mp_remove_unit(struct mp_dev *d, u64 unit);
+int mp_add_units(struct mp_dev *d, u64 first, u64 nr);
+int mp_remove_units(struct mp_dev *d, u64 first, u64 nr);
 int mp_resolve_held(struct mp_dev *d);
 void mp_update_pin(struct mp_dev *d);
 int mp_hotplug_register(struct mp_dev *d);
@@ -254,6 +254,16 @@ static inline bool mp_unit_complete(const struct mp_dev *d,
 }
 
 void mp_memmap_init(struct mp_dev *d);
+
+static inline int mp_add_unit(struct mp_dev *d, u64 unit)
+{
+	return mp_add_units(d, unit, 1);
+}
+
+static inline int mp_remove_unit(struct mp_dev *d, u64 unit)
+{
+	return mp_remove_units(d, unit, 1);
+}
 
 /* guard.c */
 bool mp_guard_allows(struct mp_dev *d);

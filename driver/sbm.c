@@ -10,6 +10,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/mm.h>
+#include <linux/sizes.h>
 #include <linux/page-flags.h>
 #include <linux/virtio.h>
 #include <linux/virtio_mem.h>
@@ -17,6 +18,9 @@
 #include "memplug.h"
 #include "compat.h"
 #include "memplug_trace.h"
+
+/* Most memory plugged, added or removed at once (whole memory blocks). */
+#define MP_SBM_BATCH	SZ_1G
 
 static bool mp_sbm_is_plugged(struct mp_dev *d, u64 unit, u32 sb)
 {
@@ -74,6 +78,33 @@ static int mp_sbm_unplug_run(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 	return -EIO;
 }
 
+/*
+ * UNPLUG @nr whole units from @first, plugged and not in Linux, with one
+ * request.  0, -EBUSY or -EIO as mp_sbm_unplug_run().
+ */
+static int mp_sbm_unplug_units(struct mp_dev *d, u64 first, u64 nr)
+{
+	u64 addr = mp_unit_addr(&d->geo, first), unit;
+	u64 size = nr * d->geo.unit_size;
+	int rc;
+
+	if (nr == 1)
+		return mp_sbm_unplug_run(d, first, 0, d->geo.sb_per_unit);
+	rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG, addr, size, NULL);
+	if (rc == VIRTIO_MEM_RESP_ACK) {
+		for (unit = first; unit < first + nr; unit++)
+			mp_mark_unplugged(d, unit, 0, d->geo.sb_per_unit);
+		return 0;
+	}
+	trace_memplug_unplug_failed(mp_trace_dev(d), first, addr, size,
+				    mp_unplug_reason_of(rc), rc);
+	if (rc == VIRTIO_MEM_RESP_NACK || rc == VIRTIO_MEM_RESP_BUSY)
+		return -EBUSY;
+	for (unit = first; unit < first + nr; unit++)
+		mp_mark_plugged(d, unit, 0, d->geo.sb_per_unit, true);
+	return -EIO;
+}
+
 /* ------------------------------------------------------------------ */
 /* plug                                                                */
 
@@ -112,6 +143,60 @@ static int mp_sbm_fill(struct mp_dev *d, u64 need, bool online)
 		return mp_sbm_plug_run(d, unit, sb, nr);
 	}
 	return -ENOENT;
+}
+
+/* Can @unit be plugged and added completely, as part of a batch? */
+static bool mp_sbm_fresh_full(struct mp_dev *d, u64 unit)
+{
+	struct mp_unit *u = &d->units[unit];
+
+	return !u->added && !u->nr_plugged && !u->busy && !u->skip &&
+	       !u->nr_going &&
+	       mp_sb_usable(&d->geo, &d->cfg, unit, d->geo.sb_per_unit - 1);
+}
+
+/*
+ * Plug several fresh memory blocks from @first completely with one PLUG
+ * request and add them with one add_memory_driver_managed(): the
+ * per-request and per-call costs are paid once per batch.  A batch is at
+ * most MP_SBM_BATCH bytes (the worker still looks for new requests
+ * between batches), what the growth guard lets through and what one
+ * request carries.  -ENOENT: fewer than two memory blocks fit, plug one
+ * at a time.
+ */
+static int mp_sbm_plug_fresh_units(struct mp_dev *d, u64 first, u64 need)
+{
+	u64 max = min_t(u64, MP_SBM_BATCH / d->geo.unit_size,
+			MP_MAX_BLOCKS_PER_REQ / d->geo.dev_blocks_per_unit);
+	u64 fit = (d->guard_limit - min(d->guard_limit,
+					d->nr_plugged * d->geo.sb_size)) /
+		  d->geo.unit_size;
+	u64 nr, unit;
+	int rc;
+
+	max = min3(max, fit, need / d->geo.sb_per_unit);
+	for (nr = 0; nr < max && first + nr < d->geo.nr_units; nr++)
+		if (!mp_sbm_fresh_full(d, first + nr))
+			break;
+	if (nr < 2)
+		return -ENOENT;
+
+	rc = mp_request(d, VIRTIO_MEM_REQ_PLUG, mp_unit_addr(&d->geo, first),
+			nr * d->geo.unit_size, NULL);
+	if (rc != VIRTIO_MEM_RESP_ACK) {
+		if (rc != VIRTIO_MEM_RESP_NACK && rc != VIRTIO_MEM_RESP_BUSY)
+			for (unit = first; unit < first + nr; unit++)
+				mp_mark_plugged(d, unit, 0, d->geo.sb_per_unit,
+						true);
+		return -EAGAIN;
+	}
+	for (unit = first; unit < first + nr; unit++)
+		mp_mark_plugged(d, unit, 0, d->geo.sb_per_unit, false);
+	if (!mp_add_units(d, first, nr))
+		return 0;
+	/* roll back; if refused they stay plugged, not added */
+	mp_sbm_unplug_units(d, first, nr);
+	return -EAGAIN;
 }
 
 static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
@@ -157,6 +242,9 @@ static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
 		return -ENOSPC;
 	if (!mp_guard_allows(d))
 		return -ENOMEM;
+	rc = mp_sbm_plug_fresh_units(d, unit, need);
+	if (rc != -ENOENT)
+		return rc;
 	for (nr = 1; nr < need && nr < d->geo.sb_per_unit; nr++)
 		if (!mp_sb_usable(&d->geo, &d->cfg, unit, nr))
 			break;
@@ -244,6 +332,53 @@ static int mp_sbm_unplug_online(struct mp_dev *d, u64 unit, u64 need)
 	return 0;
 }
 
+/*
+ * Whole units that go completely, several at a time: @last (the unit the
+ * unplug order picked) and the units right below it of the same class.
+ * Free online movable memory blocks are offlined and removed with one
+ * offline_and_remove_memory() (only the offlining itself stays per memory
+ * block), units not added are unplugged with one request.  -ENOENT: no
+ * batch of two or more, go unit by unit.
+ */
+static int mp_sbm_unplug_batch(struct mp_dev *d, u64 last,
+			       enum mp_unit_class class, u64 need)
+{
+	u64 max = min_t(u64, MP_SBM_BATCH / d->geo.unit_size,
+			MP_MAX_BLOCKS_PER_REQ / d->geo.dev_blocks_per_unit);
+	u64 nr, first;
+	struct mp_unit *u;
+	int rc;
+
+	max = min(max, need / d->geo.sb_per_unit);
+	for (nr = 1; nr < max && nr <= last; nr++) {
+		u = &d->units[last - nr];
+		if (u->nr_plugged != d->geo.sb_per_unit || u->nr_held ||
+		    mp_unit_class(u) != class)
+			break;
+	}
+	if (nr < 2)
+		return -ENOENT;
+	first = last + 1 - nr;
+
+	if (class == MP_CLASS_NOT_ADDED) {
+		rc = mp_sbm_unplug_units(d, first, nr);
+		if (rc && d->target_zero) {
+			/* remove(): get everything out of Linux first */
+			d->units[last].skip = 1;
+			return 0;
+		}
+		return rc ? -EAGAIN : 0;
+	}
+	/* racy hint as for one unit: offlining migrates what came since */
+	if (!mp_range_is_free(PHYS_PFN(mp_unit_addr(&d->geo, first)),
+			      PHYS_PFN(nr * d->geo.unit_size)) ||
+	    mp_remove_units(d, first, nr))
+		return -ENOENT;
+	d->stats.fast_unplugs += nr;
+	/* the next step unplugs them, with one request */
+	return 0;
+}
+
 static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
 {
 	enum mp_unit_class best_class = MP_CLASS_BUSY, c;
@@ -265,6 +400,14 @@ static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
 	if (best_class == MP_CLASS_BUSY)
 		return -EAGAIN;
 	u = &d->units[best];
+
+	if (u->nr_plugged == d->geo.sb_per_unit && !u->nr_held &&
+	    (best_class == MP_CLASS_NOT_ADDED ||
+	     best_class == MP_CLASS_MOVABLE)) {
+		rc = mp_sbm_unplug_batch(d, best, best_class, need);
+		if (rc != -ENOENT)
+			return rc;
+	}
 
 	if (best_class != MP_CLASS_NOT_ADDED && u->nr_plugged <= need &&
 	    !u->nr_held) {
