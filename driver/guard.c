@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * memplug - growth guard: never add memory whose memmap and bookkeeping
- * the guest cannot afford.
+ * memplug - the two guards: never add memory whose memmap and bookkeeping
+ * the guest cannot afford (growth guard), never take memory in use that the
+ * rest of the guest cannot hold (unplug guard).
  *
+ * Growth guard.
  * Adding memory allocates its memmap (struct pages, 1/64 of it) and
  * bookkeeping (memory block devices, page tables of the direct map and of
  * the memmap) with GFP_KERNEL, i.e. from ZONE_NORMAL/DMA32/DMA.  Memory
@@ -14,6 +16,20 @@
  * stops growing (plugged stays below requested, which tells the host) and
  * retries with backoff, on memory hotplug events and on a new request.
  *
+ * Unplug guard.  Unplugging memory in use means migrating its pages
+ * elsewhere first.  When the rest of the guest cannot hold them, that only
+ * ends in allocation failures, reclaim storms or the OOM killer.  Before
+ * used memory is taken, the guard checks that the memory available
+ * elsewhere (si_mem_available() without the free pages of the range itself)
+ * holds what is in use plus a headroom of a quarter of it, at least
+ * MP_UNPLUG_HEADROOM.  If not, that range stays plugged (plugged above
+ * requested tells the host) and the worker retries with backoff.
+ *
+ * Both record their last refusal for sysfs (growth_guard, unplug_guard and
+ * the attributes next to them).  The growth guard reads "ok" again when it
+ * lets a unit through or nothing is left to add, the unplug guard after a
+ * worker pass without a refusal or when nothing is left to unplug.
+ *
  * Copyright (C) memplug developers
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -24,6 +40,8 @@
 #include <linux/vmstat.h>
 #include <linux/nodemask.h>
 #include <linux/virtio.h>
+#include <linux/timekeeping.h>
+#include <linux/sizes.h>
 
 #include "memplug.h"
 #include "compat.h"
@@ -41,9 +59,18 @@ MODULE_PARM_DESC(growth_reserve_mb,
  */
 #define MP_GUARD_MB_OVERHEAD	(32 * 1024ULL)
 
+/* Headroom the unplug guard keeps at least, on top of what moves. */
+#define MP_UNPLUG_HEADROOM	((u64)SZ_16M)
+
 unsigned int mp_growth_reserve_mb(void)
 {
 	return READ_ONCE(growth_reserve_mb);
+}
+
+/* When a guard refused, for sysfs: milliseconds since boot, never 0. */
+static u64 mp_guard_now_ms(void)
+{
+	return max_t(u64, ktime_to_ms(ktime_get_boottime()), 1);
 }
 
 /* Free pages above the high watermark in the non-movable zones of @nid. */
@@ -129,6 +156,8 @@ bool mp_guard_allows(struct mp_dev *d)
 		return true;
 	}
 	WRITE_ONCE(d->guard_blocked, true);
+	d->stats.growth_refusals++;
+	d->guard_last_ms = mp_guard_now_ms();
 	if (!d->guard_warned && d->vdev) {
 		d->guard_warned = true;
 		dev_warn(&d->vdev->dev,
@@ -159,4 +188,52 @@ void mp_guard_event(struct mp_dev *d)
 {
 	if (READ_ONCE(d->guard_blocked))
 		mp_kick(d);
+}
+
+/*
+ * May @used bytes in use in a range of @unit be migrated away to unplug it,
+ * with @avail bytes available elsewhere?  A refusal blocks the guard (shown
+ * in sysfs with its numbers), counts in no_room and is logged once per
+ * blocked episode.  hp_lock held.
+ */
+bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail)
+{
+	u64 headroom = max(used / 4, MP_UNPLUG_HEADROOM);
+
+	if (!used || used + headroom <= avail)
+		return true;
+	d->unplug_blocked = true;
+	d->unplug_refused = true;
+	d->unplug_unit = unit;
+	d->unplug_used = used;
+	d->unplug_avail = avail;
+	d->unplug_headroom = headroom;
+	d->unplug_last_ms = mp_guard_now_ms();
+	d->stats.no_room++;
+	if (!d->unplug_warned && d->vdev) {
+		d->unplug_warned = true;
+		dev_warn(&d->vdev->dev,
+			 "unplug guard: keeping 0x%llx of 0x%llx bytes plugged: unit %llu has %llu KiB in use, %llu KiB available elsewhere, headroom %llu KiB; unplugging resumes when memory is freed\n",
+			 d->nr_plugged * d->geo.sb_size, d->cfg.requested_size,
+			 unit, used >> 10, avail >> 10, headroom >> 10);
+	}
+	return false;
+}
+
+/*
+ * End of a worker pass that aimed at @wanted sub blocks.  The guard stays
+ * blocked only while it refused something in the pass and more is to be
+ * unplugged: a range it lets through within a unit it refuses elsewhere
+ * does not make it "ok".  hp_lock held.
+ */
+void mp_unplug_guard_pass_end(struct mp_dev *d, u64 wanted)
+{
+	if (d->unplug_blocked &&
+	    (!d->unplug_refused || d->nr_plugged <= wanted)) {
+		if (d->vdev)
+			dev_info(&d->vdev->dev, "unplug guard: no longer holding memory back\n");
+		d->unplug_blocked = false;
+		d->unplug_warned = false;
+	}
+	d->unplug_refused = false;
 }

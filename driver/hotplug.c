@@ -145,17 +145,19 @@ bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages)
  * host learns from plugged_size > requested_size that the guest could
  * not shrink further.
  */
-static bool mp_room_for(unsigned long pfn, unsigned long nr_pages)
+static bool mp_room_for(struct mp_dev *d, u64 unit, unsigned long pfn,
+			unsigned long nr_pages)
 {
-	unsigned long free_here, used, avail;
+	unsigned long free_here, used, avail = 0;
 
 	used = mp_range_used(pfn, nr_pages, &free_here);
-	if (!used)
-		return true;
-	avail = si_mem_available();
-	avail = avail > free_here ? avail - free_here : 0;
-	/* keep a quarter of what moves, at least 16 MiB, as headroom */
-	return used + max(used / 4, PHYS_PFN(SZ_16M)) <= avail;
+	if (used) {
+		avail = si_mem_available();
+		avail = avail > free_here ? avail - free_here : 0;
+	}
+	/* the unplug guard (guard.c) decides, and says so in sysfs */
+	return mp_unplug_guard_allows(d, unit, PFN_PHYS((u64)used),
+				      PFN_PHYS((u64)avail));
 }
 
 /*
@@ -283,8 +285,7 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 	unsigned long i;
 	int rc;
 
-	if (!mp_room_for(pfn, nr_pages)) {
-		d->stats.no_room++;
+	if (!mp_room_for(d, unit, pfn, nr_pages)) {
 		trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
 					    PFN_PHYS(nr_pages),
 					    MP_UNPLUG_NO_ROOM, -ENOMEM);

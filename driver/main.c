@@ -373,9 +373,9 @@ static int mp_pass(struct mp_dev *d)
 		 mp_wanted_granules(&d->geo, d->cfg.requested_size);
 	if (wanted <= d->nr_plugged)
 		mp_guard_clear(d);
-	if (d->geo.bbm)
-		return mp_bbm_run(d, wanted);
-	return mp_sbm_run(d, wanted);
+	rc = d->geo.bbm ? mp_bbm_run(d, wanted) : mp_sbm_run(d, wanted);
+	mp_unplug_guard_pass_end(d, wanted);
+	return rc;
 }
 
 static void mp_work_fn(struct work_struct *work)
@@ -394,6 +394,8 @@ static void mp_work_fn(struct work_struct *work)
 		mp_refresh_config(d);
 	before = d->nr_plugged - d->nr_held;
 	rc = mp_pass(d);
+	if (rc)
+		d->stats.retries++;
 	progress = d->nr_plugged - d->nr_held != before;
 	mp_update_pin(d);
 	wanted = mp_wanted_granules(&d->geo, d->cfg.requested_size) *

@@ -124,8 +124,10 @@ struct mp_stats {
 	u64 add_failures;
 	u64 remove_failures;
 	u64 contig_failures;
-	u64 no_room;		/* in-use memory had nowhere to go */
+	u64 no_room;		/* unplug guard refusals */
 	u64 fast_unplugs;	/* free memory unplugged without migration */
+	u64 growth_refusals;	/* growth guard refusals */
+	u64 retries;		/* worker passes rescheduled unfinished */
 };
 
 /* Result of a request: VIRTIO_MEM_RESP_* (>= 0) or a negative errno. */
@@ -196,6 +198,20 @@ struct mp_dev {
 	u64 guard_need;			/* bytes the next unit needs */
 	u64 guard_avail;		/* unmovable-capable bytes free */
 	u64 guard_limit;		/* estimated reachable plugged size */
+	u64 guard_last_ms;		/* boot time of the last refusal, 0 = never */
+
+	/*
+	 * unplug guard (guard.c), hp_lock: the numbers of its last refusal,
+	 * shown while unplug_blocked
+	 */
+	bool unplug_blocked;		/* holding back an unplug */
+	bool unplug_refused;		/* refused in this worker pass */
+	bool unplug_warned;		/* logged for this blocked episode */
+	u64 unplug_unit;		/* unit of the refused range */
+	u64 unplug_used;		/* bytes in use in the range */
+	u64 unplug_avail;		/* bytes available elsewhere */
+	u64 unplug_headroom;		/* bytes to keep free on top */
+	u64 unplug_last_ms;		/* boot time of the last refusal, 0 = never */
 
 	struct notifier_block mem_nb;
 #ifdef CONFIG_PROC_VMCORE
@@ -270,6 +286,8 @@ bool mp_guard_allows(struct mp_dev *d);
 void mp_guard_clear(struct mp_dev *d);
 void mp_guard_event(struct mp_dev *d);
 unsigned int mp_growth_reserve_mb(void);
+bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail);
+void mp_unplug_guard_pass_end(struct mp_dev *d, u64 wanted);
 
 /* bbm.c / sbm.c: one worker pass; 0 = done, -EAGAIN = retry later */
 int mp_bbm_run(struct mp_dev *d, u64 wanted);

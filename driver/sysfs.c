@@ -2,7 +2,7 @@
 /*
  * memplug - read-only sysfs attributes, in the "memplug" group of the
  * virtio device (/sys/bus/virtio/devices/virtioN/memplug/).  Documented
- * in docs/driver.md.
+ * in docs/sysfs-attributes.md.
  *
  * Copyright (C) memplug developers
  */
@@ -90,8 +90,12 @@ MP_LOCKED_ATTR(remove_failures, d->stats.remove_failures);
 MP_LOCKED_ATTR(contig_failures, d->stats.contig_failures);
 MP_LOCKED_ATTR(fast_unplugs, d->stats.fast_unplugs);
 MP_LOCKED_ATTR(no_room, d->stats.no_room);
+MP_LOCKED_ATTR(retries, d->stats.retries);
 
 MP_LOCKED_ATTR(growth_limit_bytes, d->guard_limit);
+MP_LOCKED_ATTR(growth_guard_refusals, d->stats.growth_refusals);
+MP_LOCKED_ATTR(growth_guard_last_blocked_ms, d->guard_last_ms);
+MP_LOCKED_ATTR(unplug_guard_last_blocked_ms, d->unplug_last_ms);
 
 static ssize_t growth_guard_show(struct device *dev,
 				 struct device_attribute *attr, char *buf)
@@ -112,6 +116,28 @@ static ssize_t growth_guard_show(struct device *dev,
 			  need >> 10, avail >> 10, mp_growth_reserve_mb());
 }
 static DEVICE_ATTR_RO(growth_guard);
+
+static ssize_t unplug_guard_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	struct mp_dev *d = mp_dev_of(dev);
+	unsigned long long unit, used, avail, headroom;
+	bool blocked;
+
+	mutex_lock(&d->hp_lock);
+	blocked = d->unplug_blocked;
+	unit = d->unplug_unit;
+	used = d->unplug_used;
+	avail = d->unplug_avail;
+	headroom = d->unplug_headroom;
+	mutex_unlock(&d->hp_lock);
+	if (!blocked)
+		return sysfs_emit(buf, "ok\n");
+	return sysfs_emit(buf,
+			  "blocked: unit %llu has %llu KiB in use, %llu KiB available elsewhere, headroom %llu KiB\n",
+			  unit, used >> 10, avail >> 10, headroom >> 10);
+}
+static DEVICE_ATTR_RO(unplug_guard);
 
 static ssize_t device_plugged_size_show(struct device *dev,
 					struct device_attribute *attr,
@@ -187,9 +213,14 @@ static struct attribute *mp_attrs[] = {
 	&dev_attr_contig_failures.attr,
 	&dev_attr_fast_unplugs.attr,
 	&dev_attr_no_room.attr,
+	&dev_attr_retries.attr,
 	&dev_attr_memmap_on_memory.attr,
 	&dev_attr_growth_guard.attr,
 	&dev_attr_growth_limit_bytes.attr,
+	&dev_attr_growth_guard_refusals.attr,
+	&dev_attr_growth_guard_last_blocked_ms.attr,
+	&dev_attr_unplug_guard.attr,
+	&dev_attr_unplug_guard_last_blocked_ms.attr,
 	NULL,
 };
 

@@ -251,11 +251,20 @@ fake_sysfs() {
 	echo "not_added 6 offline 0 online_movable 2 online_kernel 0 busy 0" >"$g/unit_states"
 	for c in plug_requests unplug_requests unplug_all_requests state_requests acks nacks \
 		busy_answers error_answers bad_answers add_failures remove_failures \
-		contig_failures fast_unplugs; do
+		contig_failures fast_unplugs growth_guard_refusals growth_guard_last_blocked_ms; do
 		echo 0 >"$g/$c"
 	done
 	echo 2 >"$g/plug_requests"
 	echo 2 >"$g/acks"
+	echo 5 >"$g/retries"
+	echo 0 >"$g/memmap_on_memory"
+	# the unplug guard holds back an unplug, the growth guard never refused
+	echo ok >"$g/growth_guard"
+	echo 8589934592 >"$g/growth_limit_bytes"
+	echo "blocked: unit 1 has 1048576 KiB in use, 524288 KiB available elsewhere, headroom 262144 KiB" \
+		>"$g/unplug_guard"
+	echo 3 >"$g/no_room"
+	echo 83456 >"$g/unplug_guard_last_blocked_ms"
 	echo 7 >"$g/future_counter"
 	echo 1048576 >"$g/future_thing_size"
 }
@@ -283,6 +292,21 @@ if grep -q '^virtio0 (memplug):$' "$work/out" &&
 else
 	not_ok "guest: human fields (mode, block size, region, sizes, unit states, counters)"; dump_run
 fi
+# the guards in their own section, before the counters, times readable
+if [ "$(grep -nE '^  (guards|counters):$' "$work/out" | cut -d: -f2 | tr '\n' ' ')" = \
+	"  guards   counters " ] &&
+   grep -Eq '^    growth guard: +ok$' "$work/out" &&
+   grep -Eq '^    growth limit: +8 GiB \(8589934592\)$' "$work/out" &&
+   grep -Eq '^    growth last blocked: +never$' "$work/out" &&
+   grep -Eq '^    unplug guard: +blocked: unit 1 has 1048576 KiB in use, 524288 KiB available elsewhere, headroom 262144 KiB$' "$work/out" &&
+   grep -Eq '^    unplug refusals: +3$' "$work/out" &&
+   grep -Eq '^    unplug last blocked: +83\.456 s after boot$' "$work/out" &&
+   grep -Eq '^    retries: +5$' "$work/out" &&
+   ! grep -Eq '^    (no_room|unplug_guard|growth_guard|growth_limit|memmap_on)[a-z_]*:' "$work/out"; then
+	ok "guest: guard states with reasons, refusals, last blocked time; retries"
+else
+	not_ok "guest: guard states with reasons, refusals, last blocked time; retries"; dump_run
+fi
 if grep -Eq '^    future_counter: +7$' "$work/out" &&
    grep -Eq '^    future_thing_size: +1 MiB \(1048576\)$' "$work/out"; then
 	ok "guest: unknown attributes are shown under their own names"
@@ -302,6 +326,10 @@ if [ "$(wc -l <"$work/out")" = 1 ] &&
 	d["unit_states"] == {"not_added": 6, "offline": 0, "online_movable": 2,
 			     "online_kernel": 0, "busy": 0} and
 	d["future_counter"] == 7 and d["future_thing_size"] == 1048576 and
+	d["unplug_guard"].startswith("blocked: unit 1 has 1048576 KiB in use") and
+	d["growth_guard"] == "ok" and d["no_room"] == 3 and d["retries"] == 5 and
+	d["unplug_guard_last_blocked_ms"] == 83456 and
+	d["growth_guard_last_blocked_ms"] == 0 and
 	"problems" not in d'; then
 	ok "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
 else

@@ -7,6 +7,7 @@ assertions raise TestFailure, Skip says the scenario does not apply.
 """
 
 import os
+import re
 import time
 
 from testbed import GiB, MiB, Device, Skip, TestFailure, human, parse_size
@@ -400,7 +401,10 @@ def no_oom_kill(t):
     """A process holds more memory than the guest would have left after
     unplugging everything. Asked to shrink to 0, the driver must stop short
     (plugged stays above requested: that is how the host learns the guest
-    could not shrink) and the process must live, its memory intact."""
+    could not shrink) and the process must live, its memory intact.
+    memplug must say so in sysfs: unplug_guard reads "blocked: ..." with
+    numbers that show the lack of room while it holds the unplug back, and
+    "ok" once the process is gone and the request is met."""
     with t.vm([Device("vmem0", "8G", "1G")]) as vm:
         vm.baseline()
         vm.resize("vmem0", "4G")
@@ -413,11 +417,58 @@ def no_oom_kill(t):
             raise TestFailure("only %s left plugged for a 2.5 GiB process in a 1 GiB guest" %
                               human(left))
         vm.wait_memory(left, "Movable")
+        blocked_at = check_unplug_guard_blocked(t, vm) if t.driver == "memplug" else None
         stop_filler_clean(t, vm, min_passes=1)
         # with the process gone the rest can go too
         vm.resize("vmem0", 0, timeout=240)
         vm.wait_memory(0)
+        if t.driver == "memplug":
+            check_unplug_guard_ok(t, vm, blocked_at)
         vm.check_kernel_log()
+
+
+UNPLUG_GUARD_RE = re.compile(r"blocked: unit (\d+) has (\d+) KiB in use, (\d+) KiB available "
+                             r"elsewhere, headroom (\d+) KiB")
+
+
+def check_unplug_guard_blocked(t, vm):
+    """While the unplug guard holds memory in use plugged, sysfs says so,
+    with numbers that add up to a refusal, and counts it. Returns
+    unplug_guard_last_blocked_ms."""
+    a = memplug_attrs(vm)
+    t.log("# unplug_guard: %s; no_room %s, retries %s, last blocked at %s ms" %
+          (a.get("unplug_guard"), a.get("no_room"), a.get("retries"),
+           a.get("unplug_guard_last_blocked_ms")))
+    m = UNPLUG_GUARD_RE.fullmatch(a.get("unplug_guard", ""))
+    if not m:
+        raise TestFailure("unplug_guard reads %r while the unplug is held back" %
+                          a.get("unplug_guard"))
+    unit, used, avail, headroom = (int(x) for x in m.groups())
+    if unit >= int(a["units"]) or not used or used + headroom <= avail or \
+            headroom < max(used // 4, 16 * 1024):
+        raise TestFailure("unplug_guard numbers do not explain a refusal: %r" % a["unplug_guard"])
+    if int(a["no_room"]) < 1 or int(a["retries"]) < 1:
+        raise TestFailure("blocked, but no_room %s, retries %s" % (a["no_room"], a["retries"]))
+    uptime_ms = float(vm.sh("cut -d' ' -f1 /proc/uptime")["out"]) * 1000
+    last = int(a["unplug_guard_last_blocked_ms"])
+    # it retries with backoff, at least every 30 s
+    if not uptime_ms - 40000 < last <= uptime_ms + 1000:
+        raise TestFailure("unplug_guard_last_blocked_ms %d, but uptime is %d ms" %
+                          (last, uptime_ms))
+    return last
+
+
+def check_unplug_guard_ok(t, vm, blocked_at):
+    """Request met: the guard holds nothing back any more, and remembers
+    when it last did."""
+    a = memplug_attrs(vm)
+    t.log("# after the process left: unplug_guard %s, no_room %s, last blocked at %s ms" %
+          (a.get("unplug_guard"), a.get("no_room"), a.get("unplug_guard_last_blocked_ms")))
+    if a.get("unplug_guard") != "ok":
+        raise TestFailure("unplug_guard reads %r with the request met" % a.get("unplug_guard"))
+    if int(a.get("unplug_guard_last_blocked_ms", 0)) < blocked_at:
+        raise TestFailure("unplug_guard_last_blocked_ms went back from %d to %s" %
+                          (blocked_at, a.get("unplug_guard_last_blocked_ms")))
 
 
 @scenario("integrity_soak", tags=("soak", "long"))

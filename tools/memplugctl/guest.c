@@ -46,47 +46,69 @@ enum kind {
 	K_COUNT, /* an unsigned number */
 	K_INT, /* a signed number (the node, -1 = none) */
 	K_STATES, /* "name count name count ...", e.g. unit_states */
+	K_MSEC, /* milliseconds since boot, 0 = never */
+};
+
+/* Where a known attribute is printed (human output). */
+enum section {
+	S_MAIN,
+	S_GUARDS, /* "guards:", the growth and unplug guards */
+	S_COUNTERS, /* "counters:" */
+};
+
+static const char *const section_titles[] = {
+	[S_GUARDS] = "guards",
+	[S_COUNTERS] = "counters",
 };
 
 struct known_attr {
 	const char *name;
 	const char *label;
 	enum kind kind;
-	int counter; /* printed in the "counters" section */
+	enum section section;
 };
 
 /* In the order they are printed; see driver/sysfs.c. */
 static const struct known_attr known_attrs[] = {
-	{ "mode", "mode", K_TEXT, 0 },
-	{ "device_block_size", "device block size", K_SIZE, 0 },
-	{ "memory_block_size", "memory block size", K_SIZE, 0 },
-	{ "sub_block_size", "sub block size", K_SIZE, 0 },
-	{ "unit_size", "unit size", K_SIZE, 0 },
-	{ "region_addr", "region address", K_ADDR, 0 },
-	{ "region_size", "region size", K_SIZE, 0 },
-	{ "usable_region_size", "usable region size", K_SIZE, 0 },
-	{ "node", "node", K_INT, 0 },
-	{ "units", "units", K_COUNT, 0 },
-	{ "units_added", "units added", K_COUNT, 0 },
-	{ "unit_states", "unit states", K_STATES, 0 },
-	{ "requested_size", "requested size", K_SIZE, 0 },
-	{ "plugged_size", "plugged size", K_SIZE, 0 },
-	{ "device_plugged_size", "device plugged size", K_SIZE, 0 },
-	{ "sub_blocks_plugged", "sub blocks plugged", K_COUNT, 0 },
-	{ "sub_blocks_held", "sub blocks held", K_COUNT, 0 },
-	{ "plug_requests", "plug requests", K_COUNT, 1 },
-	{ "unplug_requests", "unplug requests", K_COUNT, 1 },
-	{ "unplug_all_requests", "unplug all requests", K_COUNT, 1 },
-	{ "state_requests", "state requests", K_COUNT, 1 },
-	{ "acks", "acks", K_COUNT, 1 },
-	{ "nacks", "nacks", K_COUNT, 1 },
-	{ "busy_answers", "busy answers", K_COUNT, 1 },
-	{ "error_answers", "error answers", K_COUNT, 1 },
-	{ "bad_answers", "bad answers", K_COUNT, 1 },
-	{ "add_failures", "add failures", K_COUNT, 1 },
-	{ "remove_failures", "remove failures", K_COUNT, 1 },
-	{ "contig_failures", "contig failures", K_COUNT, 1 },
-	{ "fast_unplugs", "fast unplugs", K_COUNT, 1 },
+	{ "mode", "mode", K_TEXT, S_MAIN },
+	{ "device_block_size", "device block size", K_SIZE, S_MAIN },
+	{ "memory_block_size", "memory block size", K_SIZE, S_MAIN },
+	{ "sub_block_size", "sub block size", K_SIZE, S_MAIN },
+	{ "unit_size", "unit size", K_SIZE, S_MAIN },
+	{ "region_addr", "region address", K_ADDR, S_MAIN },
+	{ "region_size", "region size", K_SIZE, S_MAIN },
+	{ "usable_region_size", "usable region size", K_SIZE, S_MAIN },
+	{ "node", "node", K_INT, S_MAIN },
+	{ "units", "units", K_COUNT, S_MAIN },
+	{ "units_added", "units added", K_COUNT, S_MAIN },
+	{ "unit_states", "unit states", K_STATES, S_MAIN },
+	{ "requested_size", "requested size", K_SIZE, S_MAIN },
+	{ "plugged_size", "plugged size", K_SIZE, S_MAIN },
+	{ "device_plugged_size", "device plugged size", K_SIZE, S_MAIN },
+	{ "sub_blocks_plugged", "sub blocks plugged", K_COUNT, S_MAIN },
+	{ "sub_blocks_held", "sub blocks held", K_COUNT, S_MAIN },
+	{ "memmap_on_memory", "memmap on memory", K_COUNT, S_MAIN },
+	{ "growth_guard", "growth guard", K_TEXT, S_GUARDS },
+	{ "growth_limit_bytes", "growth limit", K_SIZE, S_GUARDS },
+	{ "growth_guard_refusals", "growth refusals", K_COUNT, S_GUARDS },
+	{ "growth_guard_last_blocked_ms", "growth last blocked", K_MSEC, S_GUARDS },
+	{ "unplug_guard", "unplug guard", K_TEXT, S_GUARDS },
+	{ "no_room", "unplug refusals", K_COUNT, S_GUARDS },
+	{ "unplug_guard_last_blocked_ms", "unplug last blocked", K_MSEC, S_GUARDS },
+	{ "plug_requests", "plug requests", K_COUNT, S_COUNTERS },
+	{ "unplug_requests", "unplug requests", K_COUNT, S_COUNTERS },
+	{ "unplug_all_requests", "unplug all requests", K_COUNT, S_COUNTERS },
+	{ "state_requests", "state requests", K_COUNT, S_COUNTERS },
+	{ "acks", "acks", K_COUNT, S_COUNTERS },
+	{ "nacks", "nacks", K_COUNT, S_COUNTERS },
+	{ "busy_answers", "busy answers", K_COUNT, S_COUNTERS },
+	{ "error_answers", "error answers", K_COUNT, S_COUNTERS },
+	{ "bad_answers", "bad answers", K_COUNT, S_COUNTERS },
+	{ "add_failures", "add failures", K_COUNT, S_COUNTERS },
+	{ "remove_failures", "remove failures", K_COUNT, S_COUNTERS },
+	{ "contig_failures", "contig failures", K_COUNT, S_COUNTERS },
+	{ "fast_unplugs", "fast unplugs", K_COUNT, S_COUNTERS },
+	{ "retries", "retries", K_COUNT, S_COUNTERS },
 };
 
 #define NR_KNOWN (sizeof(known_attrs) / sizeof(known_attrs[0]))
@@ -271,6 +293,7 @@ static void parse_attr(struct attr *a)
 	case K_SIZE:
 	case K_ADDR:
 	case K_COUNT:
+	case K_MSEC:
 		if (parse_u64(a->text, &a->u)) {
 			snprintf(a->problem, sizeof(a->problem), "not an unsigned number: '%s'", q);
 			return;
@@ -434,6 +457,13 @@ static void print_value(const struct attr *a)
 		case K_ADDR:
 			printf("0x%" PRIx64, a->u);
 			return;
+		case K_MSEC:
+			if (!a->u)
+				printf("never");
+			else
+				printf("%" PRIu64 ".%03" PRIu64 " s after boot", a->u / 1000,
+				       a->u % 1000);
+			return;
 		default:
 			printf("%" PRIu64, a->u);
 			return;
@@ -462,7 +492,8 @@ static void print_device_human(struct device *dev)
 {
 	uint64_t addr, size, requested, plugged;
 	int region = !get_u64(dev, "region_addr", &addr) && !get_u64(dev, "region_size", &size);
-	int in_counters = 0, others = 0;
+	enum section in = S_MAIN;
+	int others = 0;
 	char h[SIZE_STR_MAX];
 	unsigned int i;
 	size_t k;
@@ -475,9 +506,9 @@ static void print_device_human(struct device *dev)
 		/* an older driver may not have it */
 		if (!a)
 			continue;
-		if (known->counter && !in_counters) {
-			printf("  counters:\n");
-			in_counters = 1;
+		if (known->section != in) {
+			printf("  %s:\n", section_titles[known->section]);
+			in = known->section;
 		}
 		if (region && !strcmp(known->name, "region_size"))
 			continue;
@@ -487,7 +518,7 @@ static void print_device_human(struct device *dev)
 			       addr + size - (size ? 1 : 0), format_size(size, h, sizeof(h)));
 			continue;
 		}
-		print_label(in_counters ? 4 : 2, known->label);
+		print_label(in != S_MAIN ? 4 : 2, known->label);
 		print_value(a);
 		if (!strcmp(known->name, "plugged_size") &&
 		    !get_u64(dev, "plugged_size", &plugged) &&
