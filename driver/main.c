@@ -525,6 +525,8 @@ static int mp_init_geometry(struct mp_dev *d)
 		dev_err(dev, "region 0x%llx+0x%llx (block size 0x%llx) cannot be used: %s\n",
 			d->cfg.addr, d->cfg.region_size, d->cfg.block_size,
 			gs == MP_GEO_NO_UNITS ? "smaller than one hotplug unit" :
+			gs == MP_GEO_TOO_MANY_MBS ?
+			"a device block spans more than 65535 memory blocks" :
 			"unsupported block geometry");
 		return -EINVAL;
 	}

@@ -98,6 +98,7 @@ enum mp_busy {
 	MP_BUSY_CONTIG,		/* alloc_contig_range() running (SBM) */
 };
 
+/* memory block counters are u16: mp_geometry_init() caps a unit at 65535 */
 struct mp_unit {
 	u8 added;		/* added to Linux */
 	u8 busy;		/* enum mp_busy */

@@ -136,13 +136,17 @@ enum mp_geo_status mp_geometry_init(struct mp_geometry *g,
 			if (mp_is_pow2(bbm_block_size) &&
 			    bbm_block_size >= unit &&
 			    (bbm_block_size >> mp_log2(bs)) <=
-			    MP_MAX_BLOCKS_PER_REQ)
+			    MP_MAX_BLOCKS_PER_REQ &&
+			    (bbm_block_size >> mp_log2(mb_size)) <=
+			    MP_MAX_MBS_PER_UNIT)
 				unit = bbm_block_size;
 			else
 				warn = MP_GEO_BAD_BBM_SIZE;
 		}
 		if ((unit >> mp_log2(bs)) > MP_MAX_BLOCKS_PER_REQ)
 			return MP_GEO_TOO_MANY_BLOCKS;
+		if ((unit >> mp_log2(mb_size)) > MP_MAX_MBS_PER_UNIT)
+			return MP_GEO_TOO_MANY_MBS;
 		g->sb_size = unit;
 		g->sb_per_unit = 1;
 	} else {

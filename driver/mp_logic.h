@@ -98,7 +98,11 @@ enum mp_geo_status {
 	MP_GEO_NO_UNITS,	/* region too small/unaligned for one unit */
 	MP_GEO_BAD_INPUT,	/* mb/page/pageblock size not a power of two */
 	MP_GEO_TOO_MANY_BLOCKS,	/* a unit needs > 65535 device blocks */
+	MP_GEO_TOO_MANY_MBS,	/* a unit spans > 65535 memory blocks */
 };
+
+/* The per unit memory block counters (struct mp_unit) are 16 bit. */
+#define MP_MAX_MBS_PER_UNIT	0xffffULL
 
 /*
  * Compute the geometry.  The config must have passed mp_config_validate().

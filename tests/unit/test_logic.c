@@ -298,6 +298,41 @@ static void test_geo_edges(void **state)
 					  GiB), MP_GEO_BAD_BBM_SIZE);
 	assert_true(g.unit_size == 128 * MiB);
 	assert_int_equal(g.dev_blocks_per_unit, 32768);
+}
+
+/* struct mp_unit counts memory blocks in 16 bits */
+static void test_geo_mbs_per_unit(void **state)
+{
+	struct mp_config c = good(16 * 1024 * GiB);	/* 16 TiB blocks */
+	struct mp_geometry g;
+
+	(void)state;
+	c.addr = 16 * 1024 * GiB;
+	c.region_size = 16 * 1024 * GiB;
+	c.usable_region_size = c.region_size;
+	c.requested_size = 0;
+	/* 131072 memory blocks of 128 MiB in one device block */
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_TOO_MANY_MBS);
+	/* 65536 of 256 MiB: still one too many */
+	assert_int_equal(mp_geometry_init(&g, &c, 256 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_TOO_MANY_MBS);
+	/* 65535 is not a power of two: 32768 of 512 MiB is fine */
+	assert_int_equal(mp_geometry_init(&g, &c, 512 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_OK);
+	assert_true(g.unit_size / g.mb_size == 32768);
+
+	/* a big block size spanning too many memory blocks is refused */
+	c = good(GiB);
+	c.addr = 16 * 1024 * GiB;
+	c.region_size = 16 * 1024 * GiB;
+	c.usable_region_size = c.region_size;
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false,
+					  16 * 1024 * GiB), MP_GEO_BAD_BBM_SIZE);
+	assert_true(g.unit_size == GiB);
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false,
+					  4 * 1024 * GiB), MP_GEO_OK);
+	assert_true(g.unit_size / g.mb_size == 32768);
 
 	assert_int_equal(mp_geometry_init(&g, &c, 100 * MiB, 2 * MiB, false, 0),
 			 MP_GEO_BAD_INPUT);
@@ -520,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_geo_sbm),
 		cmocka_unit_test(test_geo_bbm),
 		cmocka_unit_test(test_geo_edges),
+		cmocka_unit_test(test_geo_mbs_per_unit),
 		cmocka_unit_test(test_usable),
 		cmocka_unit_test(test_unplug_order),
 		cmocka_unit_test(test_classify),
