@@ -318,11 +318,43 @@ bool mp_worker_should_yield(struct mp_dev *d)
 	return READ_ONCE(d->stopping) || atomic_read(&d->config_changed);
 }
 
+/*
+ * (Re)queue the work item in @delay jiffies, unless the worker is being
+ * stopped.  @mod: move an already queued item (a kick), else leave it.
+ * The check and the queueing are one step under kick_lock, so nothing is
+ * queued after mp_stop_worker().  Any context (config interrupt).
+ */
+static void mp_queue(struct mp_dev *d, unsigned long delay, bool mod)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&d->kick_lock, flags);
+	if (!d->stopping) {
+		if (mod)
+			mod_delayed_work(system_freezable_wq, &d->work, delay);
+		else
+			queue_delayed_work(system_freezable_wq, &d->work,
+					   delay);
+	}
+	spin_unlock_irqrestore(&d->kick_lock, flags);
+}
+
 void mp_kick(struct mp_dev *d)
 {
 	if (READ_ONCE(d->stopping))
 		return;
-	mod_delayed_work(system_freezable_wq, &d->work, 0);
+	mp_queue(d, 0, true);
+}
+
+/* Stop the worker for good (PM restore starts it again).  May sleep. */
+static void mp_stop_worker(struct mp_dev *d)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&d->kick_lock, flags);
+	WRITE_ONCE(d->stopping, true);
+	spin_unlock_irqrestore(&d->kick_lock, flags);
+	cancel_delayed_work_sync(&d->work);
 }
 
 static int mp_unplug_all(struct mp_dev *d)
@@ -406,14 +438,13 @@ static void mp_work_fn(struct work_struct *work)
 		return;
 	if (atomic_read(&d->config_changed)) {
 		d->backoff_ms = 0;
-		mod_delayed_work(system_freezable_wq, &d->work, 0);
+		mp_queue(d, 0, true);
 	} else if (rc) {
 		/* back off exponentially only while nothing moves */
 		d->backoff_ms = progress ? MP_BACKOFF_MIN_MS :
 			mp_backoff_next(d->backoff_ms);
 		dev_dbg(&d->vdev->dev, "retrying in %u ms\n", d->backoff_ms);
-		queue_delayed_work(system_freezable_wq, &d->work,
-				   msecs_to_jiffies(d->backoff_ms));
+		mp_queue(d, msecs_to_jiffies(d->backoff_ms), false);
 	} else {
 		d->backoff_ms = 0;
 	}
@@ -576,6 +607,7 @@ static int mp_probe(struct virtio_device *vdev)
 	INIT_LIST_HEAD(&d->list);
 	mutex_init(&d->req_lock);
 	mutex_init(&d->hp_lock);
+	spin_lock_init(&d->kick_lock);
 	init_waitqueue_head(&d->resp_wq);
 	INIT_DELAYED_WORK(&d->work, mp_work_fn);
 	d->mgid = -1;
@@ -691,8 +723,7 @@ static void mp_remove(struct virtio_device *vdev)
 	u64 left;
 	int tries;
 
-	WRITE_ONCE(d->stopping, true);
-	cancel_delayed_work_sync(&d->work);
+	mp_stop_worker(d);
 	mp_fault_dev_exit(d);
 
 	if (d->kdump) {
@@ -741,6 +772,8 @@ static void mp_remove(struct virtio_device *vdev)
 		return;
 	}
 	mp_hotplug_unregister(d, false);
+	/* nothing can queue it any more (stopping), make sure of it */
+	cancel_delayed_work_sync(&d->work);
 	memory_group_unregister(d->mgid);
 	mp_update_pin(d);
 	mp_free_state(d);
@@ -777,8 +810,7 @@ static int mp_freeze(struct virtio_device *vdev)
 		dev_err(&vdev->dev, "suspend to RAM needs VIRTIO_MEM_F_PERSISTENT_SUSPEND, which the device does not offer\n");
 		return -EPERM;
 	}
-	WRITE_ONCE(d->stopping, true);
-	cancel_delayed_work_sync(&d->work);
+	mp_stop_worker(d);
 	mp_teardown_vq(d);
 	return 0;
 }
@@ -798,7 +830,9 @@ static int mp_restore(struct virtio_device *vdev)
 	if (!d->kdump && plugged != d->nr_plugged * d->geo.sb_size)
 		dev_err(&vdev->dev, "device lost plugged memory over suspend: 0x%llx plugged, 0x%llx expected\n",
 			plugged, d->nr_plugged * d->geo.sb_size);
+	spin_lock_irq(&d->kick_lock);
 	WRITE_ONCE(d->stopping, false);
+	spin_unlock_irq(&d->kick_lock);
 	atomic_set(&d->config_changed, 1);
 	mp_kick(d);
 	return 0;

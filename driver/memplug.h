@@ -68,6 +68,10 @@
  *   it); mark the unit busy and drop the lock instead.
  * mp_dev.req_lock: protects the request/response buffers and req_stuck.
  *   Nests inside hp_lock.
+ * mp_dev.kick_lock (spinlock, irqsave): stopping and every queueing of
+ *   the work item; innermost, taken from any context.  remove() and
+ *   freeze() set stopping under it before cancelling the work, so the
+ *   notifier cannot queue the work again behind their back.
  * mp_dev.mb_present and mp_unit.nr_present: written only by the worker
  *   with the unit busy, read under hp_lock.
  * Lock order: mp_cb_lock -> (mem hotplug locks) -> mp_devices_lock ->
@@ -79,6 +83,7 @@
 #include <linux/types.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <linux/notifier.h>
@@ -177,7 +182,14 @@ struct mp_dev {
 	/* worker */
 	struct delayed_work work;
 	atomic_t config_changed;
-	bool stopping;			/* READ_ONCE/WRITE_ONCE */
+	/*
+	 * stopping: written under kick_lock; the work item is only queued
+	 * under kick_lock with stopping checked, so once stopping is set
+	 * and the work cancelled it cannot come back (mp_kick() runs from
+	 * the memory notifier, the growth guard and the config interrupt).
+	 */
+	spinlock_t kick_lock;
+	bool stopping;
 	u32 backoff_ms;
 	bool cfg_warned;		/* invalid runtime config logged */
 
