@@ -573,6 +573,7 @@ static int mp_init_geometry(struct mp_dev *d)
 
 static void mp_free_state(struct mp_dev *d)
 {
+	kfree_const(d->res_name);
 	kvfree(d->units);
 	bitmap_free(d->plugged);
 	bitmap_free(d->held);
@@ -623,6 +624,15 @@ static int mp_probe(struct virtio_device *vdev)
 	rc = mp_init_geometry(d);
 	if (rc)
 		goto err_free;
+	/*
+	 * The resource keeps a pointer to its name: not into module memory,
+	 * which a forced unload frees while memory may stay (mp_remove()).
+	 */
+	d->res_name = kstrdup_const(MP_RESOURCE_NAME, GFP_KERNEL);
+	if (!d->res_name) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
 	if (mp_find_orphan(d->cfg.addr, d->cfg.addr + d->cfg.region_size)) {
 		dev_err(dev, "memory of this region is still added by an earlier binding; not binding again\n");
 		rc = -EBUSY;
@@ -716,6 +726,49 @@ err_free:
 	return rc;
 }
 
+/*
+ * The module is being unloaded (rmmod -f: a forced unload ignores our
+ * reference) and memory could not be removed.  The module's code goes
+ * away, so the notifier and the online page callback must go too: the
+ * memory stays in Linux without a driver.  Say loudly what is left and
+ * what that means; keep (leak) what Linux still points to: the resource
+ * name and the memory group.
+ */
+static void mp_leak(struct mp_dev *d)
+{
+	struct device *dev = &d->vdev->dev;
+	struct mp_unit *u;
+	u64 unit;
+
+	dev_crit(dev, "module unloaded by force with %llu hotplug units still added: they stay in Linux WITHOUT a driver\n",
+		 d->nr_added);
+	mutex_lock(&d->hp_lock);
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (!u->added)
+			continue;
+		dev_crit(dev, "leaked: 0x%llx-0x%llx, %u of %u memory blocks online, %llu of %u sub blocks plugged%s\n",
+			 mp_unit_addr(&d->geo, unit),
+			 mp_unit_addr(&d->geo, unit + 1) - 1, u->nr_online,
+			 mp_mb_per_unit(d), (u64)u->nr_plugged - u->nr_held,
+			 d->geo.sb_per_unit,
+			 u->nr_plugged - u->nr_held < d->geo.sb_per_unit ?
+			 " (never offline and online it again: its unplugged part would be used)" :
+			 "");
+	}
+	mutex_unlock(&d->hp_lock);
+	mp_hotplug_unregister(d, false);
+	cancel_delayed_work_sync(&d->work);
+	/* the memory group still has memory blocks, the resource its name */
+	d->res_name = NULL;
+	if (d->pinned) {
+		d->pinned = false;
+		module_put(THIS_MODULE);
+	}
+	mp_free_state(d);
+	kfree(d);
+}
+
 static void mp_remove(struct virtio_device *vdev)
 {
 	struct mp_dev *d = vdev->priv;
@@ -756,6 +809,11 @@ static void mp_remove(struct virtio_device *vdev)
 	mutex_unlock(&d->hp_lock);
 
 	mp_teardown_vq(d);
+	if (left && !module_is_live(THIS_MODULE)) {
+		mp_leak(d);
+		vdev->priv = NULL;
+		return;
+	}
 	if (left) {
 		/*
 		 * Memory that cannot be offlined stays with the guest.  Keep

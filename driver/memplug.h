@@ -177,6 +177,7 @@ struct mp_dev {
 	bool target_zero;		/* remove(): unplug everything */
 	bool need_unplug_all;		/* probe found memory plugged */
 	bool pinned;			/* holds a module reference */
+	const char *res_name;		/* resource name, kstrdup_const() */
 	struct mp_stats stats;
 
 	/* worker */
@@ -237,6 +238,7 @@ enum mp_unit_class mp_unit_class(const struct mp_unit *u);
 int mp_add_units(struct mp_dev *d, u64 first, u64 nr);
 int mp_remove_units(struct mp_dev *d, u64 first, u64 nr);
 int mp_resolve_held(struct mp_dev *d);
+bool mp_pin(struct mp_dev *d);
 void mp_update_pin(struct mp_dev *d);
 int mp_hotplug_register(struct mp_dev *d);
 void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback);
