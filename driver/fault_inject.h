@@ -7,6 +7,9 @@
  * Knobs per device in debugfs, /sys/kernel/debug/memplug/virtioN/:
  *   fault_every  every Nth request (counted per device) is hit; 0 = off
  *   fault_kind   what happens to it (enum mp_fault_kind)
+ *   fault_types  which request types can be hit: bit (1 << type), PLUG 1,
+ *                UNPLUG 2, UNPLUG_ALL 4, STATE 8; default 15 (all); only
+ *                requests of these types count for fault_every
  *   injected     (read only) how many requests were hit so far
  *   bad_config   a config field name (enum mp_fault_field) or "none":
  *                that field is corrupted in every config read at runtime
@@ -61,6 +64,7 @@ struct mp_fault_inject {
 	struct dentry *dir;
 	u32 every;		/* debugfs */
 	u32 kind;		/* debugfs */
+	u32 types;		/* debugfs: request types hit, 1 << type */
 	u32 injected;		/* debugfs, read only */
 	u32 count;		/* requests seen */
 	u32 pending;		/* kind for the answer of the request in flight */

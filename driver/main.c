@@ -385,29 +385,35 @@ static int mp_unplug_all(struct mp_dev *d)
 	return -EAGAIN;
 }
 
-/* One pass: 0 = converged, -EAGAIN = retry with backoff. */
+/*
+ * One pass: 0 = converged, -EAGAIN = retry with backoff.  Held sub blocks
+ * the device cannot tell about yet (STATE answered BUSY or ERROR, unit in
+ * transition) do not stop the rest: they count as plugged and are never
+ * picked for plugging or unplugging, so everything else still converges
+ * (a shrink request, remove() during a migration); the pass then says
+ * "retry" for them.
+ */
 static int mp_pass(struct mp_dev *d)
 {
+	int rc, held_rc = 0;
 	u64 wanted;
-	int rc;
 
 	if (d->need_unplug_all) {
 		rc = mp_unplug_all(d);
 		if (rc)
 			return rc;
 	}
-	if (d->nr_held) {
-		rc = mp_resolve_held(d);
-		if (rc)
-			return rc;
-	}
+	if (d->nr_held)
+		held_rc = mp_resolve_held(d);
 	wanted = d->target_zero ? 0 :
 		 mp_wanted_granules(&d->geo, d->cfg.requested_size);
 	if (wanted <= d->nr_plugged)
 		mp_guard_clear(d);
 	if (d->geo.bbm)
-		return mp_bbm_run(d, wanted);
-	return mp_sbm_run(d, wanted);
+		rc = mp_bbm_run(d, wanted);
+	else
+		rc = mp_sbm_run(d, wanted);
+	return rc ? rc : held_rc;
 }
 
 static void mp_work_fn(struct work_struct *work)

@@ -659,6 +659,75 @@ def device_faults_bbm(t):
     device_fault_cycle(t, "1G")
 
 
+def fi_knobs(vm):
+    """The memplug-fi debugfs directory of the (only) device."""
+    knobs = vm.sh("echo /sys/kernel/debug/memplug/virtio*")["out"].strip()
+    if vm.sh("test -f %s/fault_types" % knobs, check=False)["rc"] != 0:
+        raise TestFailure("no fault injection knobs in %s (memplug-fi.ko missing? "
+                          "run scripts/build.sh)" % knobs)
+    return knobs
+
+
+def fi_attr(vm, name):
+    return int(vm.state()["virtio_mem"][0]["attrs"][name])
+
+
+def wait_for(t, what, cond, timeout=60):
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise TestFailure("timed out waiting for: " + what)
+        time.sleep(0.2)
+
+
+@scenario("held_block_does_not_stop_shrink", memplug_only=True, tags=("fault", "bbm"))
+def held_block_does_not_stop_shrink(t):
+    """A held big block the device cannot tell about (its STATE request is
+    answered BUSY, as during a migration, or ERROR) must not stop the
+    rest: memplug-fi answers a PLUG with ERROR after the device did plug
+    it (the block is held) and every STATE with ERROR, then only STATE
+    with BUSY; a shrink to 0 still removes and unplugs every other big
+    block, so the device keeps exactly the held one. Once the fault is
+    lifted the held block is resolved and unplugged too."""
+    with t.vm([Device("vmem0", "8G", "1G")], driver_args="req_timeout_ms=500",
+              module="memplug-fi") as vm:
+        knobs = fi_knobs(vm)
+        vm.baseline()
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        # PLUG (bit 0) and STATE (bit 3) answered ERROR: the next big block
+        # is plugged on the device but held, and stays held
+        vm.sh("echo 9 > %s/fault_types && echo 3 > %s/fault_kind && echo 1 > %s/fault_every"
+              % (knobs, knobs, knobs))
+        vm.request("vmem0", "3G")
+        wait_for(t, "one held big block, 3 GiB plugged on the device",
+                 lambda: fi_attr(vm, "sub_blocks_held") == 1 and vm.plugged("vmem0") == 3 * GiB)
+        errors = fi_attr(vm, "error_answers")
+        # now only STATE fails, with BUSY
+        vm.sh("echo 8 > %s/fault_types && echo 2 > %s/fault_kind" % (knobs, knobs))
+        busy = fi_attr(vm, "busy_answers")
+        vm.request("vmem0", 0)
+        wait_for(t, "device down to the held big block (1 GiB)",
+                 lambda: vm.plugged("vmem0") == GiB)
+        vm.wait_memory(0)
+        hold_still(vm, "vmem0", GiB, "STATE answered BUSY", seconds=3)
+        if fi_attr(vm, "sub_blocks_held") != 1:
+            raise TestFailure("held block resolved although STATE failed")
+        if fi_attr(vm, "busy_answers") <= busy:
+            raise TestFailure("no STATE request was answered BUSY")
+        t.log("# STATE failing (%d ERROR, then BUSY): shrank to the held big block only"
+              % (fi_attr(vm, "error_answers") - errors + 1))
+        vm.sh("echo 0 > %s/fault_every" % knobs)
+        t0 = time.time()
+        wait_for(t, "held block resolved and unplugged after the fault was lifted",
+                 lambda: vm.plugged("vmem0") == 0 and fi_attr(vm, "sub_blocks_held") == 0,
+                 timeout=90)
+        t.log("# fault lifted: device at 0 after %.1fs" % (time.time() - t0))
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
 # Malformed device config: QEMU always offers a valid one, so memplug-fi
 # corrupts one field of the config as the driver reads it: at probe through
 # the module parameter fi_bad_config=<field>, at runtime through the debugfs
