@@ -133,7 +133,7 @@ int mp_fault_before_send(struct mp_dev *d, u16 type)
 	u32 kind = READ_ONCE(fi->kind);
 
 	fi->pending = MP_FAULT_NONE;
-	if (!every || kind < MP_FAULT_NACK || kind > MP_FAULT_NO_ANSWER)
+	if (!every || kind < MP_FAULT_NACK || kind > MP_FAULT_SWALLOW)
 		return 0;
 	if (type >= 32 || !(READ_ONCE(fi->types) & BIT(type)))
 		return 0;
@@ -147,6 +147,8 @@ int mp_fault_before_send(struct mp_dev *d, u16 type)
 	case MP_FAULT_BUSY:
 		d->stats.busy++;
 		return VIRTIO_MEM_RESP_BUSY;
+	case MP_FAULT_SWALLOW:
+		return MP_FAULT_SWALLOWED;
 	}
 	fi->pending = kind;
 	return 0;

@@ -15,7 +15,9 @@
  *                that field is corrupted in every config read at runtime
  *                (config-changed interrupt) until set back to "none"
  *   config_injected (read only) config reads corrupted so far
- * NACK and BUSY answer without sending the request.  ERROR, a malformed
+ * NACK and BUSY answer without sending the request, 6 (swallow) neither
+ * sends nor answers it: the request times out and every later one finds
+ * the "buffer" still out until the driver resets the device.  ERROR, a malformed
  * answer and no answer send the request (the device may really carry it
  * out) and then replace or drop the device's answer, so the driver has to
  * find out what happened, as with a real ambiguous answer.
@@ -30,6 +32,7 @@
 #ifndef MEMPLUG_FAULT_INJECT_H
 #define MEMPLUG_FAULT_INJECT_H
 
+#include <linux/errno.h>
 #include <linux/types.h>
 
 struct mp_dev;
@@ -42,7 +45,15 @@ enum mp_fault_kind {
 	MP_FAULT_ERROR = 3,
 	MP_FAULT_MALFORMED = 4,
 	MP_FAULT_NO_ANSWER = 5,
+	MP_FAULT_SWALLOW = 6,
 };
+
+/*
+ * mp_fault_before_send(): swallow the request, the device never sees it;
+ * mp_request() waits for an answer that never comes, as if the device
+ * kept the buffer for good (only a device reset gets the queue back).
+ */
+#define MP_FAULT_SWALLOWED	(-ENOMSG)
 
 /* config fields fi_bad_config and bad_config can corrupt */
 enum mp_fault_field {

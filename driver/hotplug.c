@@ -288,6 +288,9 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 	unsigned long i;
 	int rc;
 
+	/* no migration for an UNPLUG that cannot be sent */
+	if (!mp_request_ready(d))
+		return -EBUSY;
 	if (!mp_room_for(pfn, nr_pages)) {
 		d->stats.no_room++;
 		trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),

@@ -108,6 +108,107 @@ static void mp_count_req(struct mp_dev *d, u16 type)
 	}
 }
 
+static int mp_init_vq(struct mp_dev *d)
+{
+	struct virtqueue *vq;
+
+	vq = virtio_find_single_vq(d->vdev, mp_vq_done, "guest-request");
+	if (IS_ERR(vq))
+		return PTR_ERR(vq);
+	d->vq = vq;
+	return 0;
+}
+
+/*
+ * Reset the device and set it up again as probe did (the virtio core's
+ * steps: ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queue, DRIVER_OK).
+ * The device forgets its queue, and with it a buffer it never returned;
+ * plugged memory and the config stay.  req_lock held.
+ */
+static int mp_reset_device(struct mp_dev *d)
+{
+	struct virtio_device *vdev = d->vdev;
+	int rc;
+
+	virtio_reset_device(vdev);
+	vdev->config->del_vqs(vdev);
+	d->vq = NULL;
+	d->stats.resets++;
+
+	virtio_add_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	virtio_add_status(vdev, VIRTIO_CONFIG_S_DRIVER);
+	rc = vdev->config->finalize_features(vdev);
+	if (rc)
+		return rc;
+	if (virtio_has_feature(vdev, VIRTIO_F_VERSION_1)) {
+		virtio_add_status(vdev, VIRTIO_CONFIG_S_FEATURES_OK);
+		if (!(vdev->config->get_status(vdev) &
+		      VIRTIO_CONFIG_S_FEATURES_OK))
+			return -ENODEV;
+	}
+	rc = mp_init_vq(d);
+	if (rc)
+		return rc;
+	virtio_device_ready(vdev);
+	/* whatever changed meanwhile: read the config again */
+	atomic_set(&d->config_changed, 1);
+	return 0;
+}
+
+/*
+ * A timed out request's buffer is still queued (req_stuck).  Reap it if
+ * it came back; otherwise count the attempt and, once mp_stuck_reset()
+ * says so, reset the device to get the queue back.  Returns 0 when the
+ * queue is usable again, -ETIMEDOUT (still stuck) or the reset's error
+ * (tried again next time).  req_lock held.
+ */
+static int mp_unstick(struct mp_dev *d)
+{
+	struct device *dev = &d->vdev->dev;
+	unsigned int len;
+	u32 ms;
+	int rc;
+
+	if (d->vq && mp_reap(d, &len)) {
+		d->req_stuck = false;
+		dev_info(dev, "late answer to a timed out request arrived\n");
+		return 0;
+	}
+	if (d->stuck_tries < U32_MAX)
+		d->stuck_tries++;
+	ms = jiffies_to_msecs(jiffies - d->stuck_since);
+	if (!mp_stuck_reset(d->stuck_tries, ms, req_timeout_ms))
+		return -ETIMEDOUT;
+	dev_warn(dev, "device kept a request for %u ms after it timed out: resetting the device\n",
+		 ms);
+	rc = mp_reset_device(d);
+	if (rc) {
+		dev_err_ratelimited(dev, "device reset failed: %d; trying again later\n",
+				    rc);
+		return rc;
+	}
+	d->req_stuck = false;
+	dev_info(dev, "device reset, request queue re-created\n");
+	return 0;
+}
+
+/*
+ * Would a request go out now?  False while a timed out request's buffer
+ * is still queued (this may reset the device, see mp_unstick()).  Checked
+ * before taking used memory for an unplug: no point migrating data when
+ * the UNPLUG cannot be sent.
+ */
+bool mp_request_ready(struct mp_dev *d)
+{
+	bool ready = true;
+
+	mutex_lock(&d->req_lock);
+	if (!d->vdev || (d->req_stuck && mp_unstick(d)))
+		ready = false;
+	mutex_unlock(&d->req_lock);
+	return ready;
+}
+
 /*
  * Send one request and wait for the answer.  Returns VIRTIO_MEM_RESP_*,
  * or -ETIMEDOUT (no answer in time; the buffer stays queued and is reaped
@@ -123,12 +224,13 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	struct mp_resp ans;
 	unsigned int len = 0;
 	u64 nb = size / d->geo.dev_block_size;
+	bool swallow;
 	u64 t0;
 	int st = -1;
 	long left;
 	int rc;
 
-	if (!vdev || !d->vq)
+	if (!vdev)
 		return -ENODEV;
 	if (type != VIRTIO_MEM_REQ_UNPLUG_ALL &&
 	    (!nb || nb > MP_MAX_BLOCKS_PER_REQ))
@@ -136,17 +238,22 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 
 	mutex_lock(&d->req_lock);
 	if (d->req_stuck) {
-		if (!mp_reap(d, &len)) {
-			rc = -ETIMEDOUT;
+		rc = mp_unstick(d);
+		if (rc)
 			goto out;
-		}
-		d->req_stuck = false;
-		dev_info(&vdev->dev, "late answer to a timed out request arrived\n");
+	}
+	if (!d->vq) {
+		rc = -ENODEV;
+		goto out;
 	}
 
 	t0 = ktime_get_ns();
 	rc = mp_fault_before_send(d, type);
-	if (rc) {
+	swallow = rc == MP_FAULT_SWALLOWED;
+	if (swallow) {
+		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected: never answered\n",
+			mp_req_name(type), addr, size);
+	} else if (rc) {
 		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected %d\n",
 			mp_req_name(type), addr, size, rc);
 		mp_count_req(d, type);
@@ -167,15 +274,19 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	sgs[1] = &sg_resp;
 	mp_count_req(d, type);
 	trace_memplug_request(mp_trace_dev(d), type, addr, size);
-	rc = virtqueue_add_sgs(d->vq, sgs, 1, 1, d, GFP_KERNEL);
-	if (rc)
-		goto out_answer;
-	virtqueue_kick(d->vq);
+	if (!swallow) {
+		rc = virtqueue_add_sgs(d->vq, sgs, 1, 1, d, GFP_KERNEL);
+		if (rc)
+			goto out_answer;
+		virtqueue_kick(d->vq);
+	}
 
 	left = wait_event_timeout(d->resp_wq, mp_reap(d, &len),
 				  msecs_to_jiffies(req_timeout_ms));
 	if (!left) {
 		d->req_stuck = true;
+		d->stuck_since = jiffies;
+		d->stuck_tries = 0;
 		d->stats.bad_resps++;
 		dev_warn_ratelimited(&vdev->dev,
 				     "%s 0x%llx+0x%llx: no answer within %u ms\n",
@@ -521,17 +632,6 @@ static void mp_kdump_exit(struct mp_dev *d) { }
 
 /* ------------------------------------------------------------------ */
 /* probe / remove                                                      */
-
-static int mp_init_vq(struct mp_dev *d)
-{
-	struct virtqueue *vq;
-
-	vq = virtio_find_single_vq(d->vdev, mp_vq_done, "guest-request");
-	if (IS_ERR(vq))
-		return PTR_ERR(vq);
-	d->vq = vq;
-	return 0;
-}
 
 static int mp_pick_nid(struct mp_dev *d)
 {

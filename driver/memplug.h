@@ -132,6 +132,7 @@ struct mp_stats {
 	u64 contig_failures;
 	u64 no_room;		/* in-use memory had nowhere to go */
 	u64 fast_unplugs;	/* free memory unplugged without migration */
+	u64 resets;		/* device reset: a request was never answered */
 };
 
 /* Result of a request: VIRTIO_MEM_RESP_* (>= 0) or a negative errno. */
@@ -152,6 +153,8 @@ struct mp_dev {
 	struct virtio_mem_resp resp;
 	wait_queue_head_t resp_wq;
 	bool req_stuck;			/* timed out, buffer still queued */
+	unsigned long stuck_since;	/* jiffies of the timeout */
+	u32 stuck_tries;		/* requests that found it stuck */
 #ifdef MEMPLUG_FAULT_INJECT
 	struct mp_fault_inject fault;	/* test builds only */
 #endif
@@ -228,6 +231,7 @@ static inline u64 mp_sb_index(const struct mp_dev *d, u64 unit, u32 sb)
 
 /* main.c */
 int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state);
+bool mp_request_ready(struct mp_dev *d);
 bool mp_worker_should_yield(struct mp_dev *d);
 void mp_kick(struct mp_dev *d);
 

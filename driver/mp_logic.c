@@ -241,6 +241,11 @@ u32 mp_backoff_next(u32 cur_ms)
 	return cur_ms * 2;
 }
 
+bool mp_stuck_reset(u32 tries, u64 stuck_ms, u32 timeout_ms)
+{
+	return tries >= MP_STUCK_RESET_TRIES && stuck_ms >= timeout_ms;
+}
+
 enum mp_resp_kind mp_resp_decode(u16 req_type, u32 len, u16 raw_type,
 				 u16 raw_state, struct mp_resp *out)
 {

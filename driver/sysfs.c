@@ -90,6 +90,7 @@ MP_LOCKED_ATTR(remove_failures, d->stats.remove_failures);
 MP_LOCKED_ATTR(contig_failures, d->stats.contig_failures);
 MP_LOCKED_ATTR(fast_unplugs, d->stats.fast_unplugs);
 MP_LOCKED_ATTR(no_room, d->stats.no_room);
+MP_LOCKED_ATTR(device_resets, d->stats.resets);
 
 MP_LOCKED_ATTR(growth_limit_bytes, d->guard_limit);
 
@@ -187,6 +188,7 @@ static struct attribute *mp_attrs[] = {
 	&dev_attr_contig_failures.attr,
 	&dev_attr_fast_unplugs.attr,
 	&dev_attr_no_room.attr,
+	&dev_attr_device_resets.attr,
 	&dev_attr_memmap_on_memory.attr,
 	&dev_attr_growth_guard.attr,
 	&dev_attr_growth_limit_bytes.attr,

@@ -393,6 +393,24 @@ static void test_backoff(void **state)
 	assert_int_equal(mp_backoff_next(20000), MP_BACKOFF_MAX_MS);
 }
 
+static void test_stuck_reset(void **state)
+{
+	(void)state;
+	/* a buffer just found stuck: wait */
+	assert_false(mp_stuck_reset(0, 0, 500));
+	assert_false(mp_stuck_reset(1, 10000, 500));
+	/* enough tries, but not yet another timeout long */
+	assert_false(mp_stuck_reset(MP_STUCK_RESET_TRIES, 499, 500));
+	assert_false(mp_stuck_reset(100, 29999, 30000));
+	/* long enough, but too few tries */
+	assert_false(mp_stuck_reset(MP_STUCK_RESET_TRIES - 1, 60000, 500));
+	/* both: reset */
+	assert_true(mp_stuck_reset(MP_STUCK_RESET_TRIES, 500, 500));
+	assert_true(mp_stuck_reset(1000, 1ULL << 40, 30000));
+	/* req_timeout_ms=0: tries alone decide */
+	assert_true(mp_stuck_reset(MP_STUCK_RESET_TRIES, 0, 0));
+}
+
 /* decode and check the invariants every answer must keep */
 static enum mp_resp_kind decode(u16 req, u32 len, u16 type, u16 st,
 				struct mp_resp *r)
@@ -560,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_unplug_order),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_stuck_reset),
 		cmocka_unit_test(test_resp_short),
 		cmocka_unit_test(test_resp_types),
 		cmocka_unit_test(test_resp_state),

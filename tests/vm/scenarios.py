@@ -728,6 +728,52 @@ def held_block_does_not_stop_shrink(t):
         vm.check_kernel_log()
 
 
+@scenario("device_never_answers", memplug_only=True, tags=("fault", "bbm"))
+def device_never_answers(t):
+    """The device never gives a request's buffer back: memplug-fi swallows
+    every third request before the device sees it (so QEMU is not
+    confused), the driver times out and every later request finds the
+    buffer still out. After a few tries and one more timeout the driver
+    resets the device, re-creates the queue and resolves the held blocks
+    with STATE: it converges both ways, the device holds exactly the
+    requested size, and the resets show in device_resets."""
+    with t.vm([Device("vmem0", "8G", "1G")], driver_args="req_timeout_ms=500",
+              module="memplug-fi") as vm:
+        knobs = fi_knobs(vm)
+
+        def converged(size):
+            vm.wait_memory(size, "Movable" if size else None)
+            if vm.plugged("vmem0") != size:
+                raise TestFailure("device has %s plugged, %s requested" %
+                                  (human(vm.plugged("vmem0")), human(size)))
+            wait_for(t, "driver at %s, nothing held" % human(size),
+                     lambda: fi_attr(vm, "plugged_size") == size and
+                     not fi_attr(vm, "sub_blocks_held"), timeout=30)
+
+        def injected():
+            return int(vm.sh("cat %s/injected" % knobs)["out"].strip())
+
+        vm.baseline()
+        vm.sh("echo 6 > %s/fault_kind" % knobs)
+        # a fixed "every Nth" can lock step with the driver's retry cycle
+        # (swallow, reset, the same request again): swallow for a while in
+        # each direction, then let it converge
+        for size, every in ((3 * GiB, 3), (GiB, 1), (2 * GiB, 1), (0, 1)):
+            inj, resets = injected(), fi_attr(vm, "device_resets")
+            vm.sh("echo %d > %s/fault_every" % (every, knobs))
+            vm.request("vmem0", size)
+            wait_for(t, "a swallowed request and a device reset",
+                     lambda: injected() > inj and fi_attr(vm, "device_resets") > resets,
+                     timeout=60)
+            vm.sh("echo 0 > %s/fault_every" % knobs)
+            vm.resize("vmem0", size, timeout=120)
+            converged(size)
+            t.log("# to %s: %d requests never answered, %d device resets, converged" %
+                  (human(size), injected() - inj, fi_attr(vm, "device_resets") - resets))
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
 # Malformed device config: QEMU always offers a valid one, so memplug-fi
 # corrupts one field of the config as the driver reads it: at probe through
 # the module parameter fi_bad_config=<field>, at runtime through the debugfs
