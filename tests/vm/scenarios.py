@@ -774,6 +774,57 @@ def device_never_answers(t):
         vm.check_kernel_log()
 
 
+@scenario("rmmod_races_first_add", memplug_only=True, tags=("lifecycle", "fault"))
+def rmmod_races_first_add(t):
+    """rmmod right while the first memory is being added, with offlining
+    failing (memory-notifier-error-inject: MEM_GOING_OFFLINE -EBUSY): the
+    driver takes its module reference before plugging, so rmmod either
+    fails (memory added, module pinned) or wins and nothing is added; the
+    module never goes away leaving memory whose notifier and online page
+    callback were in it. Afterwards a block is offlined and onlined by
+    hand: no oops."""
+    with t.vm([Device("vmem0", "8G", "1G")]) as vm:
+        vm.sh(". /etc/load.sh; load memory-notifier-error-inject")
+        vm.baseline()
+        unloaded = refused = 0
+        for i in range(6):
+            vm.sh("echo -16 > " + INJECT)
+            # rmmod as soon as the worker has picked up the new size, i.e.
+            # while it plugs and adds the first big block
+            vm.sh("rm -f /tmp/rr; (f=/sys/bus/virtio/devices/virtio0/memplug/requested_size; "
+                  "while [ \"$(cat $f 2>/dev/null)\" = 0 ]; do :; done; "
+                  "for i in $(seq 300); do rmmod memplug 2>/dev/null && "
+                  "{ echo unloaded >> /tmp/rr; break; }; done; echo done >> /tmp/rr) "
+                  ">/dev/null 2>&1 &")
+            vm.request("vmem0", "2G")
+            wait_for(t, "the rmmod loop", lambda: "done" in
+                     vm.sh("cat /tmp/rr 2>/dev/null; true")["out"], timeout=60)
+            r = vm.sh("cat /tmp/rr")
+            vm.sh("echo 0 > " + INJECT)
+            gone = "unloaded" in r["out"]
+            if gone:
+                unloaded += 1
+                blocks = vm.state()["memory_blocks"]["total"]
+                if blocks != vm.base["memory_blocks"]["total"]:
+                    raise TestFailure("module unloaded with %d memory blocks left in Linux" %
+                                      (blocks - vm.base["memory_blocks"]["total"]))
+                vm.sh(". /etc/load.sh; load memplug")
+            else:
+                refused += 1
+            vm.resize("vmem0", "2G", timeout=120)
+            vm.wait_memory(2 * GiB, "Movable")
+            # offline and online one of our blocks by hand: runs the notifier
+            r = vm.sh("for b in /sys/devices/system/memory/memory*; do "
+                      "n=${b##*memory}; [ $((n * 128)) -ge 4096 ] && "
+                      "[ \"$(cat $b/state)\" = online ] && "
+                      "echo offline > $b/state && echo online_movable > $b/state && "
+                      "{ echo $n; break; }; done; true")
+            vm.resize("vmem0", 0, timeout=120)
+            vm.wait_memory(0)
+        t.log("# rmmod racing the first add: %d unloads, %d clean refusals" % (unloaded, refused))
+        vm.check_kernel_log()
+
+
 # Malformed device config: QEMU always offers a valid one, so memplug-fi
 # corrupts one field of the config as the driver reads it: at probe through
 # the module parameter fi_bad_config=<field>, at runtime through the debugfs
