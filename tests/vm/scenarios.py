@@ -620,6 +620,12 @@ def device_fault_cycle(t, block):
                                        human(size)))
                 time.sleep(0.2)
 
+        def steps(a, b):
+            if big:
+                return [b]
+            n = 4 if b > a else 3
+            return [a + (b - a) * i // n for i in range(1, n + 1)]
+
         vm.baseline()
         hi, lo = (3 * GiB, GiB) if big else (GiB, 256 * MiB)
         for kind, (what, counter) in FAULT_KINDS.items():
@@ -630,9 +636,13 @@ def device_fault_cycle(t, block):
             # ambiguous answer with STATE before retrying would otherwise
             # have its every retry hit, by parity alone
             vm.sh("echo %d > %s/fault_kind && echo 3 > %s/fault_every" % (kind, knobs, knobs))
-            vm.resize("vmem0", hi, timeout=180)
+            # SBM plugs and unplugs up to 1 GiB with one request: go in
+            # steps, so that some requests are hit in each direction
+            for size in steps(0, hi):
+                vm.resize("vmem0", size, timeout=180)
             converged(hi, "Movable")
-            vm.resize("vmem0", lo, timeout=180)
+            for size in steps(hi, lo):
+                vm.resize("vmem0", size, timeout=180)
             converged(lo, "Movable")
             vm.sh("echo 0 > %s/fault_every" % knobs)
             vm.resize("vmem0", 0, timeout=180)
