@@ -7,6 +7,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/bits.h>
 #include <linux/debugfs.h>
 #include <linux/fs.h>
 #include <linux/module.h>
@@ -91,6 +92,9 @@ void mp_fault_dev_init(struct mp_dev *d)
 	fi->dir = debugfs_create_dir(dev_name(&d->vdev->dev), mp_fault_root);
 	debugfs_create_u32("fault_every", 0600, fi->dir, &fi->every);
 	debugfs_create_u32("fault_kind", 0600, fi->dir, &fi->kind);
+	fi->types = BIT(VIRTIO_MEM_REQ_PLUG) | BIT(VIRTIO_MEM_REQ_UNPLUG) |
+		    BIT(VIRTIO_MEM_REQ_UNPLUG_ALL) | BIT(VIRTIO_MEM_REQ_STATE);
+	debugfs_create_u32("fault_types", 0600, fi->dir, &fi->types);
 	debugfs_create_u32("injected", 0400, fi->dir, &fi->injected);
 	debugfs_create_file("bad_config", 0600, fi->dir, d,
 			    &mp_fault_bad_config_fops);
@@ -129,7 +133,9 @@ int mp_fault_before_send(struct mp_dev *d, u16 type)
 	u32 kind = READ_ONCE(fi->kind);
 
 	fi->pending = MP_FAULT_NONE;
-	if (!every || kind < MP_FAULT_NACK || kind > MP_FAULT_NO_ANSWER)
+	if (!every || kind < MP_FAULT_NACK || kind > MP_FAULT_SWALLOW)
+		return 0;
+	if (type >= 32 || !(READ_ONCE(fi->types) & BIT(type)))
 		return 0;
 	if (++fi->count % every)
 		return 0;
@@ -141,6 +147,8 @@ int mp_fault_before_send(struct mp_dev *d, u16 type)
 	case MP_FAULT_BUSY:
 		d->stats.busy++;
 		return VIRTIO_MEM_RESP_BUSY;
+	case MP_FAULT_SWALLOW:
+		return MP_FAULT_SWALLOWED;
 	}
 	fi->pending = kind;
 	return 0;

@@ -7,12 +7,17 @@
  * Knobs per device in debugfs, /sys/kernel/debug/memplug/virtioN/:
  *   fault_every  every Nth request (counted per device) is hit; 0 = off
  *   fault_kind   what happens to it (enum mp_fault_kind)
+ *   fault_types  which request types can be hit: bit (1 << type), PLUG 1,
+ *                UNPLUG 2, UNPLUG_ALL 4, STATE 8; default 15 (all); only
+ *                requests of these types count for fault_every
  *   injected     (read only) how many requests were hit so far
  *   bad_config   a config field name (enum mp_fault_field) or "none":
  *                that field is corrupted in every config read at runtime
  *                (config-changed interrupt) until set back to "none"
  *   config_injected (read only) config reads corrupted so far
- * NACK and BUSY answer without sending the request.  ERROR, a malformed
+ * NACK and BUSY answer without sending the request, 6 (swallow) neither
+ * sends nor answers it: the request times out and every later one finds
+ * the "buffer" still out until the driver resets the device.  ERROR, a malformed
  * answer and no answer send the request (the device may really carry it
  * out) and then replace or drop the device's answer, so the driver has to
  * find out what happened, as with a real ambiguous answer.
@@ -27,6 +32,7 @@
 #ifndef MEMPLUG_FAULT_INJECT_H
 #define MEMPLUG_FAULT_INJECT_H
 
+#include <linux/errno.h>
 #include <linux/types.h>
 
 struct mp_dev;
@@ -39,7 +45,15 @@ enum mp_fault_kind {
 	MP_FAULT_ERROR = 3,
 	MP_FAULT_MALFORMED = 4,
 	MP_FAULT_NO_ANSWER = 5,
+	MP_FAULT_SWALLOW = 6,
 };
+
+/*
+ * mp_fault_before_send(): swallow the request, the device never sees it;
+ * mp_request() waits for an answer that never comes, as if the device
+ * kept the buffer for good (only a device reset gets the queue back).
+ */
+#define MP_FAULT_SWALLOWED	(-ENOMSG)
 
 /* config fields fi_bad_config and bad_config can corrupt */
 enum mp_fault_field {
@@ -61,6 +75,7 @@ struct mp_fault_inject {
 	struct dentry *dir;
 	u32 every;		/* debugfs */
 	u32 kind;		/* debugfs */
+	u32 types;		/* debugfs: request types hit, 1 << type */
 	u32 injected;		/* debugfs, read only */
 	u32 count;		/* requests seen */
 	u32 pending;		/* kind for the answer of the request in flight */

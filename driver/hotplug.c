@@ -208,6 +208,11 @@ int mp_converge(struct mp_dev *d, u64 wanted,
 		if (mp_worker_should_yield(d))
 			return -EINTR;
 		if (d->nr_plugged < wanted) {
+			/* pinned before anything is plugged and added */
+			if (!mp_pin(d)) {
+				rc = -EAGAIN;
+				break;
+			}
 			rc = plug(d, wanted - d->nr_plugged);
 			if (rc == -ENOMEM) {
 				/* growth guard: re-checked with backoff */
@@ -285,6 +290,9 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 	unsigned long i;
 	int rc;
 
+	/* no migration for an UNPLUG that cannot be sent */
+	if (!mp_request_ready(d))
+		return -EBUSY;
 	if (!mp_room_for(d, unit, pfn, nr_pages)) {
 		trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
 					    PFN_PHYS(nr_pages),
@@ -347,10 +355,12 @@ static void mp_set_present(struct mp_dev *d, u64 unit, u16 nr)
 {
 	struct mp_unit *u = &d->units[unit];
 
-	if (!u->nr_present && nr)
-		d->nr_added++;
-	else if (u->nr_present && !nr)
+	if (!u->nr_present && nr) {
+		if (!d->nr_added++ && d->vdev)
+			dev_info(&d->vdev->dev, "memory added: module pinned until the device is resized to 0\n");
+	} else if (u->nr_present && !nr) {
 		d->nr_added--;
+	}
 	u->nr_present = nr;
 	u->added = !!nr;
 }
@@ -371,7 +381,7 @@ static int mp_add_unit_per_mb(struct mp_dev *d, u64 unit, u16 *nr_present)
 		if (test_bit(idx, d->mb_present))
 			continue;
 		rc = add_memory_driver_managed(d->mgid, a, d->geo.mb_size,
-					       MP_RESOURCE_NAME,
+					       d->res_name,
 					       mp_mhp_flags(d));
 		if (rc)
 			break;
@@ -428,6 +438,9 @@ static int mp_hotplug_units(struct mp_dev *d, u64 first, u64 nr, bool add)
 	u64 unit;
 	int rc;
 
+	/* memory in Linux needs the module: no add without the reference */
+	if (add && !mp_pin(d))
+		return -ENODEV;
 	for (unit = first; unit < first + nr; unit++)
 		d->units[unit].busy = add ? MP_BUSY_ADD : MP_BUSY_REMOVE;
 	mutex_unlock(&d->hp_lock);
@@ -436,7 +449,7 @@ static int mp_hotplug_units(struct mp_dev *d, u64 first, u64 nr, bool add)
 			   mp_remove_unit_per_mb(d, first, &nr_present);
 	} else if (add) {
 		rc = add_memory_driver_managed(d->mgid, addr, size,
-					       MP_RESOURCE_NAME,
+					       d->res_name,
 					       mp_mhp_flags(d));
 		nr_present = rc ? 0 : mp_mb_per_unit(d);
 	} else {
@@ -452,11 +465,8 @@ static int mp_hotplug_units(struct mp_dev *d, u64 first, u64 nr, bool add)
 		trace_memplug_unit_add(mp_trace_dev(d), addr, size, rc);
 	else
 		trace_memplug_unit_remove(mp_trace_dev(d), addr, size, rc);
-	if (!rc) {
-		if (add)
-			mp_update_pin(d);
+	if (!rc)
 		return 0;
-	}
 	if (add) {
 		d->stats.add_failures++;
 		dev_warn_ratelimited(&d->vdev->dev, "adding memory 0x%llx+0x%llx failed: %d%s\n",
@@ -578,18 +588,35 @@ int mp_resolve_held(struct mp_dev *d)
 /* ------------------------------------------------------------------ */
 /* module pinning                                                      */
 
-/* Keep the module loaded while memory of any of our units is added. */
+/*
+ * Memory in Linux runs our memory notifier and online page callback, so
+ * the module must stay loaded while any of it is added.  The reference is
+ * taken before a unit is plugged and added, never after: rmmod either
+ * sees it and fails, or wins the race, and then try_module_get() fails
+ * and nothing is added (the module is going; remove() follows).  Returns
+ * false then.  hp_lock held.
+ */
+bool mp_pin(struct mp_dev *d)
+{
+	if (d->pinned)
+		return true;
+	if (!try_module_get(THIS_MODULE)) {
+		if (d->vdev)
+			dev_dbg(&d->vdev->dev, "module going away: not adding memory\n");
+		return false;
+	}
+	d->pinned = true;
+	return true;
+}
+
+/*
+ * End of a worker pass (nothing is being added): drop the reference once
+ * no memory is added.  Plugged memory that is not added needs no module
+ * code; remove() hands it back.  hp_lock held.
+ */
 void mp_update_pin(struct mp_dev *d)
 {
-	bool want = d->nr_added || d->orphan;
-
-	if (want && !d->pinned) {
-		if (try_module_get(THIS_MODULE)) {
-			d->pinned = true;
-			if (d->vdev)
-				dev_info(&d->vdev->dev, "memory added: module pinned until the device is resized to 0\n");
-		}
-	} else if (!want && d->pinned) {
+	if (d->pinned && !d->nr_added && !d->orphan) {
 		d->pinned = false;
 		module_put(THIS_MODULE);
 	}

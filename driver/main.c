@@ -108,6 +108,107 @@ static void mp_count_req(struct mp_dev *d, u16 type)
 	}
 }
 
+static int mp_init_vq(struct mp_dev *d)
+{
+	struct virtqueue *vq;
+
+	vq = virtio_find_single_vq(d->vdev, mp_vq_done, "guest-request");
+	if (IS_ERR(vq))
+		return PTR_ERR(vq);
+	d->vq = vq;
+	return 0;
+}
+
+/*
+ * Reset the device and set it up again as probe did (the virtio core's
+ * steps: ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queue, DRIVER_OK).
+ * The device forgets its queue, and with it a buffer it never returned;
+ * plugged memory and the config stay.  req_lock held.
+ */
+static int mp_reset_device(struct mp_dev *d)
+{
+	struct virtio_device *vdev = d->vdev;
+	int rc;
+
+	virtio_reset_device(vdev);
+	vdev->config->del_vqs(vdev);
+	d->vq = NULL;
+	d->stats.resets++;
+
+	virtio_add_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	virtio_add_status(vdev, VIRTIO_CONFIG_S_DRIVER);
+	rc = vdev->config->finalize_features(vdev);
+	if (rc)
+		return rc;
+	if (virtio_has_feature(vdev, VIRTIO_F_VERSION_1)) {
+		virtio_add_status(vdev, VIRTIO_CONFIG_S_FEATURES_OK);
+		if (!(vdev->config->get_status(vdev) &
+		      VIRTIO_CONFIG_S_FEATURES_OK))
+			return -ENODEV;
+	}
+	rc = mp_init_vq(d);
+	if (rc)
+		return rc;
+	virtio_device_ready(vdev);
+	/* whatever changed meanwhile: read the config again */
+	atomic_set(&d->config_changed, 1);
+	return 0;
+}
+
+/*
+ * A timed out request's buffer is still queued (req_stuck).  Reap it if
+ * it came back; otherwise count the attempt and, once mp_stuck_reset()
+ * says so, reset the device to get the queue back.  Returns 0 when the
+ * queue is usable again, -ETIMEDOUT (still stuck) or the reset's error
+ * (tried again next time).  req_lock held.
+ */
+static int mp_unstick(struct mp_dev *d)
+{
+	struct device *dev = &d->vdev->dev;
+	unsigned int len;
+	u32 ms;
+	int rc;
+
+	if (d->vq && mp_reap(d, &len)) {
+		d->req_stuck = false;
+		dev_info(dev, "late answer to a timed out request arrived\n");
+		return 0;
+	}
+	if (d->stuck_tries < U32_MAX)
+		d->stuck_tries++;
+	ms = jiffies_to_msecs(jiffies - d->stuck_since);
+	if (!mp_stuck_reset(d->stuck_tries, ms, req_timeout_ms))
+		return -ETIMEDOUT;
+	dev_warn(dev, "device kept a request for %u ms after it timed out: resetting the device\n",
+		 ms);
+	rc = mp_reset_device(d);
+	if (rc) {
+		dev_err_ratelimited(dev, "device reset failed: %d; trying again later\n",
+				    rc);
+		return rc;
+	}
+	d->req_stuck = false;
+	dev_info(dev, "device reset, request queue re-created\n");
+	return 0;
+}
+
+/*
+ * Would a request go out now?  False while a timed out request's buffer
+ * is still queued (this may reset the device, see mp_unstick()).  Checked
+ * before taking used memory for an unplug: no point migrating data when
+ * the UNPLUG cannot be sent.
+ */
+bool mp_request_ready(struct mp_dev *d)
+{
+	bool ready = true;
+
+	mutex_lock(&d->req_lock);
+	if (!d->vdev || (d->req_stuck && mp_unstick(d)))
+		ready = false;
+	mutex_unlock(&d->req_lock);
+	return ready;
+}
+
 /*
  * Send one request and wait for the answer.  Returns VIRTIO_MEM_RESP_*,
  * or -ETIMEDOUT (no answer in time; the buffer stays queued and is reaped
@@ -123,12 +224,13 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	struct mp_resp ans;
 	unsigned int len = 0;
 	u64 nb = size / d->geo.dev_block_size;
+	bool swallow;
 	u64 t0;
 	int st = -1;
 	long left;
 	int rc;
 
-	if (!vdev || !d->vq)
+	if (!vdev)
 		return -ENODEV;
 	if (type != VIRTIO_MEM_REQ_UNPLUG_ALL &&
 	    (!nb || nb > MP_MAX_BLOCKS_PER_REQ))
@@ -136,17 +238,22 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 
 	mutex_lock(&d->req_lock);
 	if (d->req_stuck) {
-		if (!mp_reap(d, &len)) {
-			rc = -ETIMEDOUT;
+		rc = mp_unstick(d);
+		if (rc)
 			goto out;
-		}
-		d->req_stuck = false;
-		dev_info(&vdev->dev, "late answer to a timed out request arrived\n");
+	}
+	if (!d->vq) {
+		rc = -ENODEV;
+		goto out;
 	}
 
 	t0 = ktime_get_ns();
 	rc = mp_fault_before_send(d, type);
-	if (rc) {
+	swallow = rc == MP_FAULT_SWALLOWED;
+	if (swallow) {
+		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected: never answered\n",
+			mp_req_name(type), addr, size);
+	} else if (rc) {
 		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected %d\n",
 			mp_req_name(type), addr, size, rc);
 		mp_count_req(d, type);
@@ -167,15 +274,19 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	sgs[1] = &sg_resp;
 	mp_count_req(d, type);
 	trace_memplug_request(mp_trace_dev(d), type, addr, size);
-	rc = virtqueue_add_sgs(d->vq, sgs, 1, 1, d, GFP_KERNEL);
-	if (rc)
-		goto out_answer;
-	virtqueue_kick(d->vq);
+	if (!swallow) {
+		rc = virtqueue_add_sgs(d->vq, sgs, 1, 1, d, GFP_KERNEL);
+		if (rc)
+			goto out_answer;
+		virtqueue_kick(d->vq);
+	}
 
 	left = wait_event_timeout(d->resp_wq, mp_reap(d, &len),
 				  msecs_to_jiffies(req_timeout_ms));
 	if (!left) {
 		d->req_stuck = true;
+		d->stuck_since = jiffies;
+		d->stuck_tries = 0;
 		d->stats.bad_resps++;
 		dev_warn_ratelimited(&vdev->dev,
 				     "%s 0x%llx+0x%llx: no answer within %u ms\n",
@@ -318,11 +429,43 @@ bool mp_worker_should_yield(struct mp_dev *d)
 	return READ_ONCE(d->stopping) || atomic_read(&d->config_changed);
 }
 
+/*
+ * (Re)queue the work item in @delay jiffies, unless the worker is being
+ * stopped.  @mod: move an already queued item (a kick), else leave it.
+ * The check and the queueing are one step under kick_lock, so nothing is
+ * queued after mp_stop_worker().  Any context (config interrupt).
+ */
+static void mp_queue(struct mp_dev *d, unsigned long delay, bool mod)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&d->kick_lock, flags);
+	if (!d->stopping) {
+		if (mod)
+			mod_delayed_work(system_freezable_wq, &d->work, delay);
+		else
+			queue_delayed_work(system_freezable_wq, &d->work,
+					   delay);
+	}
+	spin_unlock_irqrestore(&d->kick_lock, flags);
+}
+
 void mp_kick(struct mp_dev *d)
 {
 	if (READ_ONCE(d->stopping))
 		return;
-	mod_delayed_work(system_freezable_wq, &d->work, 0);
+	mp_queue(d, 0, true);
+}
+
+/* Stop the worker for good (PM restore starts it again).  May sleep. */
+static void mp_stop_worker(struct mp_dev *d)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&d->kick_lock, flags);
+	WRITE_ONCE(d->stopping, true);
+	spin_unlock_irqrestore(&d->kick_lock, flags);
+	cancel_delayed_work_sync(&d->work);
 }
 
 static int mp_unplug_all(struct mp_dev *d)
@@ -353,29 +496,33 @@ static int mp_unplug_all(struct mp_dev *d)
 	return -EAGAIN;
 }
 
-/* One pass: 0 = converged, -EAGAIN = retry with backoff. */
+/*
+ * One pass: 0 = converged, -EAGAIN = retry with backoff.  Held sub blocks
+ * the device cannot tell about yet (STATE answered BUSY or ERROR, unit in
+ * transition) do not stop the rest: they count as plugged and are never
+ * picked for plugging or unplugging, so everything else still converges
+ * (a shrink request, remove() during a migration); the pass then says
+ * "retry" for them.
+ */
 static int mp_pass(struct mp_dev *d)
 {
+	int rc, held_rc = 0;
 	u64 wanted;
-	int rc;
 
 	if (d->need_unplug_all) {
 		rc = mp_unplug_all(d);
 		if (rc)
 			return rc;
 	}
-	if (d->nr_held) {
-		rc = mp_resolve_held(d);
-		if (rc)
-			return rc;
-	}
+	if (d->nr_held)
+		held_rc = mp_resolve_held(d);
 	wanted = d->target_zero ? 0 :
 		 mp_wanted_granules(&d->geo, d->cfg.requested_size);
 	if (wanted <= d->nr_plugged)
 		mp_guard_clear(d);
 	rc = d->geo.bbm ? mp_bbm_run(d, wanted) : mp_sbm_run(d, wanted);
 	mp_unplug_guard_pass_end(d, wanted);
-	return rc;
+	return rc ? rc : held_rc;
 }
 
 static void mp_work_fn(struct work_struct *work)
@@ -408,14 +555,13 @@ static void mp_work_fn(struct work_struct *work)
 		return;
 	if (atomic_read(&d->config_changed)) {
 		d->backoff_ms = 0;
-		mod_delayed_work(system_freezable_wq, &d->work, 0);
+		mp_queue(d, 0, true);
 	} else if (rc) {
 		/* back off exponentially only while nothing moves */
 		d->backoff_ms = progress ? MP_BACKOFF_MIN_MS :
 			mp_backoff_next(d->backoff_ms);
 		dev_dbg(&d->vdev->dev, "retrying in %u ms\n", d->backoff_ms);
-		queue_delayed_work(system_freezable_wq, &d->work,
-				   msecs_to_jiffies(d->backoff_ms));
+		mp_queue(d, msecs_to_jiffies(d->backoff_ms), false);
 	} else {
 		d->backoff_ms = 0;
 	}
@@ -487,17 +633,6 @@ static void mp_kdump_exit(struct mp_dev *d) { }
 /* ------------------------------------------------------------------ */
 /* probe / remove                                                      */
 
-static int mp_init_vq(struct mp_dev *d)
-{
-	struct virtqueue *vq;
-
-	vq = virtio_find_single_vq(d->vdev, mp_vq_done, "guest-request");
-	if (IS_ERR(vq))
-		return PTR_ERR(vq);
-	d->vq = vq;
-	return 0;
-}
-
 static int mp_pick_nid(struct mp_dev *d)
 {
 	int nid = NUMA_NO_NODE;
@@ -527,6 +662,8 @@ static int mp_init_geometry(struct mp_dev *d)
 		dev_err(dev, "region 0x%llx+0x%llx (block size 0x%llx) cannot be used: %s\n",
 			d->cfg.addr, d->cfg.region_size, d->cfg.block_size,
 			gs == MP_GEO_NO_UNITS ? "smaller than one hotplug unit" :
+			gs == MP_GEO_TOO_MANY_MBS ?
+			"a device block spans more than 65535 memory blocks" :
 			"unsupported block geometry");
 		return -EINVAL;
 	}
@@ -542,6 +679,7 @@ static int mp_init_geometry(struct mp_dev *d)
 
 static void mp_free_state(struct mp_dev *d)
 {
+	kfree_const(d->res_name);
 	kvfree(d->units);
 	bitmap_free(d->plugged);
 	bitmap_free(d->held);
@@ -576,6 +714,7 @@ static int mp_probe(struct virtio_device *vdev)
 	INIT_LIST_HEAD(&d->list);
 	mutex_init(&d->req_lock);
 	mutex_init(&d->hp_lock);
+	spin_lock_init(&d->kick_lock);
 	init_waitqueue_head(&d->resp_wq);
 	INIT_DELAYED_WORK(&d->work, mp_work_fn);
 	d->mgid = -1;
@@ -591,6 +730,15 @@ static int mp_probe(struct virtio_device *vdev)
 	rc = mp_init_geometry(d);
 	if (rc)
 		goto err_free;
+	/*
+	 * The resource keeps a pointer to its name: not into module memory,
+	 * which a forced unload frees while memory may stay (mp_remove()).
+	 */
+	d->res_name = kstrdup_const(MP_RESOURCE_NAME, GFP_KERNEL);
+	if (!d->res_name) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
 	if (mp_find_orphan(d->cfg.addr, d->cfg.addr + d->cfg.region_size)) {
 		dev_err(dev, "memory of this region is still added by an earlier binding; not binding again\n");
 		rc = -EBUSY;
@@ -684,6 +832,49 @@ err_free:
 	return rc;
 }
 
+/*
+ * The module is being unloaded (rmmod -f: a forced unload ignores our
+ * reference) and memory could not be removed.  The module's code goes
+ * away, so the notifier and the online page callback must go too: the
+ * memory stays in Linux without a driver.  Say loudly what is left and
+ * what that means; keep (leak) what Linux still points to: the resource
+ * name and the memory group.
+ */
+static void mp_leak(struct mp_dev *d)
+{
+	struct device *dev = &d->vdev->dev;
+	struct mp_unit *u;
+	u64 unit;
+
+	dev_crit(dev, "module unloaded by force with %llu hotplug units still added: they stay in Linux WITHOUT a driver\n",
+		 d->nr_added);
+	mutex_lock(&d->hp_lock);
+	for (unit = 0; unit < d->geo.nr_units; unit++) {
+		u = &d->units[unit];
+		if (!u->added)
+			continue;
+		dev_crit(dev, "leaked: 0x%llx-0x%llx, %u of %u memory blocks online, %llu of %u sub blocks plugged%s\n",
+			 mp_unit_addr(&d->geo, unit),
+			 mp_unit_addr(&d->geo, unit + 1) - 1, u->nr_online,
+			 mp_mb_per_unit(d), (u64)u->nr_plugged - u->nr_held,
+			 d->geo.sb_per_unit,
+			 u->nr_plugged - u->nr_held < d->geo.sb_per_unit ?
+			 " (never offline and online it again: its unplugged part would be used)" :
+			 "");
+	}
+	mutex_unlock(&d->hp_lock);
+	mp_hotplug_unregister(d, false);
+	cancel_delayed_work_sync(&d->work);
+	/* the memory group still has memory blocks, the resource its name */
+	d->res_name = NULL;
+	if (d->pinned) {
+		d->pinned = false;
+		module_put(THIS_MODULE);
+	}
+	mp_free_state(d);
+	kfree(d);
+}
+
 static void mp_remove(struct virtio_device *vdev)
 {
 	struct mp_dev *d = vdev->priv;
@@ -691,8 +882,7 @@ static void mp_remove(struct virtio_device *vdev)
 	u64 left;
 	int tries;
 
-	WRITE_ONCE(d->stopping, true);
-	cancel_delayed_work_sync(&d->work);
+	mp_stop_worker(d);
 	mp_fault_dev_exit(d);
 
 	if (d->kdump) {
@@ -725,6 +915,11 @@ static void mp_remove(struct virtio_device *vdev)
 	mutex_unlock(&d->hp_lock);
 
 	mp_teardown_vq(d);
+	if (left && !module_is_live(THIS_MODULE)) {
+		mp_leak(d);
+		vdev->priv = NULL;
+		return;
+	}
 	if (left) {
 		/*
 		 * Memory that cannot be offlined stays with the guest.  Keep
@@ -741,6 +936,8 @@ static void mp_remove(struct virtio_device *vdev)
 		return;
 	}
 	mp_hotplug_unregister(d, false);
+	/* nothing can queue it any more (stopping), make sure of it */
+	cancel_delayed_work_sync(&d->work);
 	memory_group_unregister(d->mgid);
 	mp_update_pin(d);
 	mp_free_state(d);
@@ -777,8 +974,7 @@ static int mp_freeze(struct virtio_device *vdev)
 		dev_err(&vdev->dev, "suspend to RAM needs VIRTIO_MEM_F_PERSISTENT_SUSPEND, which the device does not offer\n");
 		return -EPERM;
 	}
-	WRITE_ONCE(d->stopping, true);
-	cancel_delayed_work_sync(&d->work);
+	mp_stop_worker(d);
 	mp_teardown_vq(d);
 	return 0;
 }
@@ -798,7 +994,9 @@ static int mp_restore(struct virtio_device *vdev)
 	if (!d->kdump && plugged != d->nr_plugged * d->geo.sb_size)
 		dev_err(&vdev->dev, "device lost plugged memory over suspend: 0x%llx plugged, 0x%llx expected\n",
 			plugged, d->nr_plugged * d->geo.sb_size);
+	spin_lock_irq(&d->kick_lock);
 	WRITE_ONCE(d->stopping, false);
+	spin_unlock_irq(&d->kick_lock);
 	atomic_set(&d->config_changed, 1);
 	mp_kick(d);
 	return 0;

@@ -68,6 +68,10 @@
  *   it); mark the unit busy and drop the lock instead.
  * mp_dev.req_lock: protects the request/response buffers and req_stuck.
  *   Nests inside hp_lock.
+ * mp_dev.kick_lock (spinlock, irqsave): stopping and every queueing of
+ *   the work item; innermost, taken from any context.  remove() and
+ *   freeze() set stopping under it before cancelling the work, so the
+ *   notifier cannot queue the work again behind their back.
  * mp_dev.mb_present and mp_unit.nr_present: written only by the worker
  *   with the unit busy, read under hp_lock.
  * Lock order: mp_cb_lock -> (mem hotplug locks) -> mp_devices_lock ->
@@ -79,6 +83,7 @@
 #include <linux/types.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <linux/notifier.h>
@@ -98,6 +103,7 @@ enum mp_busy {
 	MP_BUSY_CONTIG,		/* alloc_contig_range() running (SBM) */
 };
 
+/* memory block counters are u16: mp_geometry_init() caps a unit at 65535 */
 struct mp_unit {
 	u8 added;		/* added to Linux */
 	u8 busy;		/* enum mp_busy */
@@ -128,6 +134,7 @@ struct mp_stats {
 	u64 fast_unplugs;	/* free memory unplugged without migration */
 	u64 growth_refusals;	/* growth guard refusals */
 	u64 retries;		/* worker passes rescheduled unfinished */
+	u64 resets;		/* device reset: a request was never answered */
 };
 
 /* Result of a request: VIRTIO_MEM_RESP_* (>= 0) or a negative errno. */
@@ -148,6 +155,8 @@ struct mp_dev {
 	struct virtio_mem_resp resp;
 	wait_queue_head_t resp_wq;
 	bool req_stuck;			/* timed out, buffer still queued */
+	unsigned long stuck_since;	/* jiffies of the timeout */
+	u32 stuck_tries;		/* requests that found it stuck */
 #ifdef MEMPLUG_FAULT_INJECT
 	struct mp_fault_inject fault;	/* test builds only */
 #endif
@@ -173,12 +182,20 @@ struct mp_dev {
 	bool target_zero;		/* remove(): unplug everything */
 	bool need_unplug_all;		/* probe found memory plugged */
 	bool pinned;			/* holds a module reference */
+	const char *res_name;		/* resource name, kstrdup_const() */
 	struct mp_stats stats;
 
 	/* worker */
 	struct delayed_work work;
 	atomic_t config_changed;
-	bool stopping;			/* READ_ONCE/WRITE_ONCE */
+	/*
+	 * stopping: written under kick_lock; the work item is only queued
+	 * under kick_lock with stopping checked, so once stopping is set
+	 * and the work cancelled it cannot come back (mp_kick() runs from
+	 * the memory notifier, the growth guard and the config interrupt).
+	 */
+	spinlock_t kick_lock;
+	bool stopping;
 	u32 backoff_ms;
 	bool cfg_warned;		/* invalid runtime config logged */
 
@@ -230,6 +247,7 @@ static inline u64 mp_sb_index(const struct mp_dev *d, u64 unit, u32 sb)
 
 /* main.c */
 int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state);
+bool mp_request_ready(struct mp_dev *d);
 bool mp_worker_should_yield(struct mp_dev *d);
 void mp_kick(struct mp_dev *d);
 
@@ -240,6 +258,7 @@ enum mp_unit_class mp_unit_class(const struct mp_unit *u);
 int mp_add_units(struct mp_dev *d, u64 first, u64 nr);
 int mp_remove_units(struct mp_dev *d, u64 first, u64 nr);
 int mp_resolve_held(struct mp_dev *d);
+bool mp_pin(struct mp_dev *d);
 void mp_update_pin(struct mp_dev *d);
 int mp_hotplug_register(struct mp_dev *d);
 void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback);

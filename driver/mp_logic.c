@@ -136,13 +136,17 @@ enum mp_geo_status mp_geometry_init(struct mp_geometry *g,
 			if (mp_is_pow2(bbm_block_size) &&
 			    bbm_block_size >= unit &&
 			    (bbm_block_size >> mp_log2(bs)) <=
-			    MP_MAX_BLOCKS_PER_REQ)
+			    MP_MAX_BLOCKS_PER_REQ &&
+			    (bbm_block_size >> mp_log2(mb_size)) <=
+			    MP_MAX_MBS_PER_UNIT)
 				unit = bbm_block_size;
 			else
 				warn = MP_GEO_BAD_BBM_SIZE;
 		}
 		if ((unit >> mp_log2(bs)) > MP_MAX_BLOCKS_PER_REQ)
 			return MP_GEO_TOO_MANY_BLOCKS;
+		if ((unit >> mp_log2(mb_size)) > MP_MAX_MBS_PER_UNIT)
+			return MP_GEO_TOO_MANY_MBS;
 		g->sb_size = unit;
 		g->sb_per_unit = 1;
 	} else {
@@ -235,6 +239,11 @@ u32 mp_backoff_next(u32 cur_ms)
 	if (cur_ms >= MP_BACKOFF_MAX_MS / 2)
 		return MP_BACKOFF_MAX_MS;
 	return cur_ms * 2;
+}
+
+bool mp_stuck_reset(u32 tries, u64 stuck_ms, u32 timeout_ms)
+{
+	return tries >= MP_STUCK_RESET_TRIES && stuck_ms >= timeout_ms;
 }
 
 enum mp_resp_kind mp_resp_decode(u16 req_type, u32 len, u16 raw_type,

@@ -98,7 +98,11 @@ enum mp_geo_status {
 	MP_GEO_NO_UNITS,	/* region too small/unaligned for one unit */
 	MP_GEO_BAD_INPUT,	/* mb/page/pageblock size not a power of two */
 	MP_GEO_TOO_MANY_BLOCKS,	/* a unit needs > 65535 device blocks */
+	MP_GEO_TOO_MANY_MBS,	/* a unit spans > 65535 memory blocks */
 };
+
+/* The per unit memory block counters (struct mp_unit) are 16 bit. */
+#define MP_MAX_MBS_PER_UNIT	0xffffULL
 
 /*
  * Compute the geometry.  The config must have passed mp_config_validate().
@@ -251,5 +255,19 @@ u32 mp_backoff_next(u32 cur_ms);
 
 #define MP_BACKOFF_MIN_MS	5
 #define MP_BACKOFF_MAX_MS	30000
+
+/*
+ * A request timed out and the device still holds its buffer: with one
+ * request at a time every later request fails until the buffer comes
+ * back, maybe never.  Reset the device and re-create the queue once
+ * @tries requests found the buffer still queued and @stuck_ms have passed
+ * since the timeout, at least one more request timeout (@timeout_ms): a
+ * late answer gets a fair chance, a lost one does not stall the device
+ * for good.  The request's blocks are held, so STATE finds out later what
+ * the device did with it.
+ */
+#define MP_STUCK_RESET_TRIES	3
+
+bool mp_stuck_reset(u32 tries, u64 stuck_ms, u32 timeout_ms);
 
 #endif /* MEMPLUG_MP_LOGIC_H */

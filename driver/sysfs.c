@@ -91,6 +91,7 @@ MP_LOCKED_ATTR(contig_failures, d->stats.contig_failures);
 MP_LOCKED_ATTR(fast_unplugs, d->stats.fast_unplugs);
 MP_LOCKED_ATTR(no_room, d->stats.no_room);
 MP_LOCKED_ATTR(retries, d->stats.retries);
+MP_LOCKED_ATTR(device_resets, d->stats.resets);
 
 MP_LOCKED_ATTR(growth_limit_bytes, d->guard_limit);
 MP_LOCKED_ATTR(growth_guard_refusals, d->stats.growth_refusals);
@@ -214,6 +215,7 @@ static struct attribute *mp_attrs[] = {
 	&dev_attr_fast_unplugs.attr,
 	&dev_attr_no_room.attr,
 	&dev_attr_retries.attr,
+	&dev_attr_device_resets.attr,
 	&dev_attr_memmap_on_memory.attr,
 	&dev_attr_growth_guard.attr,
 	&dev_attr_growth_limit_bytes.attr,

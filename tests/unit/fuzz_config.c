@@ -74,6 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK((u64)g.sb_per_unit * g.sb_size == g.unit_size);
 	CHECK(g.dev_blocks_per_sb <= MP_MAX_BLOCKS_PER_REQ);
 	CHECK(g.dev_blocks_per_unit <= MP_MAX_BLOCKS_PER_REQ || !g.bbm);
+	CHECK(g.unit_size / mb <= MP_MAX_MBS_PER_UNIT);
 	CHECK(!(g.first_addr & (g.unit_size - 1)));
 	CHECK(g.nr_units >= 1);
 	CHECK(g.first_addr >= c.addr);

@@ -298,6 +298,41 @@ static void test_geo_edges(void **state)
 					  GiB), MP_GEO_BAD_BBM_SIZE);
 	assert_true(g.unit_size == 128 * MiB);
 	assert_int_equal(g.dev_blocks_per_unit, 32768);
+}
+
+/* struct mp_unit counts memory blocks in 16 bits */
+static void test_geo_mbs_per_unit(void **state)
+{
+	struct mp_config c = good(16 * 1024 * GiB);	/* 16 TiB blocks */
+	struct mp_geometry g;
+
+	(void)state;
+	c.addr = 16 * 1024 * GiB;
+	c.region_size = 16 * 1024 * GiB;
+	c.usable_region_size = c.region_size;
+	c.requested_size = 0;
+	/* 131072 memory blocks of 128 MiB in one device block */
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_TOO_MANY_MBS);
+	/* 65536 of 256 MiB: still one too many */
+	assert_int_equal(mp_geometry_init(&g, &c, 256 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_TOO_MANY_MBS);
+	/* 65535 is not a power of two: 32768 of 512 MiB is fine */
+	assert_int_equal(mp_geometry_init(&g, &c, 512 * MiB, 2 * MiB, false, 0),
+			 MP_GEO_OK);
+	assert_true(g.unit_size / g.mb_size == 32768);
+
+	/* a big block size spanning too many memory blocks is refused */
+	c = good(GiB);
+	c.addr = 16 * 1024 * GiB;
+	c.region_size = 16 * 1024 * GiB;
+	c.usable_region_size = c.region_size;
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false,
+					  16 * 1024 * GiB), MP_GEO_BAD_BBM_SIZE);
+	assert_true(g.unit_size == GiB);
+	assert_int_equal(mp_geometry_init(&g, &c, 128 * MiB, 2 * MiB, false,
+					  4 * 1024 * GiB), MP_GEO_OK);
+	assert_true(g.unit_size / g.mb_size == 32768);
 
 	assert_int_equal(mp_geometry_init(&g, &c, 100 * MiB, 2 * MiB, false, 0),
 			 MP_GEO_BAD_INPUT);
@@ -356,6 +391,24 @@ static void test_backoff(void **state)
 		ms = mp_backoff_next(ms);
 	assert_int_equal(ms, MP_BACKOFF_MAX_MS);
 	assert_int_equal(mp_backoff_next(20000), MP_BACKOFF_MAX_MS);
+}
+
+static void test_stuck_reset(void **state)
+{
+	(void)state;
+	/* a buffer just found stuck: wait */
+	assert_false(mp_stuck_reset(0, 0, 500));
+	assert_false(mp_stuck_reset(1, 10000, 500));
+	/* enough tries, but not yet another timeout long */
+	assert_false(mp_stuck_reset(MP_STUCK_RESET_TRIES, 499, 500));
+	assert_false(mp_stuck_reset(100, 29999, 30000));
+	/* long enough, but too few tries */
+	assert_false(mp_stuck_reset(MP_STUCK_RESET_TRIES - 1, 60000, 500));
+	/* both: reset */
+	assert_true(mp_stuck_reset(MP_STUCK_RESET_TRIES, 500, 500));
+	assert_true(mp_stuck_reset(1000, 1ULL << 40, 30000));
+	/* req_timeout_ms=0: tries alone decide */
+	assert_true(mp_stuck_reset(MP_STUCK_RESET_TRIES, 0, 0));
 }
 
 /* decode and check the invariants every answer must keep */
@@ -520,10 +573,12 @@ int main(void)
 		cmocka_unit_test(test_geo_sbm),
 		cmocka_unit_test(test_geo_bbm),
 		cmocka_unit_test(test_geo_edges),
+		cmocka_unit_test(test_geo_mbs_per_unit),
 		cmocka_unit_test(test_usable),
 		cmocka_unit_test(test_unplug_order),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_stuck_reset),
 		cmocka_unit_test(test_resp_short),
 		cmocka_unit_test(test_resp_types),
 		cmocka_unit_test(test_resp_state),

@@ -671,6 +671,12 @@ def device_fault_cycle(t, block):
                                        human(size)))
                 time.sleep(0.2)
 
+        def steps(a, b):
+            if big:
+                return [b]
+            n = 4 if b > a else 3
+            return [a + (b - a) * i // n for i in range(1, n + 1)]
+
         vm.baseline()
         hi, lo = (3 * GiB, GiB) if big else (GiB, 256 * MiB)
         for kind, (what, counter) in FAULT_KINDS.items():
@@ -681,9 +687,13 @@ def device_fault_cycle(t, block):
             # ambiguous answer with STATE before retrying would otherwise
             # have its every retry hit, by parity alone
             vm.sh("echo %d > %s/fault_kind && echo 3 > %s/fault_every" % (kind, knobs, knobs))
-            vm.resize("vmem0", hi, timeout=180)
+            # SBM plugs and unplugs up to 1 GiB with one request: go in
+            # steps, so that some requests are hit in each direction
+            for size in steps(0, hi):
+                vm.resize("vmem0", size, timeout=180)
             converged(hi, "Movable")
-            vm.resize("vmem0", lo, timeout=180)
+            for size in steps(hi, lo):
+                vm.resize("vmem0", size, timeout=180)
             converged(lo, "Movable")
             vm.sh("echo 0 > %s/fault_every" % knobs)
             vm.resize("vmem0", 0, timeout=180)
@@ -708,6 +718,172 @@ def device_faults_sbm(t):
 @scenario("device_answer_faults_bbm", memplug_only=True, tags=("fault", "bbm"))
 def device_faults_bbm(t):
     device_fault_cycle(t, "1G")
+
+
+def fi_knobs(vm):
+    """The memplug-fi debugfs directory of the (only) device."""
+    knobs = vm.sh("echo /sys/kernel/debug/memplug/virtio*")["out"].strip()
+    if vm.sh("test -f %s/fault_types" % knobs, check=False)["rc"] != 0:
+        raise TestFailure("no fault injection knobs in %s (memplug-fi.ko missing? "
+                          "run scripts/build.sh)" % knobs)
+    return knobs
+
+
+def fi_attr(vm, name):
+    return int(vm.state()["virtio_mem"][0]["attrs"][name])
+
+
+def wait_for(t, what, cond, timeout=60):
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise TestFailure("timed out waiting for: " + what)
+        time.sleep(0.2)
+
+
+@scenario("held_block_does_not_stop_shrink", memplug_only=True, tags=("fault", "bbm"))
+def held_block_does_not_stop_shrink(t):
+    """A held big block the device cannot tell about (its STATE request is
+    answered BUSY, as during a migration, or ERROR) must not stop the
+    rest: memplug-fi answers a PLUG with ERROR after the device did plug
+    it (the block is held) and every STATE with ERROR, then only STATE
+    with BUSY; a shrink to 0 still removes and unplugs every other big
+    block, so the device keeps exactly the held one. Once the fault is
+    lifted the held block is resolved and unplugged too."""
+    with t.vm([Device("vmem0", "8G", "1G")], driver_args="req_timeout_ms=500",
+              module="memplug-fi") as vm:
+        knobs = fi_knobs(vm)
+        vm.baseline()
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        # PLUG (bit 0) and STATE (bit 3) answered ERROR: the next big block
+        # is plugged on the device but held, and stays held
+        vm.sh("echo 9 > %s/fault_types && echo 3 > %s/fault_kind && echo 1 > %s/fault_every"
+              % (knobs, knobs, knobs))
+        vm.request("vmem0", "3G")
+        wait_for(t, "one held big block, 3 GiB plugged on the device",
+                 lambda: fi_attr(vm, "sub_blocks_held") == 1 and vm.plugged("vmem0") == 3 * GiB)
+        errors = fi_attr(vm, "error_answers")
+        # now only STATE fails, with BUSY
+        vm.sh("echo 8 > %s/fault_types && echo 2 > %s/fault_kind" % (knobs, knobs))
+        busy = fi_attr(vm, "busy_answers")
+        vm.request("vmem0", 0)
+        wait_for(t, "device down to the held big block (1 GiB)",
+                 lambda: vm.plugged("vmem0") == GiB)
+        vm.wait_memory(0)
+        hold_still(vm, "vmem0", GiB, "STATE answered BUSY", seconds=3)
+        if fi_attr(vm, "sub_blocks_held") != 1:
+            raise TestFailure("held block resolved although STATE failed")
+        if fi_attr(vm, "busy_answers") <= busy:
+            raise TestFailure("no STATE request was answered BUSY")
+        t.log("# STATE failing (%d ERROR, then BUSY): shrank to the held big block only"
+              % (fi_attr(vm, "error_answers") - errors + 1))
+        vm.sh("echo 0 > %s/fault_every" % knobs)
+        t0 = time.time()
+        wait_for(t, "held block resolved and unplugged after the fault was lifted",
+                 lambda: vm.plugged("vmem0") == 0 and fi_attr(vm, "sub_blocks_held") == 0,
+                 timeout=90)
+        t.log("# fault lifted: device at 0 after %.1fs" % (time.time() - t0))
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
+@scenario("device_never_answers", memplug_only=True, tags=("fault", "bbm"))
+def device_never_answers(t):
+    """The device never gives a request's buffer back: memplug-fi swallows
+    every third request before the device sees it (so QEMU is not
+    confused), the driver times out and every later request finds the
+    buffer still out. After a few tries and one more timeout the driver
+    resets the device, re-creates the queue and resolves the held blocks
+    with STATE: it converges both ways, the device holds exactly the
+    requested size, and the resets show in device_resets."""
+    with t.vm([Device("vmem0", "8G", "1G")], driver_args="req_timeout_ms=500",
+              module="memplug-fi") as vm:
+        knobs = fi_knobs(vm)
+
+        def converged(size):
+            vm.wait_memory(size, "Movable" if size else None)
+            if vm.plugged("vmem0") != size:
+                raise TestFailure("device has %s plugged, %s requested" %
+                                  (human(vm.plugged("vmem0")), human(size)))
+            wait_for(t, "driver at %s, nothing held" % human(size),
+                     lambda: fi_attr(vm, "plugged_size") == size and
+                     not fi_attr(vm, "sub_blocks_held"), timeout=30)
+
+        def injected():
+            return int(vm.sh("cat %s/injected" % knobs)["out"].strip())
+
+        vm.baseline()
+        vm.sh("echo 6 > %s/fault_kind" % knobs)
+        # a fixed "every Nth" can lock step with the driver's retry cycle
+        # (swallow, reset, the same request again): swallow for a while in
+        # each direction, then let it converge
+        for size, every in ((3 * GiB, 3), (GiB, 1), (2 * GiB, 1), (0, 1)):
+            inj, resets = injected(), fi_attr(vm, "device_resets")
+            vm.sh("echo %d > %s/fault_every" % (every, knobs))
+            vm.request("vmem0", size)
+            wait_for(t, "a swallowed request and a device reset",
+                     lambda: injected() > inj and fi_attr(vm, "device_resets") > resets,
+                     timeout=60)
+            vm.sh("echo 0 > %s/fault_every" % knobs)
+            vm.resize("vmem0", size, timeout=120)
+            converged(size)
+            t.log("# to %s: %d requests never answered, %d device resets, converged" %
+                  (human(size), injected() - inj, fi_attr(vm, "device_resets") - resets))
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
+@scenario("rmmod_races_first_add", memplug_only=True, tags=("lifecycle", "fault"))
+def rmmod_races_first_add(t):
+    """rmmod right while the first memory is being added, with offlining
+    failing (memory-notifier-error-inject: MEM_GOING_OFFLINE -EBUSY): the
+    driver takes its module reference before plugging, so rmmod either
+    fails (memory added, module pinned) or wins and nothing is added; the
+    module never goes away leaving memory whose notifier and online page
+    callback were in it. Afterwards a block is offlined and onlined by
+    hand: no oops."""
+    with t.vm([Device("vmem0", "8G", "1G")]) as vm:
+        vm.sh(". /etc/load.sh; load memory-notifier-error-inject")
+        vm.baseline()
+        unloaded = refused = 0
+        for i in range(6):
+            vm.sh("echo -16 > " + INJECT)
+            # rmmod as soon as the worker has picked up the new size, i.e.
+            # while it plugs and adds the first big block
+            vm.sh("rm -f /tmp/rr; (f=/sys/bus/virtio/devices/virtio0/memplug/requested_size; "
+                  "while [ \"$(cat $f 2>/dev/null)\" = 0 ]; do :; done; "
+                  "for i in $(seq 300); do rmmod memplug 2>/dev/null && "
+                  "{ echo unloaded >> /tmp/rr; break; }; done; echo done >> /tmp/rr) "
+                  ">/dev/null 2>&1 &")
+            vm.request("vmem0", "2G")
+            wait_for(t, "the rmmod loop", lambda: "done" in
+                     vm.sh("cat /tmp/rr 2>/dev/null; true")["out"], timeout=60)
+            r = vm.sh("cat /tmp/rr")
+            vm.sh("echo 0 > " + INJECT)
+            gone = "unloaded" in r["out"]
+            if gone:
+                unloaded += 1
+                blocks = vm.state()["memory_blocks"]["total"]
+                if blocks != vm.base["memory_blocks"]["total"]:
+                    raise TestFailure("module unloaded with %d memory blocks left in Linux" %
+                                      (blocks - vm.base["memory_blocks"]["total"]))
+                vm.sh(". /etc/load.sh; load memplug")
+            else:
+                refused += 1
+            vm.resize("vmem0", "2G", timeout=120)
+            vm.wait_memory(2 * GiB, "Movable")
+            # offline and online one of our blocks by hand: runs the notifier
+            r = vm.sh("for b in /sys/devices/system/memory/memory*; do "
+                      "n=${b##*memory}; [ $((n * 128)) -ge 4096 ] && "
+                      "[ \"$(cat $b/state)\" = online ] && "
+                      "echo offline > $b/state && echo online_movable > $b/state && "
+                      "{ echo $n; break; }; done; true")
+            vm.resize("vmem0", 0, timeout=120)
+            vm.wait_memory(0)
+        t.log("# rmmod racing the first add: %d unloads, %d clean refusals" % (unloaded, refused))
+        vm.check_kernel_log()
 
 
 # Malformed device config: QEMU always offers a valid one, so memplug-fi
