@@ -356,37 +356,44 @@ static void mp_set_present(struct mp_dev *d, u64 unit, u16 nr)
 
 /*
  * Add the memory blocks of @unit that are not added yet, one at a time.
- * All or nothing: on failure the blocks are removed again; a block that
- * cannot be removed leaves the unit partly added.  hp_lock dropped.
+ * All or nothing for this call: on failure the blocks it added are
+ * removed again (blocks that were present before stay: they may be
+ * online and in use); a block that cannot be removed leaves the unit
+ * partly added.  hp_lock dropped.
  */
 static int mp_add_unit_per_mb(struct mp_dev *d, u64 unit, u16 *nr_present)
 {
-	u64 addr = mp_unit_addr(&d->geo, unit), a, idx;
-	u64 end = addr + d->geo.unit_size;
+	u64 addr = mp_unit_addr(&d->geo, unit), first = mp_mb_index(d, addr);
+	u32 mb, nr_mb = mp_mb_per_unit(d);
+	unsigned long *added;
 	int rc = 0;
 
-	for (a = addr; a < end; a += d->geo.mb_size) {
-		idx = mp_mb_index(d, a);
-		if (test_bit(idx, d->mb_present))
+	added = bitmap_zalloc(nr_mb, GFP_KERNEL);
+	if (!added)
+		return -ENOMEM;
+	for (mb = 0; mb < nr_mb; mb++) {
+		if (test_bit(first + mb, d->mb_present))
 			continue;
-		rc = add_memory_driver_managed(d->mgid, a, d->geo.mb_size,
-					       MP_RESOURCE_NAME,
+		rc = add_memory_driver_managed(d->mgid,
+					       addr + (u64)mb * d->geo.mb_size,
+					       d->geo.mb_size, MP_RESOURCE_NAME,
 					       mp_mhp_flags(d));
 		if (rc)
 			break;
-		set_bit(idx, d->mb_present);
+		set_bit(first + mb, d->mb_present);
+		__set_bit(mb, added);
 		(*nr_present)++;
 	}
-	if (!rc)
-		return 0;
-	for (a = addr; a < end; a += d->geo.mb_size) {
-		idx = mp_mb_index(d, a);
-		if (!test_bit(idx, d->mb_present) ||
-		    offline_and_remove_memory(a, d->geo.mb_size))
-			continue;
-		clear_bit(idx, d->mb_present);
-		(*nr_present)--;
+	if (rc) {
+		for_each_set_bit(mb, added, nr_mb) {
+			if (offline_and_remove_memory(addr + mb * d->geo.mb_size,
+						      d->geo.mb_size))
+				continue;
+			clear_bit(first + mb, d->mb_present);
+			(*nr_present)--;
+		}
 	}
+	bitmap_free(added);
 	return rc;
 }
 
