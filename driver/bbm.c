@@ -136,7 +136,8 @@ static void mp_bbm_give(struct mp_dev *d, u64 unit, u32 end)
 	for (mb = 0; mb < end; mb++) {
 		if (d->per_mb && !test_bit(first_mb + mb, d->mb_present))
 			continue;
-		mp_give_range(mp_bbm_mb_pfn(d, unit, mb), mp_bbm_mb_pages(d));
+		mp_give_range(d, mp_bbm_mb_pfn(d, unit, mb),
+			      mp_bbm_mb_pages(d));
 	}
 }
 
