@@ -253,6 +253,19 @@ static u64 mp_contig_idx(const struct mp_dev *d, unsigned long pfn)
 	       (d->geo.bbm ? d->geo.mb_size : d->geo.sb_size);
 }
 
+/* Were the pages of @pfn's sub block (SBM) or memory block (BBM) taken? */
+bool mp_range_taken(const struct mp_dev *d, unsigned long pfn)
+{
+	return test_bit(mp_contig_idx(d, pfn), d->contig);
+}
+
+/* Is the memory block at @addr online? */
+bool mp_mb_online(const struct mp_dev *d, u64 addr)
+{
+	return test_bit((addr - d->geo.first_addr) / d->geo.mb_size,
+			d->online);
+}
+
 /*
  * Hand pages that never left the onlining path (kept PageOffline with a
  * refcount of 1 by the online page callback) to the buddy, in naturally
@@ -819,7 +832,7 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 	case MEM_OFFLINE:
 		if (__test_and_clear_bit(mb_idx, d->going))
 			u->nr_going--;
-		if (u->nr_online)
+		if (__test_and_clear_bit(mb_idx, d->online))
 			u->nr_online--;
 		if (__test_and_clear_bit(mb_idx, d->movable))
 			u->nr_movable--;
@@ -843,7 +856,8 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 	case MEM_ONLINE:
 		if (__test_and_clear_bit(mb_idx, d->going))
 			u->nr_going--;
-		u->nr_online++;
+		if (!__test_and_set_bit(mb_idx, d->online))
+			u->nr_online++;
 		movable = page_zonenum(pfn_to_page(start_pfn)) == ZONE_MOVABLE;
 		if (movable && !__test_and_set_bit(mb_idx, d->movable))
 			u->nr_movable++;
@@ -899,10 +913,12 @@ static void mp_hotplug_free_bitmaps(struct mp_dev *d)
 {
 	bitmap_free(d->movable);
 	bitmap_free(d->going);
+	bitmap_free(d->online);
 	bitmap_free(d->contig);
 	bitmap_free(d->mb_present);
 	d->movable = NULL;
 	d->going = NULL;
+	d->online = NULL;
 	d->contig = NULL;
 	d->mb_present = NULL;
 }
@@ -916,10 +932,11 @@ int mp_hotplug_register(struct mp_dev *d)
 
 	d->movable = bitmap_zalloc(nr_mb, GFP_KERNEL);
 	d->going = bitmap_zalloc(nr_mb, GFP_KERNEL);
+	d->online = bitmap_zalloc(nr_mb, GFP_KERNEL);
 	d->contig = bitmap_zalloc(nr_contig, GFP_KERNEL);
 	if (d->per_mb)
 		d->mb_present = bitmap_zalloc(nr_mb, GFP_KERNEL);
-	if (!d->movable || !d->going || !d->contig ||
+	if (!d->movable || !d->going || !d->online || !d->contig ||
 	    (d->per_mb && !d->mb_present)) {
 		rc = -ENOMEM;
 		goto err_free;

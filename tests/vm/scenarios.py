@@ -214,6 +214,59 @@ def hand_offlined_block(t):
         vm.check_kernel_log()
 
 
+@scenario("hand_offlined_block_bbm_no_room", memplug_only=True, tags=("notifier", "bbm", "oom"))
+def hand_offlined_block_bbm_no_room(t):
+    """BBM: the admin offlines one memory block of the top big block, and
+    a process fills the guest so that the rest of it could not hold what
+    lives in that big block. Asked to shrink, the driver must neither
+    offline the partly online big block blindly (offlining migrates
+    forever under the hotplug locks) nor migrate memory that has nowhere
+    to go: it either converges or stops with the room check (no_room),
+    the hotplug lock stays free, the process keeps its memory intact, and
+    once it is gone everything unplugs."""
+    with t.vm([Device("vmem0", "8G", "1G")]) as vm:
+        blocks = "ls /sys/devices/system/memory | sed -n 's/^memory//p' | sort -n"
+        boot_last = int(vm.sh(blocks + " | tail -n1")["out"])
+        vm.baseline()
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        ours = [int(b) for b in vm.sh(blocks)["out"].split() if int(b) > boot_last]
+        if len(ours) != 16:
+            raise TestFailure("expected 16 hot-plugged memory blocks, found %d" % len(ours))
+        # device memory lies above boot memory: the highest block is in the
+        # top big block, the cheapest one to unplug
+        vm.sh("echo offline > /sys/devices/system/memory/memory%d/state" % ours[-1])
+        vm.wait_memory(2 * GiB - 128 * MiB, "Movable")
+        start_filler(vm, 2048)
+        p = vm.ctl("-d", "vmem0", "resize", "1G", "--wait", "--timeout", "25", timeout=40)
+        left = vm.plugged("vmem0")
+        no_room = int(memplug_attrs(vm)["no_room"])
+        t.log("# asked for 1 GiB with little room: %s plugged, no_room %d (memplugctl exit %d)" %
+              (human(left), no_room, p.returncode))
+        if left == 2 * GiB:
+            if not no_room:
+                raise TestFailure("stopped at 2 GiB but the room check never refused")
+            vm.wait_memory(2 * GiB - 128 * MiB, "Movable")
+        elif left == GiB:
+            vm.wait_memory(GiB, "Movable")
+        else:
+            raise TestFailure("%s plugged, neither 1 GiB nor 2 GiB" % human(left))
+        # the worker must not sit in offline_pages() holding the device
+        # hotplug lock: writing a memory block's state needs that lock
+        # (onlining an online block fails with EINVAL once it has it)
+        r = vm.sh("timeout 10 sh -c 'echo online > /sys/devices/system/memory/memory%d/state' "
+                  "2>/dev/null; echo $?" % ours[0], timeout=30)
+        if r["out"].strip() == "124":
+            raise TestFailure("device hotplug lock still held after 10 s: offlining stuck")
+        stop_filler_clean(t, vm, min_passes=1)
+        vm.resize("vmem0", "1G", timeout=240)
+        vm.wait_memory(GiB, "Movable")
+        vm.resize("vmem0", 0, timeout=240)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
 @scenario("force_bbm_small_blocks", tags=("bbm",))
 def force_bbm(t):
     """force_bbm=1 makes even 2 MiB device blocks go in big blocks."""
