@@ -397,6 +397,17 @@ static mhp_t mp_mhp_flags(const struct mp_dev *d)
 	       (d->memmap_on_memory ? MHP_MEMMAP_ON_MEMORY : MHP_NONE);
 }
 
+/* add_memory_driver_managed(), unless fault injection makes it fail */
+static int mp_add_memory(struct mp_dev *d, u64 addr, u64 size)
+{
+	int rc = mp_fault_add(d);
+
+	if (rc)
+		return rc;
+	return add_memory_driver_managed(d->mgid, addr, size, MP_RESOURCE_NAME,
+					 mp_mhp_flags(d));
+}
+
 static u64 mp_mb_index(const struct mp_dev *d, u64 addr)
 {
 	return (addr - d->geo.first_addr) / d->geo.mb_size;
@@ -435,10 +446,8 @@ static int mp_add_unit_per_mb(struct mp_dev *d, u64 unit, u16 *nr_present)
 	for (mb = 0; mb < nr_mb; mb++) {
 		if (test_bit(first + mb, d->mb_present))
 			continue;
-		rc = add_memory_driver_managed(d->mgid,
-					       addr + (u64)mb * d->geo.mb_size,
-					       d->geo.mb_size, MP_RESOURCE_NAME,
-					       mp_mhp_flags(d));
+		rc = mp_add_memory(d, addr + (u64)mb * d->geo.mb_size,
+				   d->geo.mb_size);
 		if (rc)
 			break;
 		set_bit(first + mb, d->mb_present);
@@ -502,9 +511,7 @@ static int mp_hotplug_units(struct mp_dev *d, u64 first, u64 nr, bool add)
 		rc = add ? mp_add_unit_per_mb(d, first, &nr_present) :
 			   mp_remove_unit_per_mb(d, first, &nr_present);
 	} else if (add) {
-		rc = add_memory_driver_managed(d->mgid, addr, size,
-					       MP_RESOURCE_NAME,
-					       mp_mhp_flags(d));
+		rc = mp_add_memory(d, addr, size);
 		nr_present = rc ? 0 : mp_mb_per_unit(d);
 	} else {
 		rc = offline_and_remove_memory(addr, size);

@@ -415,6 +415,68 @@ def offline_fault_sbm(t):
     offline_fault(t, "2M")
 
 
+@scenario("add_rollback_keeps_present_blocks", memplug_only=True, tags=("fault", "bbm"))
+def add_rollback_keeps_present_blocks(t):
+    """6.1 with memmap_on_memory adds a big block one memory block at a
+    time. Adding fails half way while offlining is refused too, so the
+    rollback cannot remove what it added: the big block stays partly
+    added. When the next attempt fails again, its rollback must remove
+    only what that attempt added, never the memory blocks that were
+    there before (online, maybe in use). Once adding works the driver
+    completes the big block, and everything unplugs."""
+    if not t.release.startswith("6.1."):
+        raise Skip("memory is added one memory block at a time only on 6.1")
+    with t.vm([Device("vmem0", "8G", "1G")], cmdline=MEMMAP_ON, module="memplug-fi") as vm:
+        knobs = vm.sh("echo /sys/kernel/debug/memplug/virtio*")["out"].strip()
+        if vm.sh("test -f %s/add_fail" % knobs, check=False)["rc"] != 0:
+            raise TestFailure("no add_fail knob in %s (run scripts/build.sh)" % knobs)
+        vm.sh(". /etc/load.sh; load memory-notifier-error-inject")
+        if memplug_attrs(vm).get("memmap_on_memory") != "1":
+            raise TestFailure("memmap_on_memory not in use")
+        vm.baseline()
+        base = vm.base["memory_blocks"]["total"]
+
+        def blocks():
+            return vm.state()["memory_blocks"]["total"] - base
+
+        def wait_blocks(n, what, timeout=60):
+            deadline = time.time() + timeout
+            while blocks() != n:
+                if time.time() > deadline:
+                    raise TestFailure("%s: %d memory blocks added, expected %d" %
+                                      (what, blocks(), n))
+                time.sleep(0.2)
+
+        vm.resize("vmem0", "1G")
+        wait_blocks(8, "1 GiB plugged")
+        # the second big block: 4 memory blocks go in, the 5th fails, and
+        # the rollback cannot offline the 4
+        vm.sh("echo -16 > " + INJECT)
+        vm.sh("echo 4 > %s/add_pass && echo 1 > %s/add_fail" % (knobs, knobs))
+        vm.request("vmem0", "2G")
+        wait_blocks(12, "half added big block")
+        # adding keeps failing; offlining works again: a rollback that
+        # removed blocks it did not add would now take the 4 away
+        vm.sh("echo 0 > " + INJECT)
+        failures = int(memplug_attrs(vm)["add_failures"])
+        deadline = time.time() + 60
+        while int(memplug_attrs(vm)["add_failures"]) < failures + 1:
+            if time.time() > deadline:
+                raise TestFailure("the driver did not retry adding")
+            time.sleep(0.5)
+        if blocks() != 12:
+            raise TestFailure("a failed add removed memory blocks it had not added: "
+                              "%d left, expected 12" % blocks())
+        t.log("# adds failing: the 4 memory blocks added before stay")
+        vm.sh("echo 0 > %s/add_fail" % knobs)
+        vm.resize("vmem0", "2G", timeout=120)
+        wait_blocks(16, "2 GiB plugged")
+        vm.resize("vmem0", 0, timeout=120)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
 @scenario("resize_during_migration", reference_long=True, tags=("migration",))
 def migration(t):
     """Resize while QEMU live-migrates the VM (the device answers BUSY
