@@ -491,6 +491,45 @@ def add_rollback_keeps_present_blocks(t):
         vm.check_kernel_log()
 
 
+@scenario("unplug_refused_taken_pages_back_sbm", memplug_only=True, tags=("fault", "sbm"))
+def taken_pages_back_sbm(t):
+    """SBM with a filler holding memory in the device's range: unplugging
+    takes used sub blocks with alloc_contig_range() first. The device
+    refuses every UNPLUG (NACK), then loses every answer (ERROR: the
+    sub blocks become held, STATE answers are lost too). The taken pages
+    go back to Linux (free_contig_range(), not the onlining path) or
+    are plugged again later; each time the guest converges with MemTotal
+    exact, the filler's data intact and a clean kernel log (no bad page,
+    refcount or KASAN reports)."""
+    with t.vm([Device("vmem0", "8G", "2M")], module="memplug-fi") as vm:
+        knobs = vm.sh("echo /sys/kernel/debug/memplug/virtio*")["out"].strip()
+        if vm.sh("test -f %s/fault_every" % knobs, check=False)["rc"] != 0:
+            raise TestFailure("no fault injection knobs in %s" % knobs)
+        vm.baseline()
+        vm.resize("vmem0", "1G")
+        vm.wait_memory(GiB, "Movable")
+        start_filler(vm, 1024, seed=5)
+        for kind, what in ((1, "NACK"), (3, "ERROR")):
+            injected = int(vm.sh("cat %s/injected" % knobs)["out"])
+            vm.sh("echo %d > %s/fault_kind && echo 1 > %s/fault_every" % (kind, knobs, knobs))
+            vm.request("vmem0", "512M")
+            time.sleep(6)
+            vm.sh("echo 0 > %s/fault_every" % knobs)
+            hit = int(vm.sh("cat %s/injected" % knobs)["out"]) - injected
+            if not hit:
+                raise TestFailure("%s: no request was hit" % what)
+            t.log("# %s: %d requests hit" % (what, hit))
+            vm.resize("vmem0", "512M", timeout=180)
+            vm.wait_memory(512 * MiB, "Movable")
+            vm.resize("vmem0", "1G", timeout=180)
+            vm.wait_memory(GiB, "Movable")
+        stop_filler_clean(t, vm, min_passes=1)
+        vm.resize("vmem0", 0, timeout=180)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
 @scenario("resize_during_migration", reference_long=True, tags=("migration",))
 def migration(t):
     """Resize while QEMU live-migrates the VM (the device answers BUSY
