@@ -115,46 +115,76 @@ static unsigned long mp_bbm_mb_pages(const struct mp_dev *d)
 	return PHYS_PFN(d->geo.mb_size) - d->memmap_pages;
 }
 
+static bool mp_bbm_mb_online(const struct mp_dev *d, u64 unit, u32 mb)
+{
+	return mp_mb_online(d, mp_unit_addr(&d->geo, unit) +
+			    (u64)mb * d->geo.mb_size);
+}
+
+/* Racy hint: nothing to migrate in the online memory blocks of @unit? */
 static bool mp_bbm_is_free(struct mp_dev *d, u64 unit)
 {
 	u32 mb;
 
 	for (mb = 0; mb < mp_mb_per_unit(d); mb++)
-		if (!mp_range_is_free(mp_bbm_mb_pfn(d, unit, mb),
+		if (mp_bbm_mb_online(d, unit, mb) &&
+		    !mp_range_is_free(mp_bbm_mb_pfn(d, unit, mb),
 				      mp_bbm_mb_pages(d)))
 			return false;
 	return true;
 }
 
-/* Give taken pages of memory blocks [0, @end) back, if still added. */
-static void mp_bbm_give(struct mp_dev *d, u64 unit, u32 end)
+/*
+ * Give pages of @unit back to Linux: taken ones (d->contig), and while
+ * u->taken also those the online page callback kept offline in memory
+ * blocks onlined meanwhile (offline_and_remove_memory() rolling back).
+ * Memory blocks that are offline get nothing: their pages go to Linux
+ * through the online page callback if they come online again.
+ */
+static void mp_bbm_give(struct mp_dev *d, u64 unit)
 {
-	u64 first_mb = (mp_unit_addr(&d->geo, unit) - d->geo.first_addr) /
-		       d->geo.mb_size;
+	unsigned long pfn;
 	u32 mb;
 
-	for (mb = 0; mb < end; mb++) {
-		if (d->per_mb && !test_bit(first_mb + mb, d->mb_present))
+	for (mb = 0; mb < mp_mb_per_unit(d); mb++) {
+		pfn = mp_bbm_mb_pfn(d, unit, mb);
+		if (!mp_bbm_mb_online(d, unit, mb) ||
+		    (!d->units[unit].taken && !mp_range_taken(d, pfn)))
 			continue;
-		mp_give_range(mp_bbm_mb_pfn(d, unit, mb), mp_bbm_mb_pages(d));
+		mp_give_range(d, pfn, mp_bbm_mb_pages(d));
 	}
 }
 
-/* Take every online page of the unit; all or nothing. */
+/*
+ * Take every page of the online memory blocks of @unit (offline ones hold
+ * nothing to migrate); all or nothing.  On success every online memory
+ * block is taken: nothing came online or started going on/offline while
+ * hp_lock was dropped.
+ */
 static int mp_bbm_take(struct mp_dev *d, u64 unit)
 {
 	u32 mb;
 	int rc;
 
 	for (mb = 0; mb < mp_mb_per_unit(d); mb++) {
+		if (!mp_bbm_mb_online(d, unit, mb))
+			continue;
 		rc = mp_take_range(d, unit, mp_bbm_mb_pfn(d, unit, mb),
 				   mp_bbm_mb_pages(d));
-		if (rc) {
-			mp_bbm_give(d, unit, mb);
-			return rc;
-		}
+		if (rc)
+			goto undo;
 	}
+	rc = -EAGAIN;
+	if (d->units[unit].nr_going)
+		goto undo;
+	for (mb = 0; mb < mp_mb_per_unit(d); mb++)
+		if (mp_bbm_mb_online(d, unit, mb) &&
+		    !mp_range_taken(d, mp_bbm_mb_pfn(d, unit, mb)))
+			goto undo;
 	return 0;
+undo:
+	mp_bbm_give(d, unit);
+	return rc;
 }
 
 /*
@@ -163,7 +193,9 @@ static int mp_bbm_take(struct mp_dev *d, u64 unit)
  * (nothing to migrate, about as cheap as adding it).  Memory in use is
  * first taken with alloc_contig_range(), which gives up on unmovable
  * pages instead of retrying forever like offlining does; the taken pages
- * are PageOffline and skipped by offlining.
+ * are PageOffline and skipped by offlining.  A partly online big block
+ * (a memory block offlined by hand, or not onlined yet) is handled the
+ * same way: only its online memory blocks are checked and taken.
  */
 static int mp_bbm_remove(struct mp_dev *d, u64 unit,
 			 enum mp_unit_class class)
@@ -175,21 +207,26 @@ static int mp_bbm_remove(struct mp_dev *d, u64 unit,
 		rc = mp_remove_unit(d, unit);
 		goto out;
 	}
-	if (u->nr_online == mp_mb_per_unit(d) && !mp_bbm_is_free(d, unit)) {
-		rc = mp_bbm_take(d, unit);
-		if (rc)
-			return rc;
-		u->taken = 1;
+	if (mp_bbm_is_free(d, unit)) {
+		/* racy hint: a page allocated meanwhile is migrated */
 		rc = mp_remove_unit(d, unit);
-		u->taken = 0;
-		if (rc)
-			mp_bbm_give(d, unit, mp_mb_per_unit(d));
+		if (!rc)
+			d->stats.fast_unplugs++;
 		goto out;
 	}
-	/* free (racy hint), or partly offline: offline directly */
+	rc = mp_bbm_take(d, unit);
+	if (rc)
+		return rc;
+	/*
+	 * From here until removal every online page of the unit is ours:
+	 * the notifier drops their references for offlining, and the online
+	 * page callback keeps memory blocks onlined meanwhile offline.
+	 */
+	u->taken = 1;
 	rc = mp_remove_unit(d, unit);
-	if (!rc)
-		d->stats.fast_unplugs++;
+	if (rc)
+		mp_bbm_give(d, unit);
+	u->taken = 0;
 out:
 	/*
 	 * Removed per memory block and failed half way: never leave it half

@@ -92,9 +92,13 @@ static inline void mp_compat_keep_offline(struct page *page)
 }
 
 /*
- * Give @1 << @order PageOffline() pages with a refcount of 1 (fresh from
- * onlining or taken by alloc_contig_range() and marked offline) to the
- * buddy.  generic_online_page() accounts them as managed.
+ * Give @1 << @order PageOffline() pages with a refcount of 1 that never
+ * left the onlining path (kept offline by mp_compat_keep_offline() or, on
+ * 6.11+, by not onlining them) to the buddy.  generic_online_page()
+ * accounts them as managed.  Never for pages taken with
+ * alloc_contig_range(): it resets the refcount, which a speculative
+ * reference may still count on; those go back with free_contig_range()
+ * (same on 6.1 and 6.12).
  */
 static inline void mp_compat_online_pages(struct page *page,
 					  unsigned int order)

@@ -100,6 +100,8 @@ void mp_fault_dev_init(struct mp_dev *d)
 			    &mp_fault_bad_config_fops);
 	debugfs_create_u32("config_injected", 0400, fi->dir,
 			   &fi->config_injected);
+	debugfs_create_u32("add_fail", 0600, fi->dir, &fi->add_fail);
+	debugfs_create_u32("add_pass", 0600, fi->dir, &fi->add_pass);
 	mutex_unlock(&mp_fault_lock);
 	dev_info(&d->vdev->dev, "fault injection build: knobs in debugfs %s/%s/\n",
 		 KBUILD_MODNAME, dev_name(&d->vdev->dev));
@@ -120,6 +122,26 @@ void mp_fault_dev_exit(struct mp_dev *d)
 	/* the device's last requests (remove()) go through unharmed */
 	WRITE_ONCE(fi->every, 0);
 	WRITE_ONCE(fi->bad_config, MP_FAULT_FIELD_NONE);
+	WRITE_ONCE(fi->add_fail, 0);
+}
+
+/*
+ * Should this add_memory_driver_managed() call fail?  Only the worker
+ * adds memory; the knobs are plain debugfs u32s.
+ */
+int mp_fault_add(struct mp_dev *d)
+{
+	struct mp_fault_inject *fi = &d->fault;
+	u32 pass;
+
+	if (!READ_ONCE(fi->add_fail))
+		return 0;
+	pass = READ_ONCE(fi->add_pass);
+	if (pass) {
+		WRITE_ONCE(fi->add_pass, pass - 1);
+		return 0;
+	}
+	return -ENOMEM;
 }
 
 /*

@@ -15,6 +15,10 @@
  *                that field is corrupted in every config read at runtime
  *                (config-changed interrupt) until set back to "none"
  *   config_injected (read only) config reads corrupted so far
+ *   add_fail     1: add_memory_driver_managed() calls fail with -ENOMEM
+ *                (not called) once add_pass more have gone through;
+ *                0 = off
+ *   add_pass     adds still let through while add_fail is 1 (counts down)
  * NACK and BUSY answer without sending the request, 6 (swallow) neither
  * sends nor answers it: the request times out and every later one finds
  * the "buffer" still out until the driver resets the device.  ERROR, a malformed
@@ -81,6 +85,8 @@ struct mp_fault_inject {
 	u32 pending;		/* kind for the answer of the request in flight */
 	u32 bad_config;		/* debugfs: enum mp_fault_field */
 	u32 config_injected;	/* debugfs, read only; hp_lock */
+	u32 add_fail;		/* debugfs */
+	u32 add_pass;		/* debugfs; counts down */
 };
 
 void mp_fault_dev_init(struct mp_dev *d);
@@ -88,6 +94,7 @@ void mp_fault_dev_exit(struct mp_dev *d);
 int mp_fault_before_send(struct mp_dev *d, u16 type);
 int mp_fault_answer(struct mp_dev *d, u16 type, u64 addr, u64 size);
 void mp_fault_config(struct mp_dev *d, struct mp_config *c, bool probe);
+int mp_fault_add(struct mp_dev *d);
 
 #else
 
@@ -111,6 +118,12 @@ static inline int mp_fault_answer(struct mp_dev *d, u16 type, u64 addr,
 static inline void mp_fault_config(struct mp_dev *d, struct mp_config *c,
 				   bool probe)
 {
+}
+
+/* An error instead of adding memory, or 0 (add it). */
+static inline int mp_fault_add(struct mp_dev *d)
+{
+	return 0;
 }
 
 #endif /* MEMPLUG_FAULT_INJECT */

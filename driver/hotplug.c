@@ -253,11 +253,32 @@ bool mp_any_unit_blocked(const struct mp_dev *d)
 	return false;
 }
 
+/* Index in d->contig of the sub block (SBM) or memory block (BBM) of @pfn. */
+static u64 mp_contig_idx(const struct mp_dev *d, unsigned long pfn)
+{
+	return (PFN_PHYS(pfn) - d->geo.first_addr) /
+	       (d->geo.bbm ? d->geo.mb_size : d->geo.sb_size);
+}
+
+/* Were the pages of @pfn's sub block (SBM) or memory block (BBM) taken? */
+bool mp_range_taken(const struct mp_dev *d, unsigned long pfn)
+{
+	return test_bit(mp_contig_idx(d, pfn), d->contig);
+}
+
+/* Is the memory block at @addr online? */
+bool mp_mb_online(const struct mp_dev *d, u64 addr)
+{
+	return test_bit((addr - d->geo.first_addr) / d->geo.mb_size,
+			d->online);
+}
+
 /*
- * Hand (PageOffline, refcount 1) pages of an online range to the buddy,
- * in naturally aligned chunks.
+ * Hand pages that never left the onlining path (kept PageOffline with a
+ * refcount of 1 by the online page callback) to the buddy, in naturally
+ * aligned chunks.
  */
-void mp_give_range(unsigned long pfn, unsigned long nr_pages)
+static void mp_online_fresh(unsigned long pfn, unsigned long nr_pages)
 {
 	unsigned long end = pfn + nr_pages;
 	unsigned int order;
@@ -271,23 +292,60 @@ void mp_give_range(unsigned long pfn, unsigned long nr_pages)
 	}
 }
 
+/*
+ * Give back pages we allocated with alloc_contig_range().  Somebody may
+ * still hold a speculative reference (compaction, GUP-fast, a page cache
+ * lookup that raced with the migration), so the pages are put, not
+ * reinitialised: free_contig_range() drops our reference and the last
+ * put frees the page.  Undoes the managed count of mp_take_range().
+ */
+static void mp_free_taken(unsigned long pfn, unsigned long nr_pages)
+{
+	unsigned long i;
+
+	page_offline_begin();
+	for (i = 0; i < nr_pages; i++)
+		mp_clear_page_offline(pfn_to_page(pfn + i));
+	page_offline_end();
+	free_contig_range(pfn, nr_pages);
+	adjust_managed_page_count(pfn_to_page(pfn), nr_pages);
+}
+
+/*
+ * Hand the PageOffline pages of [pfn, pfn + nr_pages), part of one sub
+ * block (SBM) or memory block (BBM) of an online range, to the buddy:
+ * taken pages with free_contig_range(), pages kept offline while onlining
+ * through the onlining path.
+ */
+void mp_give_range(struct mp_dev *d, unsigned long pfn,
+		   unsigned long nr_pages)
+{
+	if (__test_and_clear_bit(mp_contig_idx(d, pfn), d->contig))
+		mp_free_taken(pfn, nr_pages);
+	else
+		mp_online_fresh(pfn, nr_pages);
+}
+
 void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb)
 {
-	mp_give_range(PHYS_PFN(mp_sb_addr(&d->geo, unit, sb)),
+	mp_give_range(d, PHYS_PFN(mp_sb_addr(&d->geo, unit, sb)),
 		      PHYS_PFN(d->geo.sb_size));
 }
 
 /*
  * Take an online range of @unit away from Linux with alloc_contig_range()
  * (bounded: it gives up on pages it cannot migrate) and mark the pages
- * PageOffline, owned by us with a refcount of 1.  hp_lock is dropped
- * meanwhile; the unit is busy so the notifier refuses offlining it.
+ * PageOffline, owned by us with a refcount of 1; d->contig records them.
+ * The range is whole sub blocks (SBM) or lies in one memory block (BBM).
+ * hp_lock is dropped meanwhile; the unit is busy so the notifier refuses
+ * offlining it.
  */
 int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 		  unsigned long nr_pages)
 {
 	struct mp_unit *u = &d->units[unit];
 	unsigned long i;
+	u64 first;
 	int rc;
 
 	/* no migration for an UNPLUG that cannot be sent */
@@ -316,6 +374,9 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 		mp_set_page_offline(pfn_to_page(pfn + i));
 	page_offline_end();
 	adjust_managed_page_count(pfn_to_page(pfn), -(long)nr_pages);
+	first = mp_contig_idx(d, pfn);
+	bitmap_set(d->contig, first,
+		   mp_contig_idx(d, pfn + nr_pages - 1) - first + 1);
 	u->busy = MP_BUSY_NONE;
 	return 0;
 }
@@ -345,6 +406,17 @@ static mhp_t mp_mhp_flags(const struct mp_dev *d)
 	       (d->memmap_on_memory ? MHP_MEMMAP_ON_MEMORY : MHP_NONE);
 }
 
+/* add_memory_driver_managed(), unless fault injection makes it fail */
+static int mp_add_memory(struct mp_dev *d, u64 addr, u64 size)
+{
+	int rc = mp_fault_add(d);
+
+	if (rc)
+		return rc;
+	return add_memory_driver_managed(d->mgid, addr, size, d->res_name,
+					 mp_mhp_flags(d));
+}
+
 static u64 mp_mb_index(const struct mp_dev *d, u64 addr)
 {
 	return (addr - d->geo.first_addr) / d->geo.mb_size;
@@ -367,37 +439,42 @@ static void mp_set_present(struct mp_dev *d, u64 unit, u16 nr)
 
 /*
  * Add the memory blocks of @unit that are not added yet, one at a time.
- * All or nothing: on failure the blocks are removed again; a block that
- * cannot be removed leaves the unit partly added.  hp_lock dropped.
+ * All or nothing for this call: on failure the blocks it added are
+ * removed again (blocks that were present before stay: they may be
+ * online and in use); a block that cannot be removed leaves the unit
+ * partly added.  hp_lock dropped.
  */
 static int mp_add_unit_per_mb(struct mp_dev *d, u64 unit, u16 *nr_present)
 {
-	u64 addr = mp_unit_addr(&d->geo, unit), a, idx;
-	u64 end = addr + d->geo.unit_size;
+	u64 addr = mp_unit_addr(&d->geo, unit), first = mp_mb_index(d, addr);
+	u32 mb, nr_mb = mp_mb_per_unit(d);
+	unsigned long *added;
 	int rc = 0;
 
-	for (a = addr; a < end; a += d->geo.mb_size) {
-		idx = mp_mb_index(d, a);
-		if (test_bit(idx, d->mb_present))
+	added = bitmap_zalloc(nr_mb, GFP_KERNEL);
+	if (!added)
+		return -ENOMEM;
+	for (mb = 0; mb < nr_mb; mb++) {
+		if (test_bit(first + mb, d->mb_present))
 			continue;
-		rc = add_memory_driver_managed(d->mgid, a, d->geo.mb_size,
-					       d->res_name,
-					       mp_mhp_flags(d));
+		rc = mp_add_memory(d, addr + (u64)mb * d->geo.mb_size,
+				   d->geo.mb_size);
 		if (rc)
 			break;
-		set_bit(idx, d->mb_present);
+		set_bit(first + mb, d->mb_present);
+		__set_bit(mb, added);
 		(*nr_present)++;
 	}
-	if (!rc)
-		return 0;
-	for (a = addr; a < end; a += d->geo.mb_size) {
-		idx = mp_mb_index(d, a);
-		if (!test_bit(idx, d->mb_present) ||
-		    offline_and_remove_memory(a, d->geo.mb_size))
-			continue;
-		clear_bit(idx, d->mb_present);
-		(*nr_present)--;
+	if (rc) {
+		for_each_set_bit(mb, added, nr_mb) {
+			if (offline_and_remove_memory(addr + mb * d->geo.mb_size,
+						      d->geo.mb_size))
+				continue;
+			clear_bit(first + mb, d->mb_present);
+			(*nr_present)--;
+		}
 	}
+	bitmap_free(added);
 	return rc;
 }
 
@@ -448,9 +525,7 @@ static int mp_hotplug_units(struct mp_dev *d, u64 first, u64 nr, bool add)
 		rc = add ? mp_add_unit_per_mb(d, first, &nr_present) :
 			   mp_remove_unit_per_mb(d, first, &nr_present);
 	} else if (add) {
-		rc = add_memory_driver_managed(d->mgid, addr, size,
-					       d->res_name,
-					       mp_mhp_flags(d));
+		rc = mp_add_memory(d, addr, size);
 		nr_present = rc ? 0 : mp_mb_per_unit(d);
 	} else {
 		rc = offline_and_remove_memory(addr, size);
@@ -792,7 +867,7 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 	case MEM_OFFLINE:
 		if (__test_and_clear_bit(mb_idx, d->going))
 			u->nr_going--;
-		if (u->nr_online)
+		if (__test_and_clear_bit(mb_idx, d->online))
 			u->nr_online--;
 		if (__test_and_clear_bit(mb_idx, d->movable))
 			u->nr_movable--;
@@ -801,6 +876,9 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 								    0));
 		if (n)
 			adjust_managed_page_count(pfn_to_page(start_pfn), n);
+		/* taken pages are gone with the block; onlining starts afresh */
+		n = d->geo.bbm ? 1 : d->geo.mb_size / d->geo.sb_size;
+		bitmap_clear(d->contig, mb_idx * n, n);
 		break;
 	case MEM_GOING_ONLINE:
 		if (!__test_and_set_bit(mb_idx, d->going))
@@ -813,7 +891,8 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 	case MEM_ONLINE:
 		if (__test_and_clear_bit(mb_idx, d->going))
 			u->nr_going--;
-		u->nr_online++;
+		if (!__test_and_set_bit(mb_idx, d->online))
+			u->nr_online++;
 		movable = page_zonenum(pfn_to_page(start_pfn)) == ZONE_MOVABLE;
 		if (movable && !__test_and_set_bit(mb_idx, d->movable))
 			u->nr_movable++;
@@ -865,16 +944,35 @@ static int mp_memory_notifier(struct notifier_block *nb,
 /* ------------------------------------------------------------------ */
 /* registration                                                        */
 
+static void mp_hotplug_free_bitmaps(struct mp_dev *d)
+{
+	bitmap_free(d->movable);
+	bitmap_free(d->going);
+	bitmap_free(d->online);
+	bitmap_free(d->contig);
+	bitmap_free(d->mb_present);
+	d->movable = NULL;
+	d->going = NULL;
+	d->online = NULL;
+	d->contig = NULL;
+	d->mb_present = NULL;
+}
+
 int mp_hotplug_register(struct mp_dev *d)
 {
 	u64 nr_mb = d->geo.nr_units * (d->geo.unit_size / d->geo.mb_size);
+	u64 nr_contig = d->geo.bbm ? nr_mb :
+			d->geo.nr_units * d->geo.sb_per_unit;
 	int rc;
 
 	d->movable = bitmap_zalloc(nr_mb, GFP_KERNEL);
 	d->going = bitmap_zalloc(nr_mb, GFP_KERNEL);
+	d->online = bitmap_zalloc(nr_mb, GFP_KERNEL);
+	d->contig = bitmap_zalloc(nr_contig, GFP_KERNEL);
 	if (d->per_mb)
 		d->mb_present = bitmap_zalloc(nr_mb, GFP_KERNEL);
-	if (!d->movable || !d->going || (d->per_mb && !d->mb_present)) {
+	if (!d->movable || !d->going || !d->online || !d->contig ||
+	    (d->per_mb && !d->mb_present)) {
 		rc = -ENOMEM;
 		goto err_free;
 	}
@@ -908,12 +1006,7 @@ int mp_hotplug_register(struct mp_dev *d)
 	return 0;
 
 err_free:
-	bitmap_free(d->movable);
-	bitmap_free(d->going);
-	d->movable = NULL;
-	d->going = NULL;
-	bitmap_free(d->mb_present);
-	d->mb_present = NULL;
+	mp_hotplug_free_bitmaps(d);
 	return rc;
 }
 
@@ -935,12 +1028,7 @@ void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback)
 			restore_online_page_callback(mp_online_page_cb);
 	}
 	mutex_unlock(&mp_cb_lock);
-	bitmap_free(d->movable);
-	bitmap_free(d->going);
-	d->movable = NULL;
-	d->going = NULL;
-	bitmap_free(d->mb_present);
-	d->mb_present = NULL;
+	mp_hotplug_free_bitmaps(d);
 }
 
 struct mp_dev *mp_find_orphan(u64 start, u64 end)

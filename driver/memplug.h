@@ -113,7 +113,7 @@ struct mp_unit {
 	u32 nr_plugged;		/* plugged sub blocks (incl. held) */
 	u32 nr_held;		/* held sub blocks */
 	u8 skip;		/* worker: failed this pass, try others */
-	u8 taken;		/* BBM: pages taken, being removed */
+	u8 taken;		/* BBM: every online page ours, being removed */
 	u16 nr_present;		/* memory blocks added (see per_mb) */
 };
 
@@ -175,6 +175,14 @@ struct mp_dev {
 	unsigned long *held;		/* per sub block */
 	unsigned long *movable;		/* per memory block: online movable */
 	unsigned long *going;		/* per memory block: GOING_* seen */
+	unsigned long *online;		/* per memory block: online */
+	/*
+	 * Per sub block (SBM) or memory block (BBM): its pages were taken
+	 * with alloc_contig_range() and are still ours; they go back with
+	 * free_contig_range(), not through the onlining path.  Cleared when
+	 * given back and on MEM_OFFLINE (onlining starts them afresh).
+	 */
+	unsigned long *contig;
 	u64 nr_plugged;			/* plugged sub blocks (incl. held) */
 	u64 nr_held;
 	u64 nr_added;			/* added units (nr_present != 0) */
@@ -266,7 +274,10 @@ struct mp_dev *mp_find_orphan(u64 start, u64 end);
 bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages);
 bool mp_sb_in_linux(const struct mp_dev *d, u64 unit, u32 sb);
 void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb);
-void mp_give_range(unsigned long pfn, unsigned long nr_pages);
+void mp_give_range(struct mp_dev *d, unsigned long pfn,
+		   unsigned long nr_pages);
+bool mp_range_taken(const struct mp_dev *d, unsigned long pfn);
+bool mp_mb_online(const struct mp_dev *d, u64 addr);
 int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 		  unsigned long nr_pages);
 bool mp_unit_online(const struct mp_unit *u);

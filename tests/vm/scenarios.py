@@ -215,6 +215,59 @@ def hand_offlined_block(t):
         vm.check_kernel_log()
 
 
+@scenario("hand_offlined_block_bbm_no_room", memplug_only=True, tags=("notifier", "bbm", "oom"))
+def hand_offlined_block_bbm_no_room(t):
+    """BBM: the admin offlines one memory block of the top big block, and
+    a process fills the guest so that the rest of it could not hold what
+    lives in that big block. Asked to shrink, the driver must neither
+    offline the partly online big block blindly (offlining migrates
+    forever under the hotplug locks) nor migrate memory that has nowhere
+    to go: it either converges or stops with the room check (no_room),
+    the hotplug lock stays free, the process keeps its memory intact, and
+    once it is gone everything unplugs."""
+    with t.vm([Device("vmem0", "8G", "1G")]) as vm:
+        blocks = "ls /sys/devices/system/memory | sed -n 's/^memory//p' | sort -n"
+        boot_last = int(vm.sh(blocks + " | tail -n1")["out"])
+        vm.baseline()
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        ours = [int(b) for b in vm.sh(blocks)["out"].split() if int(b) > boot_last]
+        if len(ours) != 16:
+            raise TestFailure("expected 16 hot-plugged memory blocks, found %d" % len(ours))
+        # device memory lies above boot memory: the highest block is in the
+        # top big block, the cheapest one to unplug
+        vm.sh("echo offline > /sys/devices/system/memory/memory%d/state" % ours[-1])
+        vm.wait_memory(2 * GiB - 128 * MiB, "Movable")
+        start_filler(vm, 2048)
+        p = vm.ctl("-d", "vmem0", "resize", "1G", "--wait", "--timeout", "25", timeout=40)
+        left = vm.plugged("vmem0")
+        no_room = int(memplug_attrs(vm)["no_room"])
+        t.log("# asked for 1 GiB with little room: %s plugged, no_room %d (memplugctl exit %d)" %
+              (human(left), no_room, p.returncode))
+        if left == 2 * GiB:
+            if not no_room:
+                raise TestFailure("stopped at 2 GiB but the room check never refused")
+            vm.wait_memory(2 * GiB - 128 * MiB, "Movable")
+        elif left == GiB:
+            vm.wait_memory(GiB, "Movable")
+        else:
+            raise TestFailure("%s plugged, neither 1 GiB nor 2 GiB" % human(left))
+        # the worker must not sit in offline_pages() holding the device
+        # hotplug lock: writing a memory block's state needs that lock
+        # (onlining an online block fails with EINVAL once it has it)
+        r = vm.sh("timeout 10 sh -c 'echo online > /sys/devices/system/memory/memory%d/state' "
+                  "2>/dev/null; echo $?" % ours[0], timeout=30)
+        if r["out"].strip() == "124":
+            raise TestFailure("device hotplug lock still held after 10 s: offlining stuck")
+        stop_filler_clean(t, vm, min_passes=1)
+        vm.resize("vmem0", "1G", timeout=240)
+        vm.wait_memory(GiB, "Movable")
+        vm.resize("vmem0", 0, timeout=240)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
 @scenario("force_bbm_small_blocks", tags=("bbm",))
 def force_bbm(t):
     """force_bbm=1 makes even 2 MiB device blocks go in big blocks."""
@@ -361,6 +414,121 @@ def offline_fault_bbm(t):
                           "failed once: with plugged == requested it never retries removing them")
 def offline_fault_sbm(t):
     offline_fault(t, "2M")
+
+
+@scenario("add_rollback_keeps_present_blocks", memplug_only=True, tags=("fault", "bbm"))
+def add_rollback_keeps_present_blocks(t):
+    """6.1 with memmap_on_memory adds a big block one memory block at a
+    time. Adding fails half way while offlining is refused too, so the
+    rollback cannot remove what it added: the big block stays partly
+    added. When the next attempt fails again, its rollback must remove
+    only what that attempt added, never the memory blocks that were
+    there before (online, maybe in use). Once adding works the driver
+    completes the big block, and everything unplugs."""
+    if not t.release.startswith("6.1."):
+        raise Skip("memory is added one memory block at a time only on 6.1")
+    with t.vm([Device("vmem0", "8G", "1G")], cmdline=MEMMAP_ON, module="memplug-fi") as vm:
+        knobs = vm.sh("echo /sys/kernel/debug/memplug/virtio*")["out"].strip()
+        if vm.sh("test -f %s/add_fail" % knobs, check=False)["rc"] != 0:
+            raise TestFailure("no add_fail knob in %s (run scripts/build.sh)" % knobs)
+        vm.sh(". /etc/load.sh; load memory-notifier-error-inject")
+        if memplug_attrs(vm).get("memmap_on_memory") != "1":
+            raise TestFailure("memmap_on_memory not in use")
+        vm.baseline()
+        base = vm.base["memory_blocks"]["total"]
+
+        def blocks():
+            return vm.state()["memory_blocks"]["total"] - base
+
+        def wait_blocks(n, what, timeout=60):
+            deadline = time.time() + timeout
+            while blocks() != n:
+                if time.time() > deadline:
+                    raise TestFailure("%s: %d memory blocks added, expected %d" %
+                                      (what, blocks(), n))
+                time.sleep(0.2)
+
+        vm.resize("vmem0", "1G")
+        wait_blocks(8, "1 GiB plugged")
+        # the second big block: 4 memory blocks go in, the 5th fails, and
+        # the rollback cannot offline the 4 (if it could after all, the
+        # driver unplugs the big block and plugs it again: re-arm)
+        vm.sh("echo -16 > " + INJECT)
+        for attempt in range(4):
+            vm.sh("echo 4 > %s/add_pass && echo 1 > %s/add_fail" % (knobs, knobs))
+            if not attempt:
+                vm.request("vmem0", "2G")
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                partly = vm.sh("dmesg | grep -c 'partly added'", check=False)["out"].strip()
+                if partly not in ("", "0") and blocks() == 12:
+                    break
+                time.sleep(0.5)
+            else:
+                continue
+            break
+        else:
+            raise TestFailure("could not leave the second big block partly added")
+        t.log("# second big block partly added (attempt %d): 4 memory blocks" % (attempt + 1))
+        # adding keeps failing; offlining works again: a rollback that
+        # removed blocks it did not add would now take the 4 away
+        vm.sh("echo 0 > " + INJECT)
+        failures = int(memplug_attrs(vm)["add_failures"])
+        deadline = time.time() + 60
+        while int(memplug_attrs(vm)["add_failures"]) < failures + 1:
+            if time.time() > deadline:
+                raise TestFailure("the driver did not retry adding")
+            time.sleep(0.5)
+        if blocks() != 12:
+            raise TestFailure("a failed add removed memory blocks it had not added: "
+                              "%d left, expected 12" % blocks())
+        t.log("# adds failing: the 4 memory blocks added before stay")
+        vm.sh("echo 0 > %s/add_fail" % knobs)
+        vm.resize("vmem0", "2G", timeout=120)
+        wait_blocks(16, "2 GiB plugged")
+        vm.resize("vmem0", 0, timeout=120)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
+@scenario("unplug_refused_taken_pages_back_sbm", memplug_only=True, tags=("fault", "sbm"))
+def taken_pages_back_sbm(t):
+    """SBM with a filler holding memory in the device's range: unplugging
+    takes used sub blocks with alloc_contig_range() first. The device
+    refuses every UNPLUG (NACK), then loses every answer (ERROR: the
+    sub blocks become held, STATE answers are lost too). The taken pages
+    go back to Linux (free_contig_range(), not the onlining path) or
+    are plugged again later; each time the guest converges with MemTotal
+    exact, the filler's data intact and a clean kernel log (no bad page,
+    refcount or KASAN reports)."""
+    with t.vm([Device("vmem0", "8G", "2M")], module="memplug-fi") as vm:
+        knobs = vm.sh("echo /sys/kernel/debug/memplug/virtio*")["out"].strip()
+        if vm.sh("test -f %s/fault_every" % knobs, check=False)["rc"] != 0:
+            raise TestFailure("no fault injection knobs in %s" % knobs)
+        vm.baseline()
+        vm.resize("vmem0", "1G")
+        vm.wait_memory(GiB, "Movable")
+        start_filler(vm, 1024, seed=5)
+        for kind, what in ((1, "NACK"), (3, "ERROR")):
+            injected = int(vm.sh("cat %s/injected" % knobs)["out"])
+            vm.sh("echo %d > %s/fault_kind && echo 1 > %s/fault_every" % (kind, knobs, knobs))
+            vm.request("vmem0", "512M")
+            time.sleep(6)
+            vm.sh("echo 0 > %s/fault_every" % knobs)
+            hit = int(vm.sh("cat %s/injected" % knobs)["out"]) - injected
+            if not hit:
+                raise TestFailure("%s: no request was hit" % what)
+            t.log("# %s: %d requests hit" % (what, hit))
+            vm.resize("vmem0", "512M", timeout=180)
+            vm.wait_memory(512 * MiB, "Movable")
+            vm.resize("vmem0", "1G", timeout=180)
+            vm.wait_memory(GiB, "Movable")
+        stop_filler_clean(t, vm, min_passes=1)
+        vm.resize("vmem0", 0, timeout=180)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
 
 
 @scenario("resize_during_migration", reference_long=True, tags=("migration",))
