@@ -509,7 +509,11 @@ def taken_pages_back_sbm(t):
         vm.baseline()
         vm.resize("vmem0", "1G")
         vm.wait_memory(GiB, "Movable")
-        start_filler(vm, 1024, seed=5)
+        # 512 MiB: in the plugged (movable) range, so the shrink to 512 MiB
+        # must take used sub blocks, and small enough that the boot memory
+        # keeps room for the memmap of the regrowth (else the growth guard
+        # rightly stops it)
+        start_filler(vm, 512, seed=5)
         for kind, what in ((1, "NACK"), (3, "ERROR")):
             injected = int(vm.sh("cat %s/injected" % knobs)["out"])
             vm.sh("echo %d > %s/fault_kind && echo 1 > %s/fault_every" % (kind, knobs, knobs))
