@@ -348,6 +348,12 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 	u64 first;
 	int rc;
 
+	/*
+	 * Callers take range after range (a big block is 8+ memory blocks),
+	 * and with init_on_alloc each take zeroes what it gets: give the CPU
+	 * up in between, or the worker trips the soft lockup watchdog.
+	 */
+	cond_resched();
 	/* no migration for an UNPLUG that cannot be sent */
 	if (!mp_request_ready(d))
 		return -EBUSY;
