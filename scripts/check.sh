@@ -2,6 +2,7 @@
 # Run the test suites and sum their results into one closing line.
 #
 #   scripts/check.sh [unit] [tools] [static] [vm]     (default: all of them)
+#   scripts/check.sh install                          (only when asked for)
 #
 # Each suite prints KTAP/TAP and ends with "N passed, N failed[, N skipped]";
 # this script echoes them, sums those lines and exits non-zero if any test
@@ -20,6 +21,7 @@ declare -A cmd=(
 	[tools]="tests/tools/run.sh"
 	[static]="scripts/static-checks.sh"
 	[vm]="python3 tests/vm/run.py -j ${JOBS:-2}"
+	[install]="tests/install/run.sh"
 )
 
 P=0 F=0 S=0
