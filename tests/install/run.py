@@ -73,12 +73,7 @@ class DiskVM(VM):
 
     def reboot_guest(self, timeout=BOOT_TIMEOUT):
         """systemctl reboot, as a user would; wait for the agent to come back."""
-        self.sock.sendall(b"sh systemctl reboot\n")
-        deadline = time.time() + timeout
-        while True:
-            r = self._read_reply(deadline)
-            if r.get("event") == "ready":
-                return
+        self.reboot(timeout, command="systemctl reboot")
 
     def poweroff(self, timeout=300):
         try:

@@ -344,10 +344,10 @@ class VM:
     def state(self):
         return self.agent("state")
 
-    def reboot(self, timeout=120):
-        """Reboot the guest at once (sysrq b) and wait for the agent to
-        announce itself again. Needs allow_reboot."""
-        self.sock.sendall(b"sh echo b > /proc/sysrq-trigger\n")
+    def reboot(self, timeout=120, command="echo b > /proc/sysrq-trigger"):
+        """Reboot the guest with `command` (default: at once, sysrq b) and
+        wait for the agent to announce itself again. Needs allow_reboot."""
+        self.sock.sendall(("sh %s\n" % command).encode())
         deadline = time.time() + timeout
         while True:
             r = self._read_reply(deadline)
