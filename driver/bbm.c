@@ -101,101 +101,10 @@ static int mp_bbm_plug_one(struct mp_dev *d)
 }
 
 /*
- * The usable part of each memory block of a unit: with memmap_on_memory
- * its first memmap_pages hold the memmap and are never online.
- */
-static unsigned long mp_bbm_mb_pfn(const struct mp_dev *d, u64 unit, u32 mb)
-{
-	return PHYS_PFN(mp_unit_addr(&d->geo, unit) + (u64)mb * d->geo.mb_size) +
-	       d->memmap_pages;
-}
-
-static unsigned long mp_bbm_mb_pages(const struct mp_dev *d)
-{
-	return PHYS_PFN(d->geo.mb_size) - d->memmap_pages;
-}
-
-static bool mp_bbm_mb_online(const struct mp_dev *d, u64 unit, u32 mb)
-{
-	return mp_mb_online(d, mp_unit_addr(&d->geo, unit) +
-			    (u64)mb * d->geo.mb_size);
-}
-
-/* Racy hint: nothing to migrate in the online memory blocks of @unit? */
-static bool mp_bbm_is_free(struct mp_dev *d, u64 unit)
-{
-	u32 mb;
-
-	for (mb = 0; mb < mp_mb_per_unit(d); mb++)
-		if (mp_bbm_mb_online(d, unit, mb) &&
-		    !mp_range_is_free(mp_bbm_mb_pfn(d, unit, mb),
-				      mp_bbm_mb_pages(d)))
-			return false;
-	return true;
-}
-
-/*
- * Give pages of @unit back to Linux: taken ones (d->contig), and while
- * u->taken also those the online page callback kept offline in memory
- * blocks onlined meanwhile (offline_and_remove_memory() rolling back).
- * Memory blocks that are offline get nothing: their pages go to Linux
- * through the online page callback if they come online again.
- */
-static void mp_bbm_give(struct mp_dev *d, u64 unit)
-{
-	unsigned long pfn;
-	u32 mb;
-
-	for (mb = 0; mb < mp_mb_per_unit(d); mb++) {
-		pfn = mp_bbm_mb_pfn(d, unit, mb);
-		if (!mp_bbm_mb_online(d, unit, mb) ||
-		    (!d->units[unit].taken && !mp_range_taken(d, pfn)))
-			continue;
-		mp_give_range(d, pfn, mp_bbm_mb_pages(d));
-	}
-}
-
-/*
- * Take every page of the online memory blocks of @unit (offline ones hold
- * nothing to migrate); all or nothing.  On success every online memory
- * block is taken: nothing came online or started going on/offline while
- * hp_lock was dropped.
- */
-static int mp_bbm_take(struct mp_dev *d, u64 unit)
-{
-	u32 mb;
-	int rc;
-
-	for (mb = 0; mb < mp_mb_per_unit(d); mb++) {
-		if (!mp_bbm_mb_online(d, unit, mb))
-			continue;
-		rc = mp_take_range(d, unit, mp_bbm_mb_pfn(d, unit, mb),
-				   mp_bbm_mb_pages(d));
-		if (rc)
-			goto undo;
-	}
-	rc = -EAGAIN;
-	if (d->units[unit].nr_going)
-		goto undo;
-	for (mb = 0; mb < mp_mb_per_unit(d); mb++)
-		if (mp_bbm_mb_online(d, unit, mb) &&
-		    !mp_range_taken(d, mp_bbm_mb_pfn(d, unit, mb)))
-			goto undo;
-	return 0;
-undo:
-	mp_bbm_give(d, unit);
-	return rc;
-}
-
-/*
- * Offline and remove an added big block in bounded time.  Offline or
- * completely free memory goes straight to offline_and_remove_memory()
- * (nothing to migrate, about as cheap as adding it).  Memory in use is
- * first taken with alloc_contig_range(), which gives up on unmovable
- * pages instead of retrying forever like offlining does; the taken pages
- * are PageOffline and skipped by offlining.  A partly online big block
- * (a memory block offlined by hand, or not onlined yet) is handled the
- * same way: only its online memory blocks are checked and taken.
+ * Offline and remove an added big block in bounded time (see
+ * mp_remove_unit_bounded()).  A partly online big block (a memory block
+ * offlined by hand, or not onlined yet) is handled the same way: only its
+ * online memory blocks can hold pages in use.
  */
 static int mp_bbm_remove(struct mp_dev *d, u64 unit,
 			 enum mp_unit_class class)
@@ -203,31 +112,10 @@ static int mp_bbm_remove(struct mp_dev *d, u64 unit,
 	struct mp_unit *u = &d->units[unit];
 	int rc;
 
-	if (class == MP_CLASS_OFFLINE) {
+	if (class == MP_CLASS_OFFLINE)
 		rc = mp_remove_unit(d, unit);
-		goto out;
-	}
-	if (mp_bbm_is_free(d, unit)) {
-		/* racy hint: a page allocated meanwhile is migrated */
-		rc = mp_remove_unit(d, unit);
-		if (!rc)
-			d->stats.fast_unplugs++;
-		goto out;
-	}
-	rc = mp_bbm_take(d, unit);
-	if (rc)
-		return rc;
-	/*
-	 * From here until removal every online page of the unit is ours:
-	 * the notifier drops their references for offlining, and the online
-	 * page callback keeps memory blocks onlined meanwhile offline.
-	 */
-	u->taken = 1;
-	rc = mp_remove_unit(d, unit);
-	if (rc)
-		mp_bbm_give(d, unit);
-	u->taken = 0;
-out:
+	else
+		rc = mp_remove_unit_bounded(d, unit);
 	/*
 	 * Removed per memory block and failed half way: never leave it half
 	 * done, add the removed memory blocks back.

@@ -96,8 +96,8 @@ enum mp_unit_class mp_unit_class(const struct mp_unit *u)
  * Racy hint: how many pages of the range are in use, i.e. neither free in
  * the buddy nor logically offline.  *@nr_free gets the free ones.
  */
-static unsigned long mp_range_used(unsigned long pfn, unsigned long nr_pages,
-				   unsigned long *nr_free)
+unsigned long mp_range_used(unsigned long pfn, unsigned long nr_pages,
+			    unsigned long *nr_free)
 {
 	unsigned long end = pfn + nr_pages;
 	unsigned long used = 0, free = 0, step;
@@ -139,25 +139,30 @@ bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages)
 }
 
 /*
- * Is there room elsewhere for the pages in use in this range?  Migrating
- * them when the rest of the guest cannot hold them only ends in
- * allocation failures (6.1 even logs each one) or reclaim storms; the
- * host learns from plugged_size > requested_size that the guest could
- * not shrink further.
+ * Is there room elsewhere for @used pages in use in the ranges about to be
+ * taken (@free_here free pages in them)?  Migrating them when the rest of
+ * the guest cannot hold them only ends in allocation failures (6.1 even
+ * logs each one) or reclaim storms; the host learns from plugged_size >
+ * requested_size that the guest could not shrink further.
  */
 static bool mp_room_for(struct mp_dev *d, u64 unit, unsigned long pfn,
-			unsigned long nr_pages)
+			unsigned long nr_pages, unsigned long used,
+			unsigned long free_here)
 {
-	unsigned long free_here, used, avail = 0;
+	unsigned long avail = 0;
 
-	used = mp_range_used(pfn, nr_pages, &free_here);
 	if (used) {
 		avail = si_mem_available();
 		avail = avail > free_here ? avail - free_here : 0;
 	}
 	/* the unplug guard (guard.c) decides, and says so in sysfs */
-	return mp_unplug_guard_allows(d, unit, PFN_PHYS((u64)used),
-				      PFN_PHYS((u64)avail));
+	if (mp_unplug_guard_allows(d, unit, PFN_PHYS((u64)used),
+				   PFN_PHYS((u64)avail)))
+		return true;
+	trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
+				    PFN_PHYS(nr_pages), MP_UNPLUG_NO_ROOM,
+				    -ENOMEM);
+	return false;
 }
 
 /*
@@ -253,17 +258,32 @@ bool mp_any_unit_blocked(const struct mp_dev *d)
 	return false;
 }
 
-/* Index in d->contig of the sub block (SBM) or memory block (BBM) of @pfn. */
+/*
+ * Take a range in use as a whole when more than 1/MP_TAKE_WHOLE_RATIO of
+ * its pageblocks hold pages in use: zeroing the free rest then costs less
+ * than migrating what lands in it twice.
+ */
+#define MP_TAKE_WHOLE_RATIO	8
+
+/*
+ * d->contig has one bit per pageblock, the granule alloc_contig_range()
+ * isolates: what is taken is whole sub blocks (SBM) or just the
+ * pageblocks in use of a unit about to be removed (both modes).
+ */
 static u64 mp_contig_idx(const struct mp_dev *d, unsigned long pfn)
 {
-	return (PFN_PHYS(pfn) - d->geo.first_addr) /
-	       (d->geo.bbm ? d->geo.mb_size : d->geo.sb_size);
+	return (pfn - PHYS_PFN(d->geo.first_addr)) / pageblock_nr_pages;
 }
 
-/* Were the pages of @pfn's sub block (SBM) or memory block (BBM) taken? */
-bool mp_range_taken(const struct mp_dev *d, unsigned long pfn)
+static bool mp_pfn_taken(const struct mp_dev *d, unsigned long pfn)
 {
 	return test_bit(mp_contig_idx(d, pfn), d->contig);
+}
+
+/* End of the pageblock of @pfn, at most @end. */
+static unsigned long mp_pageblock_end(unsigned long pfn, unsigned long end)
+{
+	return min(ALIGN(pfn + 1, pageblock_nr_pages), end);
 }
 
 /* Is the memory block at @addr online? */
@@ -271,6 +291,22 @@ bool mp_mb_online(const struct mp_dev *d, u64 addr)
 {
 	return test_bit((addr - d->geo.first_addr) / d->geo.mb_size,
 			d->online);
+}
+
+/*
+ * The part of memory block @mb of @unit that pages come and go in: with
+ * memmap_on_memory its first memmap_pages hold the memmap and are never
+ * online.
+ */
+unsigned long mp_mb_pfn(const struct mp_dev *d, u64 unit, u32 mb)
+{
+	return PHYS_PFN(mp_unit_addr(&d->geo, unit) +
+			(u64)mb * d->geo.mb_size) + d->memmap_pages;
+}
+
+unsigned long mp_mb_pages(const struct mp_dev *d)
+{
+	return PHYS_PFN(d->geo.mb_size) - d->memmap_pages;
 }
 
 /*
@@ -297,7 +333,7 @@ static void mp_online_fresh(unsigned long pfn, unsigned long nr_pages)
  * still hold a speculative reference (compaction, GUP-fast, a page cache
  * lookup that raced with the migration), so the pages are put, not
  * reinitialised: free_contig_range() drops our reference and the last
- * put frees the page.  Undoes the managed count of mp_take_range().
+ * put frees the page.  Undoes the managed count of mp_contig_take().
  */
 static void mp_free_taken(unsigned long pfn, unsigned long nr_pages)
 {
@@ -312,18 +348,73 @@ static void mp_free_taken(unsigned long pfn, unsigned long nr_pages)
 }
 
 /*
- * Hand the PageOffline pages of [pfn, pfn + nr_pages), part of one sub
- * block (SBM) or memory block (BBM) of an online range, to the buddy:
- * taken pages with free_contig_range(), pages kept offline while onlining
- * through the onlining path.
+ * Is the pageblock of @pfn meant for Linux: its sub block plugged, not
+ * held?  Taken and meant for Linux: taken for a removal (or for an
+ * UNPLUG not sent yet), not unplugged after it was taken.
  */
+static bool mp_pfn_in_linux(const struct mp_dev *d, unsigned long pfn)
+{
+	long long unit = mp_addr_to_unit(&d->geo, PFN_PHYS(pfn));
+
+	return unit >= 0 &&
+	       mp_sb_in_linux(d, unit,
+			      (u32)((PFN_PHYS(pfn) -
+				     mp_unit_addr(&d->geo, unit)) /
+				    d->geo.sb_size));
+}
+
+static bool mp_pfn_taken_in_linux(const struct mp_dev *d, unsigned long pfn)
+{
+	return mp_pfn_taken(d, pfn) && mp_pfn_in_linux(d, pfn);
+}
+
+/*
+ * Give the pages of [pfn, pfn + nr_pages), in one online memory block, to
+ * the buddy.  @all: the range is an unplugged sub block being given to
+ * Linux, every page in it is ours: taken pageblocks go back with
+ * free_contig_range(), the others as pages kept offline while onlining.
+ * Else only the taken pageblocks of sub blocks meant for Linux go back
+ * (a removal that failed); the others are in the buddy already, or
+ * unplugged and must stay ours.
+ */
+static void mp_give(struct mp_dev *d, unsigned long pfn,
+		    unsigned long nr_pages, bool all)
+{
+	unsigned long end = pfn + nr_pages, next;
+	bool taken;
+
+	while (pfn < end) {
+		/* a run of pageblocks that are all given back, or all not */
+		taken = all ? mp_pfn_taken(d, pfn) :
+			      mp_pfn_taken_in_linux(d, pfn);
+		next = pfn;
+		do {
+			if (taken)
+				__clear_bit(mp_contig_idx(d, next), d->contig);
+			next = mp_pageblock_end(next, end);
+		} while (next < end &&
+			 (all ? mp_pfn_taken(d, next) :
+				mp_pfn_taken_in_linux(d, next)) == taken);
+		if (taken)
+			mp_free_taken(pfn, next - pfn);
+		else if (all)
+			mp_online_fresh(pfn, next - pfn);
+		pfn = next;
+	}
+}
+
+/* Every page of the range is ours: give all of it to Linux. */
 void mp_give_range(struct mp_dev *d, unsigned long pfn,
 		   unsigned long nr_pages)
 {
-	if (__test_and_clear_bit(mp_contig_idx(d, pfn), d->contig))
-		mp_free_taken(pfn, nr_pages);
-	else
-		mp_online_fresh(pfn, nr_pages);
+	mp_give(d, pfn, nr_pages, true);
+}
+
+/* Give back what a failed removal took in the online range. */
+void mp_give_taken(struct mp_dev *d, unsigned long pfn,
+		   unsigned long nr_pages)
+{
+	mp_give(d, pfn, nr_pages, false);
 }
 
 void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb)
@@ -336,12 +427,11 @@ void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb)
  * Take an online range of @unit away from Linux with alloc_contig_range()
  * (bounded: it gives up on pages it cannot migrate) and mark the pages
  * PageOffline, owned by us with a refcount of 1; d->contig records them.
- * The range is whole sub blocks (SBM) or lies in one memory block (BBM).
- * hp_lock is dropped meanwhile; the unit is busy so the notifier refuses
- * offlining it.
+ * The range is whole pageblocks of one memory block.  hp_lock is dropped
+ * meanwhile; the unit is busy so the notifier refuses offlining it.
  */
-int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
-		  unsigned long nr_pages)
+static int mp_contig_take(struct mp_dev *d, u64 unit, unsigned long pfn,
+			  unsigned long nr_pages)
 {
 	struct mp_unit *u = &d->units[unit];
 	unsigned long i;
@@ -349,26 +439,20 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 	int rc;
 
 	/*
-	 * Callers take range after range (a big block is 8+ memory blocks),
-	 * and with init_on_alloc each take zeroes what it gets: give the CPU
-	 * up in between, or the worker trips the soft lockup watchdog.
+	 * Callers take range after range, and with init_on_alloc each take
+	 * zeroes what it gets: give the CPU up in between, or the worker
+	 * trips the soft lockup watchdog.
 	 */
 	cond_resched();
 	/* no migration for an UNPLUG that cannot be sent */
 	if (!mp_request_ready(d))
 		return -EBUSY;
-	if (!mp_room_for(d, unit, pfn, nr_pages)) {
-		trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
-					    PFN_PHYS(nr_pages),
-					    MP_UNPLUG_NO_ROOM, -ENOMEM);
-		return -ENOMEM;
-	}
 	u->busy = MP_BUSY_CONTIG;
 	mutex_unlock(&d->hp_lock);
 	rc = mp_compat_alloc_contig(pfn, nr_pages);
 	mutex_lock(&d->hp_lock);
+	u->busy = MP_BUSY_NONE;
 	if (rc) {
-		u->busy = MP_BUSY_NONE;
 		d->stats.contig_failures++;
 		trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
 					    PFN_PHYS(nr_pages),
@@ -383,8 +467,20 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 	first = mp_contig_idx(d, pfn);
 	bitmap_set(d->contig, first,
 		   mp_contig_idx(d, pfn + nr_pages - 1) - first + 1);
-	u->busy = MP_BUSY_NONE;
+	d->stats.taken_pages += nr_pages;
 	return 0;
+}
+
+/* Take whole sub blocks of @unit, if the unplug guard sees room. */
+int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
+		  unsigned long nr_pages)
+{
+	unsigned long used, free_here;
+
+	used = mp_range_used(pfn, nr_pages, &free_here);
+	if (!mp_room_for(d, unit, pfn, nr_pages, used, free_here))
+		return -ENOMEM;
+	return mp_contig_take(d, unit, pfn, nr_pages);
 }
 
 /* ------------------------------------------------------------------ */
@@ -444,76 +540,133 @@ static void mp_set_present(struct mp_dev *d, u64 unit, u16 nr)
 }
 
 /*
- * Add the memory blocks of @unit that are not added yet, one at a time.
- * All or nothing for this call: on failure the blocks it added are
- * removed again (blocks that were present before stay: they may be
- * online and in use); a block that cannot be removed leaves the unit
- * partly added.  hp_lock dropped.
+ * Next run of memory blocks of @unit, from @mb on, whose present bit is
+ * @present and that @mask (indexed by memory block in the unit; NULL:
+ * all) selects.  Returns its length (0: none left) and its first memory
+ * block in *@start.  One memory block per run with per_mb (see memplug.h).
  */
-static int mp_add_unit_per_mb(struct mp_dev *d, u64 unit, u16 *nr_present)
+static bool mp_mb_pick(const struct mp_dev *d, u64 first, u32 mb,
+		       bool present, const unsigned long *mask)
 {
-	u64 addr = mp_unit_addr(&d->geo, unit), first = mp_mb_index(d, addr);
-	u32 mb, nr_mb = mp_mb_per_unit(d);
+	return test_bit(first + mb, d->mb_present) == present &&
+	       (!mask || test_bit(mb, mask));
+}
+
+static u32 mp_mb_run(const struct mp_dev *d, u64 unit, u32 mb, bool present,
+		     const unsigned long *mask, u32 *start)
+{
+	u64 first = mp_mb_index(d, mp_unit_addr(&d->geo, unit));
+	u32 nr_mb = mp_mb_per_unit(d), end;
+
+	while (mb < nr_mb && !mp_mb_pick(d, first, mb, present, mask))
+		mb++;
+	if (mb == nr_mb)
+		return 0;
+	for (end = mb + 1; end < nr_mb && !d->per_mb &&
+	     mp_mb_pick(d, first, end, present, mask); end++)
+		;
+	*start = mb;
+	return end - mb;
+}
+
+static u64 mp_mb_addr(const struct mp_dev *d, u64 unit, u32 mb)
+{
+	return mp_unit_addr(&d->geo, unit) + (u64)mb * d->geo.mb_size;
+}
+
+static void mp_mark_mbs(struct mp_dev *d, u64 unit, u32 mb, u32 nr,
+			bool present, u16 *nr_present)
+{
+	u64 idx = mp_mb_index(d, mp_mb_addr(d, unit, mb));
+
+	if (present) {
+		bitmap_set(d->mb_present, idx, nr);
+		*nr_present += nr;
+	} else {
+		bitmap_clear(d->mb_present, idx, nr);
+		*nr_present -= nr;
+	}
+}
+
+/* The memory blocks of @unit, all added or all not (several units). */
+static void mp_unit_mbs_present(struct mp_dev *d, u64 unit, bool present)
+{
+	u64 idx = mp_mb_index(d, mp_unit_addr(&d->geo, unit));
+
+	if (present)
+		bitmap_set(d->mb_present, idx, mp_mb_per_unit(d));
+	else
+		bitmap_clear(d->mb_present, idx, mp_mb_per_unit(d));
+}
+
+/*
+ * Remove the present memory blocks of @unit that @mask selects (NULL:
+ * all), a run per offline_and_remove_memory() call.  Stops at the first
+ * failure.  hp_lock dropped, the unit busy.
+ */
+static int mp_remove_mbs(struct mp_dev *d, u64 unit, const unsigned long *mask,
+			 u16 *nr_present)
+{
+	u32 mb = 0, nr;
+	int rc;
+
+	while ((nr = mp_mb_run(d, unit, mb, true, mask, &mb))) {
+		rc = offline_and_remove_memory(mp_mb_addr(d, unit, mb),
+					       (u64)nr * d->geo.mb_size);
+		if (rc)
+			return rc;
+		mp_mark_mbs(d, unit, mb, nr, false, nr_present);
+		mb += nr;
+	}
+	return 0;
+}
+
+/*
+ * Add the memory blocks of @unit that are not added yet, a run per
+ * add_memory_driver_managed() call (the whole unit at once when none is).
+ * All or nothing for this call: on failure the blocks it added are
+ * removed again (blocks that were present before stay: they may be online
+ * and in use); a block that cannot be removed leaves the unit partly
+ * added.  hp_lock dropped, the unit busy.
+ */
+static int mp_add_mbs(struct mp_dev *d, u64 unit, u16 *nr_present)
+{
+	u32 mb = 0, nr, nr_mb = mp_mb_per_unit(d);
 	unsigned long *added;
 	int rc = 0;
 
 	added = bitmap_zalloc(nr_mb, GFP_KERNEL);
 	if (!added)
 		return -ENOMEM;
-	for (mb = 0; mb < nr_mb; mb++) {
-		if (test_bit(first + mb, d->mb_present))
-			continue;
-		rc = mp_add_memory(d, addr + (u64)mb * d->geo.mb_size,
-				   d->geo.mb_size);
+	while ((nr = mp_mb_run(d, unit, mb, false, NULL, &mb))) {
+		rc = mp_add_memory(d, mp_mb_addr(d, unit, mb),
+				   (u64)nr * d->geo.mb_size);
 		if (rc)
 			break;
-		set_bit(first + mb, d->mb_present);
-		__set_bit(mb, added);
-		(*nr_present)++;
+		mp_mark_mbs(d, unit, mb, nr, true, nr_present);
+		bitmap_set(added, mb, nr);
+		mb += nr;
 	}
-	if (rc) {
-		for_each_set_bit(mb, added, nr_mb) {
-			if (offline_and_remove_memory(addr + mb * d->geo.mb_size,
-						      d->geo.mb_size))
-				continue;
-			clear_bit(first + mb, d->mb_present);
-			(*nr_present)--;
-		}
-	}
+	if (rc)
+		mp_remove_mbs(d, unit, added, nr_present);
 	bitmap_free(added);
 	return rc;
 }
 
-/* Remove the added memory blocks of @unit one at a time.  hp_lock dropped. */
-static int mp_remove_unit_per_mb(struct mp_dev *d, u64 unit, u16 *nr_present)
-{
-	u64 addr = mp_unit_addr(&d->geo, unit), a, idx;
-	int rc;
-
-	for (a = addr; a < addr + d->geo.unit_size; a += d->geo.mb_size) {
-		idx = mp_mb_index(d, a);
-		if (!test_bit(idx, d->mb_present))
-			continue;
-		rc = offline_and_remove_memory(a, d->geo.mb_size);
-		if (rc)
-			return rc;
-		clear_bit(idx, d->mb_present);
-		(*nr_present)--;
-	}
-	return 0;
-}
-
 /*
- * Add, or offline and remove, @nr consecutive units from @first with one
- * call: for several memory blocks (SBM) memory hotplug then does its
- * per-call work (hotplug locks, resources, zonelists, removing the memmap)
- * once instead of once per memory block.  Offlining is still done per
- * memory block by the kernel; add_memory_driver_managed() and
- * offline_and_remove_memory() are all or nothing.  per_mb (BBM, @nr is
- * 1): one memory block at a time.  hp_lock held, dropped meanwhile; the
- * units are busy.
+ * Add, or offline and remove, memory of @nr consecutive units from @first.
+ * One unit (@nr is 1): the memory blocks of it that @mask selects (NULL:
+ * all; adding always adds all that are missing), with as few calls as the
+ * blocks' present state allows.  Several units (SBM, all of them
+ * completely added or not at all): one call for all of them, so that
+ * memory hotplug does its per-call work (hotplug locks, resources,
+ * zonelists, removing the memmap) once instead of once per memory block;
+ * offlining is still done per memory block by the kernel.
+ * add_memory_driver_managed() and offline_and_remove_memory() are all or
+ * nothing.  hp_lock held, dropped meanwhile; the units are busy.
  */
-static int mp_hotplug_units(struct mp_dev *d, u64 first, u64 nr, bool add)
+static int mp_hotplug(struct mp_dev *d, u64 first, u64 nr, bool add,
+		      const unsigned long *mask)
 {
 	u64 addr = mp_unit_addr(&d->geo, first);
 	u64 size = nr * d->geo.unit_size;
@@ -526,10 +679,13 @@ static int mp_hotplug_units(struct mp_dev *d, u64 first, u64 nr, bool add)
 		return -ENODEV;
 	for (unit = first; unit < first + nr; unit++)
 		d->units[unit].busy = add ? MP_BUSY_ADD : MP_BUSY_REMOVE;
+	/* our own offlining may go through taken pages (the notifier) */
+	if (!add)
+		d->remover = current;
 	mutex_unlock(&d->hp_lock);
-	if (d->per_mb) {
-		rc = add ? mp_add_unit_per_mb(d, first, &nr_present) :
-			   mp_remove_unit_per_mb(d, first, &nr_present);
+	if (nr == 1) {
+		rc = add ? mp_add_mbs(d, first, &nr_present) :
+			   mp_remove_mbs(d, first, mask, &nr_present);
 	} else if (add) {
 		rc = mp_add_memory(d, addr, size);
 		nr_present = rc ? 0 : mp_mb_per_unit(d);
@@ -538,8 +694,11 @@ static int mp_hotplug_units(struct mp_dev *d, u64 first, u64 nr, bool add)
 		nr_present = rc ? mp_mb_per_unit(d) : 0;
 	}
 	mutex_lock(&d->hp_lock);
+	d->remover = NULL;
 	for (unit = first; unit < first + nr; unit++) {
 		d->units[unit].busy = MP_BUSY_NONE;
+		if (nr > 1)
+			mp_unit_mbs_present(d, unit, nr_present);
 		mp_set_present(d, unit, nr_present);
 	}
 	if (add)
@@ -565,12 +724,204 @@ static int mp_hotplug_units(struct mp_dev *d, u64 first, u64 nr, bool add)
 
 int mp_add_units(struct mp_dev *d, u64 first, u64 nr)
 {
-	return mp_hotplug_units(d, first, nr, true);
+	return mp_hotplug(d, first, nr, true, NULL);
 }
 
 int mp_remove_units(struct mp_dev *d, u64 first, u64 nr)
 {
-	return mp_hotplug_units(d, first, nr, false);
+	return mp_hotplug(d, first, nr, false, NULL);
+}
+
+/* Remove the memory blocks of @unit that @mask selects. */
+static int mp_remove_unit_mbs(struct mp_dev *d, u64 unit,
+			      const unsigned long *mask)
+{
+	return mp_hotplug(d, unit, 1, false, mask);
+}
+
+/* Does the pageblock of @pfn (up to @end) hold a page in use, not taken? */
+static bool mp_pageblock_used(const struct mp_dev *d, unsigned long pfn,
+			      unsigned long end)
+{
+	return !mp_pfn_taken(d, pfn) &&
+	       mp_range_used(pfn, mp_pageblock_end(pfn, end) - pfn, NULL);
+}
+
+/*
+ * Take the pages in use of an online range that is about to be offlined,
+ * so that offlining it has nothing left to migrate.  Mostly free: only the
+ * pageblocks in use, run by run, chosen before the first is taken (what
+ * migrates lands in free pageblocks of the range at worst, and offlining
+ * moves it once more); free pageblocks stay in the buddy, where taking
+ * them would zero them (init_on_alloc) for nothing.  Otherwise all of it
+ * with one call: isolated as a whole, nothing that migrates can land in
+ * it.  On failure what was taken stays taken: the caller gives it back.
+ */
+static int mp_take_in_use(struct mp_dev *d, u64 unit, unsigned long pfn,
+			  unsigned long nr_pages)
+{
+	unsigned long end = pfn + nr_pages, p, nr_pbs, nr_used = 0, i, run;
+	unsigned long *used;
+	bool whole = true;
+	int rc = 0;
+
+	nr_pbs = DIV_ROUND_UP(end - ALIGN_DOWN(pfn, pageblock_nr_pages),
+			      pageblock_nr_pages);
+	used = bitmap_zalloc(nr_pbs, GFP_KERNEL);
+	if (!used)
+		return -ENOMEM;
+	for (p = pfn, i = 0; p < end; p = mp_pageblock_end(p, end), i++) {
+		if (mp_pageblock_used(d, p, end)) {
+			__set_bit(i, used);
+			nr_used++;
+		}
+		/*
+		 * alloc_contig_range() cannot take pages it does not find free
+		 * or movable: our PageOffline ones (unplugged sub blocks, taken
+		 * pageblocks) make it fail
+		 */
+		if (!mp_pfn_in_linux(d, p) || mp_pfn_taken(d, p))
+			whole = false;
+	}
+	if (whole && nr_used * MP_TAKE_WHOLE_RATIO > nr_pbs) {
+		rc = mp_contig_take(d, unit, pfn, nr_pages);
+		goto out;
+	}
+	for (p = pfn, i = 0; !rc && p < end;) {
+		if (!test_bit(i, used)) {
+			p = mp_pageblock_end(p, end);
+			i++;
+			continue;
+		}
+		run = p;
+		do {
+			p = mp_pageblock_end(p, end);
+			i++;
+		} while (p < end && test_bit(i, used));
+		rc = mp_contig_take(d, unit, run, p - run);
+	}
+out:
+	bitmap_free(used);
+	return rc;
+}
+
+/* Give back what was taken in the online memory blocks of @unit. */
+static void mp_unit_give_taken(struct mp_dev *d, u64 unit)
+{
+	u32 mb;
+
+	for (mb = 0; mb < mp_mb_per_unit(d); mb++)
+		if (mp_mb_online(d, mp_mb_addr(d, unit, mb)))
+			mp_give_taken(d, mp_mb_pfn(d, unit, mb),
+				      mp_mb_pages(d));
+}
+
+static bool mp_mb_takes(const struct mp_dev *d, u64 unit, u32 mb,
+			const unsigned long *mask)
+{
+	return !test_bit(mb, mask) && mp_mb_online(d, mp_mb_addr(d, unit, mb));
+}
+
+/* alloc_contig_range() works in one zone: a run must not leave it */
+static bool mp_mb_same_zone(const struct mp_dev *d, u64 unit, u32 a, u32 b)
+{
+	u64 first = mp_mb_index(d, mp_unit_addr(&d->geo, unit));
+
+	return test_bit(first + a, d->movable) == test_bit(first + b, d->movable);
+}
+
+/*
+ * Take what is in use in the online memory blocks of @unit that @mask
+ * does not select: runs of consecutive ones in one zone at once (without
+ * a memmap in between), so that what migrates away from one cannot land
+ * in the next.
+ */
+static int mp_unit_take_in_use(struct mp_dev *d, u64 unit,
+			       const unsigned long *mask)
+{
+	u32 mb, end, nr_mb = mp_mb_per_unit(d);
+	int rc = 0;
+
+	for (mb = 0; !rc && mb < nr_mb; mb = end) {
+		if (!mp_mb_takes(d, unit, mb, mask)) {
+			end = mb + 1;
+			continue;
+		}
+		for (end = mb + 1; end < nr_mb && !d->memmap_pages &&
+		     mp_mb_takes(d, unit, end, mask) &&
+		     mp_mb_same_zone(d, unit, mb, end); end++)
+			;
+		rc = mp_take_in_use(d, unit, mp_mb_pfn(d, unit, mb),
+				    (end - mb - 1) * PHYS_PFN(d->geo.mb_size) +
+				    mp_mb_pages(d));
+	}
+	return rc;
+}
+
+/*
+ * Offline and remove all of @unit in bounded time.  Offlining retries the
+ * migration of a page that will never move for as long as it is not
+ * interrupted, so it only gets memory with nothing to migrate:
+ * - memory blocks that are offline or free go first, removed right away:
+ *   nothing migrated later can land in them;
+ * - in the others, pages in use are taken with alloc_contig_range(),
+ *   which gives up on what cannot move (see mp_take_in_use());
+ * - the rest is removed; taken pages are PageOffline, offlining skips
+ *   them (the notifier drops our reference).
+ * A free unit thus costs about what adding it did.  On failure what was
+ * taken goes back to Linux; memory blocks already removed stay removed
+ * (the caller adds them again).
+ */
+int mp_remove_unit_bounded(struct mp_dev *d, u64 unit)
+{
+	unsigned long used = 0, free_here = 0, mb_used, mb_free;
+	u32 mb, nr_mb = mp_mb_per_unit(d);
+	unsigned long *quick;
+	u64 addr = mp_unit_addr(&d->geo, unit);
+	int rc;
+
+	quick = bitmap_zalloc(nr_mb, GFP_KERNEL);
+	if (!quick)
+		return -ENOMEM;
+	for (mb = 0; mb < nr_mb; mb++) {
+		mb_used = 0;
+		mb_free = 0;
+		if (mp_mb_online(d, mp_mb_addr(d, unit, mb)))
+			mb_used = mp_range_used(mp_mb_pfn(d, unit, mb),
+						mp_mb_pages(d), &mb_free);
+		if (!mb_used)
+			__set_bit(mb, quick);
+		used += mb_used;
+		free_here += mb_free;
+	}
+	if (!used) {
+		/* racy hint: a page allocated since is migrated by offlining */
+		rc = mp_remove_unit(d, unit);
+		if (!rc)
+			d->stats.fast_unplugs++;
+		goto out;
+	}
+	/* no migration for an UNPLUG that cannot be sent */
+	rc = -EBUSY;
+	if (!mp_request_ready(d))
+		goto out;
+	rc = -ENOMEM;
+	if (!mp_room_for(d, unit, PHYS_PFN(addr), PHYS_PFN(d->geo.unit_size),
+			 used, free_here))
+		goto out;
+	rc = bitmap_empty(quick, nr_mb) ? 0 : mp_remove_unit_mbs(d, unit, quick);
+	if (!rc)
+		rc = mp_unit_take_in_use(d, unit, quick);
+	/* a memory block on its way: not now */
+	if (!rc && d->units[unit].nr_going)
+		rc = -EAGAIN;
+	if (!rc)
+		rc = mp_remove_unit(d, unit);
+	if (rc)
+		mp_unit_give_taken(d, unit);
+out:
+	bitmap_free(quick);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -729,7 +1080,7 @@ static bool mp_range_in_linux(const struct mp_dev *d, unsigned long pfn,
 	long long unit = mp_addr_to_unit(&d->geo, PFN_PHYS(pfn));
 	u64 off, sb;
 
-	if (unit < 0 || d->units[unit].taken)
+	if (unit < 0)
 		return false;
 	off = PFN_PHYS(pfn) - mp_unit_addr(&d->geo, unit);
 	if (off + PFN_PHYS(nr) > d->geo.unit_size)
@@ -767,7 +1118,7 @@ static void mp_online_range(struct mp_dev *d, unsigned long pfn,
 		}
 		sb = (u32)((addr - mp_unit_addr(&d->geo, unit)) /
 			   d->geo.sb_size);
-		if (mp_sb_in_linux(d, unit, sb) && !d->units[unit].taken)
+		if (mp_sb_in_linux(d, unit, sb))
 			generic_online_page(pfn_to_page(pfn), ilog2(part));
 		else
 			mp_keep_offline(pfn_to_page(pfn), part);
@@ -795,44 +1146,45 @@ static void mp_online_page_cb(struct page *page, unsigned int order)
 /* ------------------------------------------------------------------ */
 /* memory notifier                                                     */
 
-/* Adjust the refcount of every page Linux does not own in this block. */
+/* Does the memory block at @mb_addr hold pages taken but meant for Linux? */
+static bool mp_mb_taken_in_linux(const struct mp_dev *d, u64 mb_addr)
+{
+	unsigned long pfn = PHYS_PFN(mb_addr) + d->memmap_pages;
+	unsigned long end = PHYS_PFN(mb_addr + d->geo.mb_size);
+
+	for (; pfn < end; pfn = mp_pageblock_end(pfn, end))
+		if (mp_pfn_taken_in_linux(d, pfn))
+			return true;
+	return false;
+}
+
+/*
+ * Adjust the refcount of every page Linux does not own in this block:
+ * those of sub blocks not in Linux (SBM) and taken pageblocks.
+ */
 static unsigned long mp_offline_refs(struct mp_dev *d, u64 unit,
 				     u64 mb_addr, int delta)
 {
 	u64 unit_addr = mp_unit_addr(&d->geo, unit);
-	unsigned long sb_pages = PHYS_PFN(d->geo.sb_size);
-	unsigned long count = 0;
-	unsigned long pfn, i;
-	u32 sb, first, last;
+	/* the memmap pages at the start are not ours to count */
+	unsigned long pfn = PHYS_PFN(mb_addr) + d->memmap_pages;
+	unsigned long end = PHYS_PFN(mb_addr + d->geo.mb_size);
+	unsigned long count = 0, next, i;
+	u32 sb;
 
-	if (d->geo.bbm) {
-		/* plugged big block: only fake offline while taken */
-		if (!d->units[unit].taken)
-			return 0;
-		/* the memmap pages at the start are not ours to count */
-		pfn = PHYS_PFN(mb_addr) + d->memmap_pages;
-		count = PHYS_PFN(d->geo.mb_size) - d->memmap_pages;
-		for (i = 0; i < count; i++) {
-			if (delta < 0)
-				page_ref_dec(pfn_to_page(pfn + i));
-			else if (delta > 0)
-				page_ref_inc(pfn_to_page(pfn + i));
-		}
-		return count;
-	}
-	first = (u32)((mb_addr - unit_addr) / d->geo.sb_size);
-	last = first + (u32)(d->geo.mb_size / d->geo.sb_size);
-	for (sb = first; sb < last; sb++) {
-		if (mp_sb_in_linux(d, unit, sb))
+	for (; pfn < end; pfn = next) {
+		/* a sub block is whole pageblocks */
+		next = mp_pageblock_end(pfn, end);
+		sb = (u32)((PFN_PHYS(pfn) - unit_addr) / d->geo.sb_size);
+		if (mp_sb_in_linux(d, unit, sb) && !mp_pfn_taken(d, pfn))
 			continue;
-		pfn = PHYS_PFN(mp_sb_addr(&d->geo, unit, sb));
-		for (i = 0; i < sb_pages; i++) {
+		for (i = pfn; i < next; i++) {
 			if (delta < 0)
-				page_ref_dec(pfn_to_page(pfn + i));
+				page_ref_dec(pfn_to_page(i));
 			else if (delta > 0)
-				page_ref_inc(pfn_to_page(pfn + i));
+				page_ref_inc(pfn_to_page(i));
 		}
-		count += sb_pages;
+		count += next - pfn;
 	}
 	return count;
 }
@@ -859,6 +1211,13 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 		/* alloc_contig_range() on this unit right now: not now */
 		if (u->busy == MP_BUSY_CONTIG)
 			return NOTIFY_BAD;
+		/*
+		 * Pages taken for a removal or an UNPLUG in flight: only the
+		 * worker's own offlining may take them along, else the worker
+		 * would give back pages that went with the block.
+		 */
+		if (current != d->remover && mp_mb_taken_in_linux(d, mb_addr))
+			return NOTIFY_BAD;
 		if (__test_and_set_bit(mb_idx, d->going))
 			break;
 		u->nr_going++;
@@ -883,8 +1242,8 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 		if (n)
 			adjust_managed_page_count(pfn_to_page(start_pfn), n);
 		/* taken pages are gone with the block; onlining starts afresh */
-		n = d->geo.bbm ? 1 : d->geo.mb_size / d->geo.sb_size;
-		bitmap_clear(d->contig, mb_idx * n, n);
+		bitmap_clear(d->contig, mp_contig_idx(d, start_pfn),
+			     PHYS_PFN(d->geo.mb_size) / pageblock_nr_pages);
 		break;
 	case MEM_GOING_ONLINE:
 		if (!__test_and_set_bit(mb_idx, d->going))
@@ -967,18 +1326,16 @@ static void mp_hotplug_free_bitmaps(struct mp_dev *d)
 int mp_hotplug_register(struct mp_dev *d)
 {
 	u64 nr_mb = d->geo.nr_units * (d->geo.unit_size / d->geo.mb_size);
-	u64 nr_contig = d->geo.bbm ? nr_mb :
-			d->geo.nr_units * d->geo.sb_per_unit;
+	u64 nr_contig = nr_mb * (PHYS_PFN(d->geo.mb_size) / pageblock_nr_pages);
 	int rc;
 
 	d->movable = bitmap_zalloc(nr_mb, GFP_KERNEL);
 	d->going = bitmap_zalloc(nr_mb, GFP_KERNEL);
 	d->online = bitmap_zalloc(nr_mb, GFP_KERNEL);
 	d->contig = bitmap_zalloc(nr_contig, GFP_KERNEL);
-	if (d->per_mb)
-		d->mb_present = bitmap_zalloc(nr_mb, GFP_KERNEL);
+	d->mb_present = bitmap_zalloc(nr_mb, GFP_KERNEL);
 	if (!d->movable || !d->going || !d->online || !d->contig ||
-	    (d->per_mb && !d->mb_present)) {
+	    !d->mb_present) {
 		rc = -ENOMEM;
 		goto err_free;
 	}

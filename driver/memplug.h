@@ -46,6 +46,14 @@
  * MEM_GOING_OFFLINE their reference is dropped so offlining can skip them
  * (restored on MEM_CANCEL_OFFLINE).
  *
+ * A unit that goes completely (both modes) is offlined and removed with
+ * nothing left to migrate, because offlining retries a page that never
+ * moves for as long as nobody interrupts it: the pageblocks holding pages
+ * in use are taken with alloc_contig_range() first (bounded, it gives up),
+ * the free rest is left to offlining.  Taken pages are ours like unplugged
+ * ones (d->contig, per pageblock) until the memory block goes offline or
+ * they are given back.
+ *
  * Worker: one delayed work item per device.  Each run re-reads the config
  * when the device signalled a change, resolves HELD sub blocks, then plugs
  * or unplugs until the plugged amount matches requested_size (rounded
@@ -100,7 +108,7 @@ enum mp_busy {
 	MP_BUSY_NONE = 0,
 	MP_BUSY_ADD,		/* add_memory_driver_managed() running */
 	MP_BUSY_REMOVE,		/* offline_and_remove_memory() running */
-	MP_BUSY_CONTIG,		/* alloc_contig_range() running (SBM) */
+	MP_BUSY_CONTIG,		/* alloc_contig_range() running */
 };
 
 /* memory block counters are u16: mp_geometry_init() caps a unit at 65535 */
@@ -113,7 +121,6 @@ struct mp_unit {
 	u32 nr_plugged;		/* plugged sub blocks (incl. held) */
 	u32 nr_held;		/* held sub blocks */
 	u8 skip;		/* worker: failed this pass, try others */
-	u8 taken;		/* BBM: every online page ours, being removed */
 	u16 nr_present;		/* memory blocks added (see per_mb) */
 };
 
@@ -132,6 +139,7 @@ struct mp_stats {
 	u64 contig_failures;
 	u64 no_room;		/* unplug guard refusals */
 	u64 fast_unplugs;	/* free memory unplugged without migration */
+	u64 taken_pages;	/* pages taken with alloc_contig_range() */
 	u64 growth_refusals;	/* growth guard refusals */
 	u64 retries;		/* worker passes rescheduled unfinished */
 	u64 resets;		/* device reset: a request was never answered */
@@ -177,16 +185,18 @@ struct mp_dev {
 	unsigned long *going;		/* per memory block: GOING_* seen */
 	unsigned long *online;		/* per memory block: online */
 	/*
-	 * Per sub block (SBM) or memory block (BBM): its pages were taken
-	 * with alloc_contig_range() and are still ours; they go back with
-	 * free_contig_range(), not through the onlining path.  Cleared when
-	 * given back and on MEM_OFFLINE (onlining starts them afresh).
+	 * Per pageblock: its pages were taken with alloc_contig_range() and
+	 * are still ours; they go back with free_contig_range(), not through
+	 * the onlining path.  Cleared when given back and on MEM_OFFLINE
+	 * (onlining starts them afresh).
 	 */
 	unsigned long *contig;
+	/* the worker inside its own offline_and_remove_memory(), or NULL */
+	struct task_struct *remover;
 	u64 nr_plugged;			/* plugged sub blocks (incl. held) */
 	u64 nr_held;
 	u64 nr_added;			/* added units (nr_present != 0) */
-	unsigned long *mb_present;	/* per_mb: memory block added */
+	unsigned long *mb_present;	/* per memory block: added */
 	bool target_zero;		/* remove(): unplug everything */
 	bool need_unplug_all;		/* probe found memory plugged */
 	bool pinned;			/* holds a module reference */
@@ -209,9 +219,11 @@ struct mp_dev {
 
 	/*
 	 * Self-hosted memmap, fixed after probe.  per_mb: add and remove one
-	 * memory block at a time (6.1 needs it for memmap_on_memory); a big
-	 * block may then be partly added after a failure that could not be
-	 * rolled back, which the worker completes or removes later.
+	 * memory block per call (6.1 needs it for memmap_on_memory).  Either
+	 * way mb_present says which memory blocks are added: a big block
+	 * is removed in parts (free memory blocks first), and may be partly
+	 * added after a failure that could not be rolled back, which the
+	 * worker completes or removes later.
 	 */
 	bool memmap_on_memory;
 	bool per_mb;
@@ -276,10 +288,16 @@ bool mp_sb_in_linux(const struct mp_dev *d, u64 unit, u32 sb);
 void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb);
 void mp_give_range(struct mp_dev *d, unsigned long pfn,
 		   unsigned long nr_pages);
-bool mp_range_taken(const struct mp_dev *d, unsigned long pfn);
+void mp_give_taken(struct mp_dev *d, unsigned long pfn,
+		   unsigned long nr_pages);
 bool mp_mb_online(const struct mp_dev *d, u64 addr);
+unsigned long mp_mb_pfn(const struct mp_dev *d, u64 unit, u32 mb);
+unsigned long mp_mb_pages(const struct mp_dev *d);
+unsigned long mp_range_used(unsigned long pfn, unsigned long nr_pages,
+			    unsigned long *nr_free);
 int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 		  unsigned long nr_pages);
+int mp_remove_unit_bounded(struct mp_dev *d, u64 unit);
 bool mp_unit_online(const struct mp_unit *u);
 bool mp_any_unit_blocked(const struct mp_dev *d);
 int mp_converge(struct mp_dev *d, u64 wanted,

@@ -412,23 +412,20 @@ static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
 	if (best_class != MP_CLASS_NOT_ADDED && u->nr_plugged <= need &&
 	    !u->nr_held) {
 		/*
-		 * All of it goes.  Offline, or online but free: offline and
-		 * remove the memory block right away (nothing to migrate),
-		 * the next step unplugs its sub blocks.  Memory in use is
-		 * taken with alloc_contig_range() below instead, which is
-		 * bounded in time where offlining is not.
+		 * All of it goes: offline and remove the memory block, the
+		 * next step unplugs its sub blocks.  Pages in use are taken
+		 * first (bounded in time, where offlining is not).  If that
+		 * fails (a page that never moves, no room for all of it),
+		 * sub blocks are taken and unplugged a run at a time below:
+		 * what can go still goes.
 		 */
 		if (best_class == MP_CLASS_OFFLINE) {
 			if (mp_remove_unit(d, best))
 				u->skip = 1;
 			return 0;
 		}
-		if (mp_range_is_free(PHYS_PFN(mp_unit_addr(&d->geo, best)),
-				     PHYS_PFN(d->geo.unit_size)) &&
-		    !mp_remove_unit(d, best)) {
-			d->stats.fast_unplugs++;
+		if (!mp_remove_unit_bounded(d, best))
 			return 0;
-		}
 	}
 
 	if (best_class == MP_CLASS_NOT_ADDED ||

@@ -89,6 +89,7 @@ MP_LOCKED_ATTR(add_failures, d->stats.add_failures);
 MP_LOCKED_ATTR(remove_failures, d->stats.remove_failures);
 MP_LOCKED_ATTR(contig_failures, d->stats.contig_failures);
 MP_LOCKED_ATTR(fast_unplugs, d->stats.fast_unplugs);
+MP_LOCKED_ATTR(taken_pages, d->stats.taken_pages);
 MP_LOCKED_ATTR(no_room, d->stats.no_room);
 MP_LOCKED_ATTR(retries, d->stats.retries);
 MP_LOCKED_ATTR(device_resets, d->stats.resets);
@@ -213,6 +214,7 @@ static struct attribute *mp_attrs[] = {
 	&dev_attr_remove_failures.attr,
 	&dev_attr_contig_failures.attr,
 	&dev_attr_fast_unplugs.attr,
+	&dev_attr_taken_pages.attr,
 	&dev_attr_no_room.attr,
 	&dev_attr_retries.attr,
 	&dev_attr_device_resets.attr,

@@ -251,7 +251,7 @@ fake_sysfs() {
 	echo "not_added 6 offline 0 online_movable 2 online_kernel 0 busy 0" >"$g/unit_states"
 	for c in plug_requests unplug_requests unplug_all_requests state_requests acks nacks \
 		busy_answers error_answers bad_answers add_failures remove_failures \
-		contig_failures fast_unplugs growth_guard_refusals growth_guard_last_blocked_ms; do
+		contig_failures fast_unplugs taken_pages growth_guard_refusals growth_guard_last_blocked_ms; do
 		echo 0 >"$g/$c"
 	done
 	echo 2 >"$g/plug_requests"

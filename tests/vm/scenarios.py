@@ -535,6 +535,49 @@ def taken_pages_back_sbm(t):
         vm.check_kernel_log()
 
 
+def unplug_takes_only_used(t, block):
+    """Unplug everything while a small filler lives in the plugged range:
+    only the memory blocks in use are taken (migrated) before the units
+    are offlined; free memory blocks are offlined and removed first, so
+    nothing migrated lands in them. Taking whole big blocks (the kernel's
+    driver, memplug before) zeroes every free page and migrates the
+    filler from memory block to memory block inside the big block. The
+    filler's data survives byte for byte."""
+    with t.vm([Device("vmem0", "8G", block)]) as vm:
+        vm.baseline()
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        # movable allocations go to ZONE_MOVABLE first: the plugged range
+        start_filler(vm, 96, seed=3)
+        before = memplug_attrs(vm)
+        vm.resize("vmem0", 0, timeout=180)
+        vm.wait_memory(0)
+        after = memplug_attrs(vm)
+        taken = (int(after["taken_pages"]) - int(before["taken_pages"])) * 4096
+        t.log("# unplugged 2 GiB with 96 MiB in use: %s taken, fast unplugs %s -> %s" %
+              (human(taken), before["fast_unplugs"], after["fast_unplugs"]))
+        if taken < 96 * MiB:
+            raise TestFailure("only %s taken, but the filler's 96 MiB lived in the "
+                              "plugged range: was its memory offlined with migration?"
+                              % human(taken))
+        if taken >= 512 * MiB:
+            raise TestFailure("%s taken to unplug 2 GiB with 96 MiB in use: free "
+                              "memory was taken too" % human(taken))
+        stop_filler_clean(t, vm, min_passes=1)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
+@scenario("unplug_takes_only_memory_in_use_bbm", memplug_only=True, tags=("filler", "bbm"))
+def takes_only_used_bbm(t):
+    unplug_takes_only_used(t, "1G")
+
+
+@scenario("unplug_takes_only_memory_in_use_sbm", memplug_only=True, tags=("filler", "sbm"))
+def takes_only_used_sbm(t):
+    unplug_takes_only_used(t, "2M")
+
+
 @scenario("resize_during_migration", reference_long=True, tags=("migration",))
 def migration(t):
     """Resize while QEMU live-migrates the VM (the device answers BUSY

@@ -108,6 +108,7 @@ static const struct known_attr known_attrs[] = {
 	{ "remove_failures", "remove failures", K_COUNT, S_COUNTERS },
 	{ "contig_failures", "contig failures", K_COUNT, S_COUNTERS },
 	{ "fast_unplugs", "fast unplugs", K_COUNT, S_COUNTERS },
+	{ "taken_pages", "taken pages", K_COUNT, S_COUNTERS },
 	{ "retries", "retries", K_COUNT, S_COUNTERS },
 };
 
