@@ -1137,6 +1137,17 @@ static void mp_online_page_cb(struct page *page, unsigned int order)
 		generic_online_page(page, order);
 		return;
 	}
+	if (d->geo.bbm) {
+		/*
+		 * Every page of an added big block is Linux's: its plugged and
+		 * held state only changes while it is not added.  No hp_lock
+		 * for each chunk of every memory block onlined: sysfs readers
+		 * and the notifier would make the worker wait on it.
+		 */
+		mutex_unlock(&mp_devices_lock);
+		generic_online_page(page, order);
+		return;
+	}
 	mutex_lock(&d->hp_lock);
 	mp_online_range(d, page_to_pfn(page), order);
 	mutex_unlock(&d->hp_lock);

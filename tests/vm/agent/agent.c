@@ -11,6 +11,8 @@
  *   ping                      -> {"ok":true,"kernel":"..."}
  *   state                     -> memory state: MemTotal, zones, memory blocks,
  *                                virtio-mem devices and their drivers' sysfs
+ *   meminfo                   -> MemTotal and MemFree only (cheap: the
+ *                                benchmark polls it while a driver works)
  *   fill MIB SEED             -> start a pattern filler holding MIB MiB
  *   fill-status               -> passes, corrupted bytes, alive/killed
  *   fill-stop                 -> stop the filler, final verification
@@ -610,6 +612,9 @@ static void handle(char *line)
 		put("{\"ok\":true,\"kernel\":");
 		put_cstr(u.release);
 		put("}");
+	} else if (!strcmp(line, "meminfo")) {
+		put("{\"ok\":true,\"memtotal_kb\":%lld,\"memfree_kb\":%lld}",
+		    meminfo_kb("MemTotal"), meminfo_kb("MemFree"));
 	} else if (!strcmp(line, "state")) {
 		cmd_state();
 	} else if (!strcmp(line, "fill")) {
