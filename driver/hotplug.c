@@ -293,6 +293,16 @@ bool mp_mb_online(const struct mp_dev *d, u64 addr)
 			d->online);
 }
 
+static u64 mp_mb_addr(const struct mp_dev *d, u64 unit, u32 mb)
+{
+	return mp_unit_addr(&d->geo, unit) + (u64)mb * d->geo.mb_size;
+}
+
+static bool mp_unit_mb_online(const struct mp_dev *d, u64 unit, u32 mb)
+{
+	return mp_mb_online(d, mp_mb_addr(d, unit, mb));
+}
+
 /*
  * The part of memory block @mb of @unit that pages come and go in: with
  * memmap_on_memory its first memmap_pages hold the memmap and are never
@@ -300,8 +310,7 @@ bool mp_mb_online(const struct mp_dev *d, u64 addr)
  */
 unsigned long mp_mb_pfn(const struct mp_dev *d, u64 unit, u32 mb)
 {
-	return PHYS_PFN(mp_unit_addr(&d->geo, unit) +
-			(u64)mb * d->geo.mb_size) + d->memmap_pages;
+	return PHYS_PFN(mp_mb_addr(d, unit, mb)) + d->memmap_pages;
 }
 
 unsigned long mp_mb_pages(const struct mp_dev *d)
@@ -368,6 +377,12 @@ static bool mp_pfn_taken_in_linux(const struct mp_dev *d, unsigned long pfn)
 	return mp_pfn_taken(d, pfn) && mp_pfn_in_linux(d, pfn);
 }
 
+/* Does the pageblock at @pfn go back to the buddy in mp_give()? */
+static bool mp_give_back(const struct mp_dev *d, unsigned long pfn, bool all)
+{
+	return all ? mp_pfn_taken(d, pfn) : mp_pfn_taken_in_linux(d, pfn);
+}
+
 /*
  * Give the pages of [pfn, pfn + nr_pages), in one online memory block, to
  * the buddy.  @all: the range is an unplugged sub block being given to
@@ -385,16 +400,13 @@ static void mp_give(struct mp_dev *d, unsigned long pfn,
 
 	while (pfn < end) {
 		/* a run of pageblocks that are all given back, or all not */
-		taken = all ? mp_pfn_taken(d, pfn) :
-			      mp_pfn_taken_in_linux(d, pfn);
+		taken = mp_give_back(d, pfn, all);
 		next = pfn;
 		do {
 			if (taken)
 				__clear_bit(mp_contig_idx(d, next), d->contig);
 			next = mp_pageblock_end(next, end);
-		} while (next < end &&
-			 (all ? mp_pfn_taken(d, next) :
-				mp_pfn_taken_in_linux(d, next)) == taken);
+		} while (next < end && mp_give_back(d, next, all) == taken);
 		if (taken)
 			mp_free_taken(pfn, next - pfn);
 		else if (all)
@@ -539,12 +551,6 @@ static void mp_set_present(struct mp_dev *d, u64 unit, u16 nr)
 	u->added = !!nr;
 }
 
-/*
- * Next run of memory blocks of @unit, from @mb on, whose present bit is
- * @present and that @mask (indexed by memory block in the unit; NULL:
- * all) selects.  Returns its length (0: none left) and its first memory
- * block in *@start.  One memory block per run with per_mb (see memplug.h).
- */
 static bool mp_mb_pick(const struct mp_dev *d, u64 first, u32 mb,
 		       bool present, const unsigned long *mask)
 {
@@ -552,6 +558,12 @@ static bool mp_mb_pick(const struct mp_dev *d, u64 first, u32 mb,
 	       (!mask || test_bit(mb, mask));
 }
 
+/*
+ * Next run of memory blocks of @unit, from @mb on, whose present bit is
+ * @present and that @mask (indexed by memory block in the unit; NULL:
+ * all) selects.  Returns its length (0: none left) and its first memory
+ * block in *@start.  One memory block per run with per_mb (see memplug.h).
+ */
 static u32 mp_mb_run(const struct mp_dev *d, u64 unit, u32 mb, bool present,
 		     const unsigned long *mask, u32 *start)
 {
@@ -569,34 +581,21 @@ static u32 mp_mb_run(const struct mp_dev *d, u64 unit, u32 mb, bool present,
 	return end - mb;
 }
 
-static u64 mp_mb_addr(const struct mp_dev *d, u64 unit, u32 mb)
-{
-	return mp_unit_addr(&d->geo, unit) + (u64)mb * d->geo.mb_size;
-}
-
+/*
+ * Mark @nr memory blocks of @unit from @mb (not) added; count them in
+ * *@nr_present unless it is NULL.
+ */
 static void mp_mark_mbs(struct mp_dev *d, u64 unit, u32 mb, u32 nr,
 			bool present, u16 *nr_present)
 {
 	u64 idx = mp_mb_index(d, mp_mb_addr(d, unit, mb));
 
-	if (present) {
-		bitmap_set(d->mb_present, idx, nr);
-		*nr_present += nr;
-	} else {
-		bitmap_clear(d->mb_present, idx, nr);
-		*nr_present -= nr;
-	}
-}
-
-/* The memory blocks of @unit, all added or all not (several units). */
-static void mp_unit_mbs_present(struct mp_dev *d, u64 unit, bool present)
-{
-	u64 idx = mp_mb_index(d, mp_unit_addr(&d->geo, unit));
-
 	if (present)
-		bitmap_set(d->mb_present, idx, mp_mb_per_unit(d));
+		bitmap_set(d->mb_present, idx, nr);
 	else
-		bitmap_clear(d->mb_present, idx, mp_mb_per_unit(d));
+		bitmap_clear(d->mb_present, idx, nr);
+	if (nr_present)
+		*nr_present = present ? *nr_present + nr : *nr_present - nr;
 }
 
 /*
@@ -697,8 +696,10 @@ static int mp_hotplug(struct mp_dev *d, u64 first, u64 nr, bool add,
 	d->remover = NULL;
 	for (unit = first; unit < first + nr; unit++) {
 		d->units[unit].busy = MP_BUSY_NONE;
+		/* several units: all of each came or went, or nothing did */
 		if (nr > 1)
-			mp_unit_mbs_present(d, unit, nr_present);
+			mp_mark_mbs(d, unit, 0, mp_mb_per_unit(d), nr_present,
+				    NULL);
 		mp_set_present(d, unit, nr_present);
 	}
 	if (add)
@@ -811,7 +812,7 @@ static void mp_unit_give_taken(struct mp_dev *d, u64 unit)
 	u32 mb;
 
 	for (mb = 0; mb < mp_mb_per_unit(d); mb++)
-		if (mp_mb_online(d, mp_mb_addr(d, unit, mb)))
+		if (mp_unit_mb_online(d, unit, mb))
 			mp_give_taken(d, mp_mb_pfn(d, unit, mb),
 				      mp_mb_pages(d));
 }
@@ -819,7 +820,7 @@ static void mp_unit_give_taken(struct mp_dev *d, u64 unit)
 static bool mp_mb_takes(const struct mp_dev *d, u64 unit, u32 mb,
 			const unsigned long *mask)
 {
-	return !test_bit(mb, mask) && mp_mb_online(d, mp_mb_addr(d, unit, mb));
+	return !test_bit(mb, mask) && mp_unit_mb_online(d, unit, mb);
 }
 
 /* alloc_contig_range() works in one zone: a run must not leave it */
@@ -886,7 +887,7 @@ int mp_remove_unit_bounded(struct mp_dev *d, u64 unit)
 	for (mb = 0; mb < nr_mb; mb++) {
 		mb_used = 0;
 		mb_free = 0;
-		if (mp_mb_online(d, mp_mb_addr(d, unit, mb)))
+		if (mp_unit_mb_online(d, unit, mb))
 			mb_used = mp_range_used(mp_mb_pfn(d, unit, mb),
 						mp_mb_pages(d), &mb_free);
 		if (!mb_used)

@@ -26,6 +26,7 @@ declare -A cmd=(
 
 P=0 F=0 S=0
 bad_suites=()
+failed_tests=()
 for s in "${suites[@]}"; do
 	c=${cmd[$s]:-}
 	if [ -z "$c" ]; then
@@ -41,6 +42,11 @@ for s in "${suites[@]}"; do
 		# plain TAP without a closing line (cmocka): count its results
 		line="$(grep -cE '^ok [0-9]+' "$log") passed, $(grep -cE '^not ok [0-9]+' "$log") failed"
 	fi
+	# failed results (not TODO/SKIP), repeated at the end where a log's
+	# tail shows them
+	while IFS= read -r t; do
+		failed_tests+=("$s: $t")
+	done < <(grep -E '^ *not ok [0-9]+' "$log" | grep -vE '# (TODO|SKIP)')
 	rm -f "$log"
 	if [ -z "$line" ]; then
 		echo "# suite $s did not report a result (exit $rc)"
@@ -57,6 +63,9 @@ for s in "${suites[@]}"; do
 	elif [ "$f" -ne 0 ]; then
 		bad_suites+=("$s")
 	fi
+done
+for t in "${failed_tests[@]}"; do
+	echo "# failed: $t"
 done
 [ ${#bad_suites[@]} -eq 0 ] || echo "# failing suites: ${bad_suites[*]}"
 echo "$P passed, $F failed, $S skipped"

@@ -47,29 +47,14 @@ class DiskVM(VM):
         self.extra_disks = list(extra_disks)
         self.direct = (kernel, initrd, append) if kernel else None
 
-    def qemu_command(self, workdir, incoming=None):
-        total = sum(d.region for d in self.devices)
-        maxmem = self.boot_mem + total + sum(max(d.block_size, GiB) for d in self.devices) + GiB
-        accel = os.environ.get("ACCEL", "tcg")
-        cpu = "host" if accel == "kvm" else os.environ.get("QEMU_CPU", "qemu64")
-        cmd = ["qemu-system-x86_64", "-accel", accel, "-M", "q35", "-cpu", cpu,
-               "-smp", str(self.smp),
-               "-m", "%dM,maxmem=%dM" % (self.boot_mem // MiB, maxmem // MiB),
-               "-nodefaults", "-display", "none",
-               "-drive", "file=%s,if=virtio,format=%s" % (self.disk, self.disk_format)]
+    def boot_args(self):
+        args = ["-drive", "file=%s,if=virtio,format=%s" % (self.disk, self.disk_format)]
         for extra in self.extra_disks:
-            cmd += ["-drive", "file=%s,if=virtio,format=raw,readonly=on" % extra]
+            args += ["-drive", "file=%s,if=virtio,format=raw,readonly=on" % extra]
         if self.direct:
             kernel, initrd, append = self.direct
-            cmd += ["-kernel", kernel, "-initrd", initrd, "-append", append]
-        cmd += ["-serial", "file:" + os.path.join(workdir, "console.log"),
-                "-chardev", "socket,id=agent,path=%s,server=on,wait=off" %
-                os.path.join(workdir, "agent.sock"),
-                "-serial", "chardev:agent",
-                "-qmp", "unix:%s,server=on,wait=off" % os.path.join(workdir, "qmp.sock")]
-        for d in self.devices:
-            cmd += d.qemu_args()
-        return cmd
+            args += ["-kernel", kernel, "-initrd", initrd, "-append", append]
+        return args
 
     def reboot_guest(self, timeout=BOOT_TIMEOUT):
         """systemctl reboot, as a user would; wait for the agent to come back."""

@@ -130,6 +130,13 @@ def main():
     if counts["xfail"]:
         print("# %d known failing(s) of the reference driver (TODO), counted as skipped"
               % counts["xfail"])
+    # A CI log is often read from its tail only: name what failed, and why,
+    # next to the counts.
+    for i in sorted(results):
+        verdict, text, _ = results[i]
+        if verdict == "fail":
+            why = [ln[len("# FAIL: "):] for ln in text.splitlines() if ln.startswith("# FAIL: ")]
+            print("# failed: %s: %s" % (plan[i - 1][3], why[0] if why else "?"))
     print("%d passed, %d failed, %d skipped" %
           (counts["pass"], counts["fail"], counts["skip"] + counts["xfail"]))
     return 1 if counts["fail"] else 0

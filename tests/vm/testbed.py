@@ -171,11 +171,17 @@ class VM:
             args.append(self.cmdline)
         return " ".join(a for a in args if a)
 
-    def qemu_command(self, workdir, incoming=None):
+    def boot_args(self):
+        """QEMU arguments that say what the guest boots: the test kernel and
+        initramfs (the install test boots a disk image instead)."""
         kdir = os.path.join(CACHE, "kernels", self.release)
         initrd = self.initrd or os.path.join(BUILD, self.release, "initramfs.gz")
         if not os.path.exists(initrd):
             raise SystemExit("testbed: no %s; run make build" % initrd)
+        return ["-kernel", os.path.join(kdir, "boot", "vmlinuz-" + self.release),
+                "-initrd", initrd, "-append", self.kernel_cmdline()]
+
+    def qemu_command(self, workdir, incoming=None):
         total = sum(d.region for d in self.devices)
         # device memory must fit the regions even when each is aligned to
         # its block size (up to 2 GiB), so leave that much headroom
@@ -184,14 +190,13 @@ class VM:
         cmd = ["qemu-system-x86_64", "-accel", accel, "-M", "q35",
                "-cpu", "host" if accel == "kvm" else os.environ.get("QEMU_CPU", "qemu64"), "-smp", str(self.smp),
                "-m", "%dM,maxmem=%dM" % (self.boot_mem // MiB, maxmem // MiB),
-               "-nodefaults", "-display", "none"] + ([] if self.allow_reboot else ["-no-reboot"]) + [
-               "-kernel", os.path.join(kdir, "boot", "vmlinuz-" + self.release),
-               "-initrd", initrd, "-append", self.kernel_cmdline(),
-               "-serial", "file:" + os.path.join(workdir, "console.log"),
-               "-chardev", "socket,id=agent,path=%s,server=on,wait=off" %
-               os.path.join(workdir, "agent.sock"),
-               "-serial", "chardev:agent",
-               "-qmp", "unix:%s,server=on,wait=off" % os.path.join(workdir, "qmp.sock")]
+               "-nodefaults", "-display", "none"] + ([] if self.allow_reboot else ["-no-reboot"])
+        cmd += self.boot_args()
+        cmd += ["-serial", "file:" + os.path.join(workdir, "console.log"),
+                "-chardev", "socket,id=agent,path=%s,server=on,wait=off" %
+                os.path.join(workdir, "agent.sock"),
+                "-serial", "chardev:agent",
+                "-qmp", "unix:%s,server=on,wait=off" % os.path.join(workdir, "qmp.sock")]
         for d in self.devices:
             cmd += d.qemu_args()
         if incoming:
