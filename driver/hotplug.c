@@ -698,7 +698,7 @@ static int mp_hotplug(struct mp_dev *d, u64 first, u64 nr, bool add,
 		d->units[unit].busy = MP_BUSY_NONE;
 		/* several units: all of each came or went, or nothing did */
 		if (nr > 1)
-			mp_mark_mbs(d, unit, 0, mp_mb_per_unit(d), nr_present,
+			mp_mark_mbs(d, unit, 0, mp_mb_per_unit(d), !!nr_present,
 				    NULL);
 		mp_set_present(d, unit, nr_present);
 	}
@@ -749,14 +749,38 @@ static bool mp_pageblock_used(const struct mp_dev *d, unsigned long pfn,
 }
 
 /*
+ * With init_on_alloc, alloc_contig_range() zeroes everything it takes in
+ * one loop that never reschedules: a whole big block at once keeps the
+ * worker on the CPU long enough under TCG for the soft lockup watchdog.
+ * Take at most this much per call (mp_contig_take() reschedules between).
+ */
+#define MP_TAKE_MAX_PAGES	PHYS_PFN(SZ_128M)
+
+/* mp_contig_take() of [@pfn, @end) in pieces of at most MP_TAKE_MAX_PAGES */
+static int mp_contig_take_all(struct mp_dev *d, u64 unit, unsigned long pfn,
+			      unsigned long end)
+{
+	unsigned long next;
+	int rc = 0;
+
+	for (; !rc && pfn < end; pfn = next) {
+		next = min(end, ALIGN_DOWN(pfn + MP_TAKE_MAX_PAGES,
+					   pageblock_nr_pages));
+		rc = mp_contig_take(d, unit, pfn, next - pfn);
+	}
+	return rc;
+}
+
+/*
  * Take the pages in use of an online range that is about to be offlined,
  * so that offlining it has nothing left to migrate.  Mostly free: only the
  * pageblocks in use, run by run, chosen before the first is taken (what
  * migrates lands in free pageblocks of the range at worst, and offlining
  * moves it once more); free pageblocks stay in the buddy, where taking
- * them would zero them (init_on_alloc) for nothing.  Otherwise all of it
- * with one call: isolated as a whole, nothing that migrates can land in
- * it.  On failure what was taken stays taken: the caller gives it back.
+ * them would zero them (init_on_alloc) for nothing.  Otherwise all of it,
+ * MP_TAKE_MAX_PAGES at a time: what migrates out of one piece can land in
+ * a later one and move again, a cost bounded by the pieces' free pages.
+ * On failure what was taken stays taken: the caller gives it back.
  */
 static int mp_take_in_use(struct mp_dev *d, u64 unit, unsigned long pfn,
 			  unsigned long nr_pages)
@@ -785,7 +809,7 @@ static int mp_take_in_use(struct mp_dev *d, u64 unit, unsigned long pfn,
 			whole = false;
 	}
 	if (whole && nr_used * MP_TAKE_WHOLE_RATIO > nr_pbs) {
-		rc = mp_contig_take(d, unit, pfn, nr_pages);
+		rc = mp_contig_take_all(d, unit, pfn, end);
 		goto out;
 	}
 	for (p = pfn, i = 0; !rc && p < end;) {
@@ -799,7 +823,7 @@ static int mp_take_in_use(struct mp_dev *d, u64 unit, unsigned long pfn,
 			p = mp_pageblock_end(p, end);
 			i++;
 		} while (p < end && test_bit(i, used));
-		rc = mp_contig_take(d, unit, run, p - run);
+		rc = mp_contig_take_all(d, unit, run, p);
 	}
 out:
 	bitmap_free(used);
@@ -834,8 +858,8 @@ static bool mp_mb_same_zone(const struct mp_dev *d, u64 unit, u32 a, u32 b)
 /*
  * Take what is in use in the online memory blocks of @unit that @mask
  * does not select: runs of consecutive ones in one zone at once (without
- * a memmap in between), so that what migrates away from one cannot land
- * in the next.
+ * a memmap in between), so that mp_take_in_use() decides for the whole
+ * run what to take, before anything migrates.
  */
 static int mp_unit_take_in_use(struct mp_dev *d, u64 unit,
 			       const unsigned long *mask)
@@ -863,8 +887,10 @@ static int mp_unit_take_in_use(struct mp_dev *d, u64 unit,
  * Offline and remove all of @unit in bounded time.  Offlining retries the
  * migration of a page that will never move for as long as it is not
  * interrupted, so it only gets memory with nothing to migrate:
- * - memory blocks that are offline or free go first, removed right away:
- *   nothing migrated later can land in them;
+ * - online memory blocks that are free go first, removed right away:
+ *   nothing migrated later can land in them (offline ones cannot receive
+ *   anything either: they go with the rest, so that a failure leaves them
+ *   offline, as the admin may have left them);
  * - in the others, pages in use are taken with alloc_contig_range(),
  *   which gives up on what cannot move (see mp_take_in_use());
  * - the rest is removed; taken pages are PageOffline, offlining skips
@@ -885,11 +911,11 @@ int mp_remove_unit_bounded(struct mp_dev *d, u64 unit)
 	if (!quick)
 		return -ENOMEM;
 	for (mb = 0; mb < nr_mb; mb++) {
-		mb_used = 0;
+		if (!mp_unit_mb_online(d, unit, mb))
+			continue;
 		mb_free = 0;
-		if (mp_unit_mb_online(d, unit, mb))
-			mb_used = mp_range_used(mp_mb_pfn(d, unit, mb),
-						mp_mb_pages(d), &mb_free);
+		mb_used = mp_range_used(mp_mb_pfn(d, unit, mb),
+					mp_mb_pages(d), &mb_free);
 		if (!mb_used)
 			__set_bit(mb, quick);
 		used += mb_used;

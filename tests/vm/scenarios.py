@@ -50,7 +50,8 @@ def plug_unplug(t, block, policy, region="8G", size="2G"):
         vm.wait_memory(parse_size(size), zone)
         if zone == "Normal":
             p = vm.ctl("-d", "vmem0", "resize", "0", "--wait", "--timeout", "25", timeout=25)
-            left = vm.plugged("vmem0")
+            # the driver may still be at work when memplugctl gives up
+            left = wait_settled(t, vm, "vmem0", quiet=5, timeout=120)
             if p.returncode not in (0, 2):
                 raise TestFailure("memplugctl resize failed: " + p.stderr.strip())
             t.log("# ZONE_NORMAL: %s of %s could not be unplugged" % (human(left), size))
@@ -240,7 +241,7 @@ def hand_offlined_block_bbm_no_room(t):
         vm.wait_memory(2 * GiB - 128 * MiB, "Movable")
         start_filler(vm, 2048)
         p = vm.ctl("-d", "vmem0", "resize", "1G", "--wait", "--timeout", "25", timeout=40)
-        left = vm.plugged("vmem0")
+        left = wait_settled(t, vm, "vmem0", quiet=5, timeout=120)
         no_room = int(memplug_attrs(vm)["no_room"])
         t.log("# asked for 1 GiB with little room: %s plugged, no_room %d (memplugctl exit %d)" %
               (human(left), no_room, p.returncode))
@@ -385,8 +386,9 @@ def offline_fault(t, block):
         vm.wait_memory(2 * GiB, "Movable")
         vm.sh("echo -16 > " + INJECT)
         vm.request("vmem0", 0)
-        time.sleep(8)
-        left = vm.plugged("vmem0")
+        # SBM keeps unplugging sub blocks for a while (each 128 MiB taken,
+        # offlining fails twice): wait until it stops
+        left = wait_settled(t, vm, "vmem0", quiet=6, timeout=180)
         # BBM must take whole memory blocks offline; SBM can unplug online
         # sub-blocks without offlining but cannot remove the memory blocks
         st = vm.state()
@@ -626,7 +628,7 @@ def no_oom_kill(t):
         vm.wait_memory(4 * GiB, "Movable")
         start_filler(vm, 2560)
         p = vm.ctl("-d", "vmem0", "resize", "0", "--wait", "--timeout", "25", timeout=25)
-        left = vm.plugged("vmem0")
+        left = wait_settled(t, vm, "vmem0", quiet=5, timeout=120)
         t.log("# asked for 0: %s still plugged (memplugctl exit %d)" % (human(left), p.returncode))
         if left < 2 * GiB:
             raise TestFailure("only %s left plugged for a 2.5 GiB process in a 1 GiB guest" %
@@ -1355,7 +1357,7 @@ GROW_FAR_REF = ("virtio_mem does not host the memmap in big block mode: boot mem
                 "out, adding memory fails (-ENOMEM) and the device is marked broken")
 
 
-@scenario("grow_far_memmap_on_memory_bbm", tags=("grow", "bbm"),
+@scenario("grow_far_memmap_on_memory_bbm", reference_long=True, tags=("grow", "bbm"),
           reference_fails=GROW_FAR_REF)
 def grow_far_bbm(t):
     """512 MiB guest, 1 GiB blocks, memmap_on_memory: grow to 128 GiB in
@@ -1434,7 +1436,8 @@ def guard_stops(t, vm, request):
     return got
 
 
-@scenario("growth_guard_without_memmap_on_memory", tags=("grow", "guard", "bbm"),
+@scenario("growth_guard_without_memmap_on_memory", reference_long=True,
+          tags=("grow", "guard", "bbm"),
           reference_fails="virtio_mem runs the guest out of unmovable memory (panics)")
 def guard_bbm(t):
     """memmap_on_memory off, 512 MiB guest, ask for 32 GiB: every GiB
@@ -1476,7 +1479,8 @@ def guard_bbm(t):
         vm.check_kernel_log()
 
 
-@scenario("grow_far_memmap_on_memory_sbm", tags=("grow", "guard", "sbm"),
+@scenario("grow_far_memmap_on_memory_sbm", reference_long=True,
+          tags=("grow", "guard", "sbm"),
           reference_fails="virtio_mem runs the guest out of unmovable memory (panics)")
 def guard_sbm(t):
     """Sub block mode (2 MiB blocks) with memmap_on_memory on the command
