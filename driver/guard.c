@@ -20,10 +20,19 @@
  * elsewhere first.  When the rest of the guest cannot hold them, that only
  * ends in allocation failures, reclaim storms or the OOM killer.  Before
  * used memory is taken, the guard checks that the memory available
- * elsewhere (si_mem_available() without the free pages of the range itself)
- * holds what is in use plus a headroom of a quarter of it, at least
- * MP_UNPLUG_HEADROOM.  If not, that range stays plugged (plugged above
- * requested tells the host) and the worker retries with backoff.
+ * elsewhere holds what is in use plus a headroom of a quarter of it, at
+ * least MP_UNPLUG_HEADROOM.  If not, that range stays plugged (plugged
+ * above requested tells the host) and the worker retries with backoff.
+ *
+ * "Available elsewhere" is what a movable allocation (a migration target)
+ * can get without taking any zone below its high watermark plus the
+ * reserve it keeps against movable allocations (lowmem_reserve), without
+ * the free pages of the range itself, plus the reclaimable page cache and
+ * slab estimated the way MemAvailable does.  It is not MemAvailable:
+ * that subtracts every zone's reserve from the total free, so a
+ * ZONE_MOVABLE that is already empty (the usual state at the end of an
+ * unplug under load, its allocations falling back to DMA32) still costs
+ * its high watermark, and the guard would stop tens of MiB early.
  *
  * Both record their last refusal for sysfs (growth_guard, unplug_guard and
  * the attributes next to them).  The growth guard reads "ok" again when it
@@ -188,6 +197,62 @@ void mp_guard_event(struct mp_dev *d)
 {
 	if (READ_ONCE(d->guard_blocked))
 		mp_kick(d);
+}
+
+/*
+ * Bytes a movable allocation can get from @zone above its high watermark
+ * and its reserve against movable allocations, when @gone of its free
+ * pages leave with the range being unplugged.
+ */
+static unsigned long mp_zone_room(struct zone *zone, unsigned long gone)
+{
+	unsigned long free = zone_page_state(zone, NR_FREE_PAGES);
+	unsigned long keep = high_wmark_pages(zone) +
+			     max(zone->lowmem_reserve[ZONE_MOVABLE], 0L);
+
+	free -= min(free, gone);
+	return free > keep ? free - keep : 0;
+}
+
+/* What reclaim may give back: page cache and slab, MemAvailable's way. */
+static unsigned long mp_reclaimable_pages(unsigned long wmark_low)
+{
+	unsigned long cache, slab;
+
+	cache = global_node_page_state(NR_ACTIVE_FILE) +
+		global_node_page_state(NR_INACTIVE_FILE);
+	cache -= min(cache / 2, wmark_low);
+	slab = global_node_page_state_pages(NR_SLAB_RECLAIMABLE_B);
+	slab -= min(slab / 2, wmark_low);
+	return cache + slab;
+}
+
+/*
+ * Memory the pages in use of the range at @pfn could migrate to, in bytes
+ * (see "available elsewhere" above); @free_here free pages of the range
+ * leave with it.  Every node counts: migration targets may be anywhere.
+ */
+u64 mp_unplug_room(unsigned long pfn, unsigned long free_here)
+{
+	struct zone *home = page_zone(pfn_to_page(pfn));
+	unsigned long room = 0, wmark_low = 0, gone;
+	struct zone *zone;
+	int nid, z;
+
+	for_each_online_node(nid) {
+		for (z = 0; z <= ZONE_MOVABLE; z++) {
+			zone = &NODE_DATA(nid)->node_zones[z];
+			if (!populated_zone(zone))
+				continue;
+			wmark_low += low_wmark_pages(zone);
+			gone = zone == home ? free_here : 0;
+			free_here -= gone;
+			room += mp_zone_room(zone, gone);
+		}
+	}
+	/* free pages of the range outside its first page's zone */
+	room -= min(room, free_here);
+	return PFN_PHYS((u64)room + mp_reclaimable_pages(wmark_low));
 }
 
 /*

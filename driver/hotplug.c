@@ -149,15 +149,10 @@ static bool mp_room_for(struct mp_dev *d, u64 unit, unsigned long pfn,
 			unsigned long nr_pages, unsigned long used,
 			unsigned long free_here)
 {
-	unsigned long avail = 0;
+	u64 avail = used ? mp_unplug_room(pfn, free_here) : 0;
 
-	if (used) {
-		avail = si_mem_available();
-		avail = avail > free_here ? avail - free_here : 0;
-	}
 	/* the unplug guard (guard.c) decides, and says so in sysfs */
-	if (mp_unplug_guard_allows(d, unit, PFN_PHYS((u64)used),
-				   PFN_PHYS((u64)avail)))
+	if (mp_unplug_guard_allows(d, unit, PFN_PHYS((u64)used), avail))
 		return true;
 	trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
 				    PFN_PHYS(nr_pages), MP_UNPLUG_NO_ROOM,

@@ -334,6 +334,7 @@ bool mp_guard_allows(struct mp_dev *d);
 void mp_guard_clear(struct mp_dev *d);
 void mp_guard_event(struct mp_dev *d);
 unsigned int mp_growth_reserve_mb(void);
+u64 mp_unplug_room(unsigned long pfn, unsigned long free_here);
 bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail);
 void mp_unplug_guard_pass_end(struct mp_dev *d, u64 wanted);
 
