@@ -68,8 +68,12 @@ MODULE_PARM_DESC(growth_reserve_mb,
  */
 #define MP_GUARD_MB_OVERHEAD	(32 * 1024ULL)
 
-/* Headroom the unplug guard keeps at least, on top of what moves. */
-#define MP_UNPLUG_HEADROOM	((u64)SZ_16M)
+/*
+ * Headroom the unplug guard keeps at least, on top of what moves: room is
+ * counted above every zone's high watermark and reserve already, this is
+ * for what others allocate while the pages move.
+ */
+#define MP_UNPLUG_HEADROOM	((u64)SZ_8M)
 
 unsigned int mp_growth_reserve_mb(void)
 {
