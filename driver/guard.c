@@ -28,7 +28,8 @@
  * can get without taking any zone below its high watermark plus the
  * reserve it keeps against movable allocations (lowmem_reserve), without
  * the free pages of the range itself, plus the reclaimable page cache and
- * slab estimated the way MemAvailable does.  It is not MemAvailable:
+ * slab estimated the way MemAvailable does (mp_reclaimable_pages()).  It is
+ * not MemAvailable:
  * that subtracts every zone's reserve from the total free, so a
  * ZONE_MOVABLE that is already empty (the usual state at the end of an
  * unplug under load, its allocations falling back to DMA32) still costs
@@ -218,7 +219,11 @@ static unsigned long mp_zone_room(struct zone *zone, unsigned long gone)
 	return free > keep ? free - keep : 0;
 }
 
-/* What reclaim may give back: page cache and slab, MemAvailable's way. */
+/*
+ * What reclaim may give back: page cache and reclaimable slab, each halved
+ * down to the low watermarks as MemAvailable does; unlike MemAvailable,
+ * other reclaimable kernel memory (NR_KERNEL_MISC_RECLAIMABLE) is left out.
+ */
 static unsigned long mp_reclaimable_pages(unsigned long wmark_low)
 {
 	unsigned long cache, slab;
