@@ -87,7 +87,30 @@ static u64 mp_guard_now_ms(void)
 	return max_t(u64, ktime_to_ms(ktime_get_boottime()), 1);
 }
 
-/* Free pages above the high watermark in the non-movable zones of @nid. */
+/*
+ * Free pages @zone keeps on its per-CPU lists.  NR_FREE_PAGES leaves them
+ * out, yet they are free: an allocation that fails drains them, and 6.x
+ * kernels hand them back to the buddy lists over the following seconds as
+ * the lists' high marks decay.  Without them the growth guard sees memory
+ * "come back" by itself and grows a unit at a time, seconds apart, long
+ * after it reported where it stops.  A racy sum is fine for an estimate.
+ */
+static unsigned long mp_zone_pcp_pages(struct zone *zone)
+{
+	unsigned long sum = 0;
+	int cpu;
+
+	if (!zone->per_cpu_pageset)
+		return 0;
+	for_each_online_cpu(cpu)
+		sum += max(READ_ONCE(per_cpu_ptr(zone->per_cpu_pageset, cpu)->count), 0);
+	return sum;
+}
+
+/*
+ * Free pages, those on the per-CPU lists included, above the high watermark
+ * in the non-movable zones of @nid.
+ */
 static u64 mp_node_unmovable_free(int nid, bool *populated)
 {
 	pg_data_t *pgdat = NODE_DATA(nid);
@@ -100,7 +123,8 @@ static u64 mp_node_unmovable_free(int nid, bool *populated)
 		if (!populated_zone(zone))
 			continue;
 		*populated = true;
-		free = zone_page_state(zone, NR_FREE_PAGES);
+		free = zone_page_state(zone, NR_FREE_PAGES) +
+		       mp_zone_pcp_pages(zone);
 		free -= min(free, zone_page_state(zone, NR_FREE_CMA_PAGES));
 		wmark = high_wmark_pages(zone);
 		if (free > wmark)

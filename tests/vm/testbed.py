@@ -470,10 +470,14 @@ class VM:
         baseline (MemTotal and managed pages of the hot-plugged zones), all
         of it in `zone` ("Movable", "Normal", or None for any).
         total_slack: after a reboot boot memory itself may differ by a few
-        pages from the baseline; the zone check stays exact."""
+        pages from the baseline; the zone check stays exact.
+        `added` may be a function, read again on every look: the guest must
+        follow a target that still moves (a guard that lets growth resume)."""
         deadline = time.time() + timeout
         base = self.base
+        target = added if callable(added) else (lambda: added)
         while True:
+            added = target()
             st = self.state()
             got_total = (st["memtotal_kb"] - base["memtotal_kb"]) * KiB
             zdelta = {z: (st["zones"][z]["managed_pages"] - base["zones"][z]["managed_pages"]) * 4096
