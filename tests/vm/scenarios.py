@@ -55,7 +55,7 @@ def plug_unplug(t, block, policy, region="8G", size="2G"):
             if p.returncode not in (0, 2):
                 raise TestFailure("memplugctl resize failed: " + p.stderr.strip())
             t.log("# ZONE_NORMAL: %s of %s could not be unplugged" % (human(left), size))
-            vm.wait_memory(left, zone)
+            guest_follows(vm, "vmem0", zone)
         else:
             vm.resize("vmem0", 0)
             vm.wait_memory(0)
@@ -394,7 +394,7 @@ def offline_fault(t, block):
         st = vm.state()
         if parse_size(block) > 128 * MiB and left != 2 * GiB:
             raise TestFailure("device shrank to %s although no block could go offline" % human(left))
-        vm.wait_memory(left, "Movable")
+        guest_follows(vm, "vmem0", "Movable")
         t.log("# with offlining failing: %s still plugged, guest consistent" % human(left))
         vm.sh("echo 0 > " + INJECT)
         t0 = time.time()
@@ -633,7 +633,7 @@ def no_oom_kill(t):
         if left < 2 * GiB:
             raise TestFailure("only %s left plugged for a 2.5 GiB process in a 1 GiB guest" %
                               human(left))
-        vm.wait_memory(left, "Movable")
+        guest_follows(vm, "vmem0", "Movable")
         blocked_at = check_unplug_guard_blocked(t, vm) if t.driver == "memplug" else None
         stop_filler_clean(t, vm, min_passes=1)
         # with the process gone the rest can go too
@@ -1384,6 +1384,14 @@ def guest_died(t, vm, last):
                        (human(max(last, 0)), " | ".join(lines[-3:]) or "QEMU exited"))
 
 
+def guest_follows(vm, dev, zone=None):
+    """The guest's memory matches what `dev` has plugged.  A guard that
+    stopped may go on later (memory freed meanwhile lets growth or unplug
+    resume), so the target is the device's plugged size at each look, not
+    one read before."""
+    vm.wait_memory(lambda: vm.plugged(dev), zone)
+
+
 def wait_settled(t, vm, dev, quiet=10, timeout=300):
     """Wait until the plugged size stops moving for `quiet` seconds (the
     driver stopped growing) and return it. A guest that dies meanwhile
@@ -1431,9 +1439,7 @@ def guard_stops(t, vm, request):
         if int(attrs["growth_limit_bytes"]) < got:
             raise TestFailure("growth_limit_bytes %s, but grew to %s" %
                               (attrs["growth_limit_bytes"], human(got)))
-    # memory freed later (page cache, slab) may let growth resume: the
-    # guest must follow the device, wherever it is by now
-    vm.wait_memory(lambda: vm.plugged("vmem0"), "Movable")
+    guest_follows(vm, "vmem0", "Movable")
     vm.check_kernel_log()
     return got
 
