@@ -337,6 +337,13 @@ class VM:
                 self.proc.wait()
         if self.proc and self.proc.stdout:
             self.proc.stdout.close()
+        keep = os.environ.get("KEEP_CONSOLES")
+        if keep and os.path.exists(self.console):
+            # every guest's whole serial console, for a crash the log tail
+            # of a failure does not show
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(self.console, os.path.join(keep, "console-%s-%d.log" %
+                                                   (self.release, time.time() * 1000)))
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):

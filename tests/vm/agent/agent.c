@@ -14,7 +14,7 @@
  *   meminfo                   -> MemTotal and MemFree only (cheap: the
  *                                benchmark polls it while a driver works)
  *   fill MIB SEED             -> start a pattern filler holding MIB MiB
- *   fill-status               -> passes, corrupted bytes, alive/killed
+ *   fill-status               -> pid, passes, corrupted bytes, alive/killed
  *   fill-stop                 -> stop the filler, final verification
  *   dmesg                     -> kernel log problems (WARNING, BUG, Oops, ...)
  *   log N                     -> the last N kernel log lines
@@ -400,8 +400,9 @@ static void fill_reap(int block)
 static void put_fill_status(void)
 {
 	fill_reap(0);
-	put("{\"ok\":true,\"running\":%s,\"ready\":%d,\"passes\":%llu,\"bytes\":%llu,"
+	put("{\"ok\":true,\"pid\":%d,\"running\":%s,\"ready\":%d,\"passes\":%llu,\"bytes\":%llu,"
 	    "\"corrupted_bytes\":%llu,\"first_bad_offset\":%lld,\"killed_by_signal\":%d,\"exit_code\":%d}",
+	    fill_pid > 0 && !fill_reaped ? (int)fill_pid : 0,
 	    fill_pid > 0 && !fill_reaped ? "true" : "false", fill_stats ? fill_stats->ready : 0,
 	    (unsigned long long)(fill_stats ? fill_stats->passes : 0),
 	    (unsigned long long)(fill_stats ? fill_stats->bytes : 0),
