@@ -100,8 +100,6 @@ static unsigned long mp_zone_pcp_pages(struct zone *zone)
 	unsigned long sum = 0;
 	int cpu;
 
-	if (!zone->per_cpu_pageset)
-		return 0;
 	for_each_online_cpu(cpu)
 		sum += max(READ_ONCE(per_cpu_ptr(zone->per_cpu_pageset, cpu)->count), 0);
 	return sum;
