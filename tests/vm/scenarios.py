@@ -598,6 +598,9 @@ def migration(t):
         # per-CPU areas, panics within a second), with either driver and
         # both kernels, and never with the guest at rest (docs/testbed.md).
         filler = vm.agent("fill-status")["pid"]
+        if not filler:
+            # kill 0 would stop the agent's whole process group
+            raise TestFailure("filler not running before the migration")
         vm.sh("kill -STOP %d" % filler)
 
         def during(v):

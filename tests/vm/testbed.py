@@ -315,6 +315,7 @@ class VM:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait(10)
         self.proc.stdout.close()
+        self._keep_console()
         shutil.rmtree(self.dir, ignore_errors=True)
         self.proc, self.dir = dest, newdir
         self.qmp = os.path.join(newdir, "qmp.sock")
@@ -337,14 +338,18 @@ class VM:
                 self.proc.wait()
         if self.proc and self.proc.stdout:
             self.proc.stdout.close()
+        self._keep_console()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _keep_console(self):
+        """KEEP_CONSOLES=<dir>: copy the guest's whole serial console there
+        before its directory goes, for a crash the log tail of a failure
+        does not show (a migration's source as well as its destination)."""
         keep = os.environ.get("KEEP_CONSOLES")
         if keep and os.path.exists(self.console):
-            # every guest's whole serial console, for a crash the log tail
-            # of a failure does not show
             os.makedirs(keep, exist_ok=True)
             shutil.copy(self.console, os.path.join(keep, "console-%s-%d.log" %
                                                    (self.release, time.time() * 1000)))
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
