@@ -113,8 +113,10 @@ static inline void mp_compat_online_pages(struct page *page,
 }
 
 /*
- * Pages that stayed PageOffline() in a block being offlined: how many of
- * them offline_pages() wrongly subtracted from the managed page count.
+ * Pages that stay PageOffline() in a block being offlined: how many of
+ * them offline_pages() will subtract from the managed page count although
+ * they were never counted there (before 6.11 it subtracts every page of
+ * the block; since, only what it finds in the buddy).
  */
 static inline long mp_compat_offline_managed_fixup(unsigned long nr_offline)
 {

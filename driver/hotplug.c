@@ -343,12 +343,13 @@ static void mp_free_taken(unsigned long pfn, unsigned long nr_pages)
 {
 	unsigned long i;
 
+	/* managed before they are free: never more free than managed */
+	adjust_managed_page_count(pfn_to_page(pfn), nr_pages);
 	page_offline_begin();
 	for (i = 0; i < nr_pages; i++)
 		mp_clear_page_offline(pfn_to_page(pfn + i));
 	page_offline_end();
 	free_contig_range(pfn, nr_pages);
-	adjust_managed_page_count(pfn_to_page(pfn), nr_pages);
 }
 
 /*
@@ -648,55 +649,43 @@ static int mp_add_mbs(struct mp_dev *d, u64 unit, u16 *nr_present)
 }
 
 /*
- * Add, or offline and remove, memory of @nr consecutive units from @first.
- * One unit (@nr is 1): the memory blocks of it that @mask selects (NULL:
- * all; adding always adds all that are missing), with as few calls as the
- * blocks' present state allows.  Several units (SBM, all of them
- * completely added or not at all): one call for all of them, so that
- * memory hotplug does its per-call work (hotplug locks, resources,
- * zonelists, removing the memmap) once instead of once per memory block;
- * offlining is still done per memory block by the kernel.
- * add_memory_driver_managed() and offline_and_remove_memory() are all or
- * nothing.  hp_lock held, dropped meanwhile; the units are busy.
+ * Add, or offline and remove, memory blocks of @unit: adding adds all that
+ * are missing, removing removes those that @mask selects (NULL: all), each
+ * run of them with one call.  Every removal covers whole add granules (see
+ * memplug.h, "Add granule"): with per_mb any memory block, otherwise only
+ * the whole unit, which is how it was added.  hp_lock held, dropped
+ * meanwhile; the unit is busy.
  */
-static int mp_hotplug(struct mp_dev *d, u64 first, u64 nr, bool add,
+static int mp_hotplug(struct mp_dev *d, u64 unit, bool add,
 		      const unsigned long *mask)
 {
-	u64 addr = mp_unit_addr(&d->geo, first);
-	u64 size = nr * d->geo.unit_size;
-	u16 nr_present = d->units[first].nr_present;
-	u64 unit;
+	struct mp_unit *u = &d->units[unit];
+	u64 addr = mp_unit_addr(&d->geo, unit);
+	u64 size = d->geo.unit_size;
+	u16 nr_present = u->nr_present;
 	int rc;
 
+	lockdep_assert_held(&d->hp_lock);
 	/* memory in Linux needs the module: no add without the reference */
 	if (add && !mp_pin(d))
 		return -ENODEV;
-	for (unit = first; unit < first + nr; unit++)
-		d->units[unit].busy = add ? MP_BUSY_ADD : MP_BUSY_REMOVE;
+	if (!add && mask && !d->per_mb &&
+	    !bitmap_full(mask, mp_mb_per_unit(d))) {
+		/* never split what one add_memory_driver_managed() added */
+		WARN_ON_ONCE(1);
+		return -EINVAL;
+	}
+	u->busy = add ? MP_BUSY_ADD : MP_BUSY_REMOVE;
 	/* our own offlining may go through taken pages (the notifier) */
 	if (!add)
 		d->remover = current;
 	mutex_unlock(&d->hp_lock);
-	if (nr == 1) {
-		rc = add ? mp_add_mbs(d, first, &nr_present) :
-			   mp_remove_mbs(d, first, mask, &nr_present);
-	} else if (add) {
-		rc = mp_add_memory(d, addr, size);
-		nr_present = rc ? 0 : mp_mb_per_unit(d);
-	} else {
-		rc = offline_and_remove_memory(addr, size);
-		nr_present = rc ? mp_mb_per_unit(d) : 0;
-	}
+	rc = add ? mp_add_mbs(d, unit, &nr_present) :
+		   mp_remove_mbs(d, unit, mask, &nr_present);
 	mutex_lock(&d->hp_lock);
 	d->remover = NULL;
-	for (unit = first; unit < first + nr; unit++) {
-		d->units[unit].busy = MP_BUSY_NONE;
-		/* several units: all of each came or went, or nothing did */
-		if (nr > 1)
-			mp_mark_mbs(d, unit, 0, mp_mb_per_unit(d), !!nr_present,
-				    NULL);
-		mp_set_present(d, unit, nr_present);
-	}
+	u->busy = MP_BUSY_NONE;
+	mp_set_present(d, unit, nr_present);
 	if (add)
 		trace_memplug_unit_add(mp_trace_dev(d), addr, size, rc);
 	else
@@ -711,28 +700,28 @@ static int mp_hotplug(struct mp_dev *d, u64 first, u64 nr, bool add,
 		return rc;
 	}
 	d->stats.remove_failures++;
-	trace_memplug_unplug_failed(mp_trace_dev(d), first, addr, size,
+	trace_memplug_unplug_failed(mp_trace_dev(d), unit, addr, size,
 				    MP_UNPLUG_OFFLINE, rc);
 	dev_dbg(&d->vdev->dev, "offlining/removing 0x%llx+0x%llx failed: %d\n",
 		addr, size, rc);
 	return rc;
 }
 
-int mp_add_units(struct mp_dev *d, u64 first, u64 nr)
+int mp_add_unit(struct mp_dev *d, u64 unit)
 {
-	return mp_hotplug(d, first, nr, true, NULL);
+	return mp_hotplug(d, unit, true, NULL);
 }
 
-int mp_remove_units(struct mp_dev *d, u64 first, u64 nr)
+int mp_remove_unit(struct mp_dev *d, u64 unit)
 {
-	return mp_hotplug(d, first, nr, false, NULL);
+	return mp_hotplug(d, unit, false, NULL);
 }
 
-/* Remove the memory blocks of @unit that @mask selects. */
+/* Remove the memory blocks of @unit that @mask selects (per_mb only). */
 static int mp_remove_unit_mbs(struct mp_dev *d, u64 unit,
 			      const unsigned long *mask)
 {
-	return mp_hotplug(d, unit, 1, false, mask);
+	return mp_hotplug(d, unit, false, mask);
 }
 
 /* Does the pageblock of @pfn (up to @end) hold a page in use, not taken? */
@@ -882,10 +871,11 @@ static int mp_unit_take_in_use(struct mp_dev *d, u64 unit,
  * Offline and remove all of @unit in bounded time.  Offlining retries the
  * migration of a page that will never move for as long as it is not
  * interrupted, so it only gets memory with nothing to migrate:
- * - online memory blocks that are free go first, removed right away:
- *   nothing migrated later can land in them (offline ones cannot receive
- *   anything either: they go with the rest, so that a failure leaves them
- *   offline, as the admin may have left them);
+ * - where each memory block was added alone (per_mb), online memory
+ *   blocks that are free go first, removed right away: nothing migrated
+ *   later can land in them (offline ones cannot receive anything either:
+ *   they go with the rest, so that a failure leaves them offline, as the
+ *   admin may have left them);
  * - in the others, pages in use are taken with alloc_contig_range(),
  *   which gives up on what cannot move (see mp_take_in_use());
  * - the rest is removed; taken pages are PageOffline, offlining skips
@@ -931,6 +921,13 @@ int mp_remove_unit_bounded(struct mp_dev *d, u64 unit)
 	if (!mp_room_for(d, unit, PHYS_PFN(addr), PHYS_PFN(d->geo.unit_size),
 			 used, free_here))
 		goto out;
+	/*
+	 * Free memory blocks first, where each was added alone; otherwise
+	 * the unit goes as a whole, as it was added, and what is in use is
+	 * taken from all of its online memory blocks.
+	 */
+	if (!d->per_mb)
+		bitmap_zero(quick, nr_mb);
 	rc = bitmap_empty(quick, nr_mb) ? 0 : mp_remove_unit_mbs(d, unit, quick);
 	if (!rc)
 		rc = mp_unit_take_in_use(d, unit, quick);
@@ -1222,10 +1219,29 @@ static unsigned long mp_offline_refs(struct mp_dev *d, u64 unit,
 	return count;
 }
 
+/*
+ * Pages of a block going offline that Linux does not manage (@nr, ours:
+ * unplugged or taken) but that offline_pages() of this kernel subtracts
+ * from the managed count anyway: count them as managed from
+ * MEM_GOING_OFFLINE on (@going) and again not on MEM_CANCEL_OFFLINE.
+ * Not later, at MEM_OFFLINE: offline_pages() has recomputed the
+ * watermarks and lowmem reserves from the managed count by then, and a
+ * count that went below zero there leaves them absurdly high.
+ */
+static void mp_offline_managed(struct page *first_page, unsigned long nr,
+			       bool going)
+{
+	long n = mp_compat_offline_managed_fixup(nr);
+
+	if (n)
+		adjust_managed_page_count(first_page, going ? n : -n);
+}
+
 static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 {
 	long long unit = mp_addr_to_unit(&d->geo, mb_addr);
 	unsigned long mb_idx, n, start_pfn = PHYS_PFN(mb_addr);
+	struct page *first_page;
 	struct mp_unit *u;
 	bool movable;
 
@@ -1233,6 +1249,8 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 		return NOTIFY_OK;
 	u = &d->units[unit];
 	mb_idx = (mb_addr - d->geo.first_addr) / d->geo.mb_size;
+	/* the first page offlining sees, after a self-hosted memmap */
+	first_page = pfn_to_page(start_pfn + d->memmap_pages);
 
 	/*
 	 * d->going marks blocks we saw GOING_ONLINE/GOING_OFFLINE for: the
@@ -1254,13 +1272,15 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 		if (__test_and_set_bit(mb_idx, d->going))
 			break;
 		u->nr_going++;
-		mp_offline_refs(d, unit, mb_addr, -1);
+		n = mp_offline_refs(d, unit, mb_addr, -1);
+		mp_offline_managed(first_page, n, true);
 		break;
 	case MEM_CANCEL_OFFLINE:
 		if (!__test_and_clear_bit(mb_idx, d->going))
 			break;
 		u->nr_going--;
-		mp_offline_refs(d, unit, mb_addr, 1);
+		n = mp_offline_refs(d, unit, mb_addr, 1);
+		mp_offline_managed(first_page, n, false);
 		break;
 	case MEM_OFFLINE:
 		if (__test_and_clear_bit(mb_idx, d->going))
@@ -1269,11 +1289,6 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 			u->nr_online--;
 		if (__test_and_clear_bit(mb_idx, d->movable))
 			u->nr_movable--;
-		n = mp_compat_offline_managed_fixup(mp_offline_refs(d, unit,
-								    mb_addr,
-								    0));
-		if (n)
-			adjust_managed_page_count(pfn_to_page(start_pfn), n);
 		/* taken pages are gone with the block; onlining starts afresh */
 		bitmap_clear(d->contig, mp_contig_idx(d, start_pfn),
 			     PHYS_PFN(d->geo.mb_size) / pageblock_nr_pages);

@@ -40,6 +40,19 @@
  *   GOING_ONLINE/GOING_OFFLINE.  The worker never touches a unit with
  *   nr_going != 0.
  *
+ * Add granule
+ * -----------
+ * Memory is removed in exactly the pieces it was added in: every
+ * offline_and_remove_memory() covers what one add_memory_driver_managed()
+ * added, never a part of it.  x86-64 maps hot-added memory with 1 GiB
+ * pages where the CPU has them (pdpe1gb: every KVM guest with -cpu host)
+ * and a range covers an aligned GiB; removing a part of such a mapping
+ * makes remove_pagetable() walk the 1 GiB page as a page table and
+ * oops.  So a unit is added with one call and removed with one call,
+ * except with per_mb (6.1 with a self-hosted memmap), where each memory
+ * block is added alone and may be removed alone.  SBM units are one
+ * memory block each.
+ *
  * Unplugged pages of an added SBM unit are never in the buddy: the online
  * page callback keeps them PageOffline() with a reference, sub blocks
  * unplugged while online are taken with alloc_contig_range() first.  In
@@ -219,11 +232,12 @@ struct mp_dev {
 
 	/*
 	 * Self-hosted memmap, fixed after probe.  per_mb: add and remove one
-	 * memory block per call (6.1 needs it for memmap_on_memory).  Either
-	 * way mb_present says which memory blocks are added: a big block
-	 * is removed in parts (free memory blocks first), and may be partly
+	 * memory block per call (6.1 needs it for memmap_on_memory).  Then
+	 * mb_present says which memory blocks are added: a big block is
+	 * removed in parts (free memory blocks first), and may be partly
 	 * added after a failure that could not be rolled back, which the
-	 * worker completes or removes later.
+	 * worker completes or removes later.  Without per_mb a unit is
+	 * added or removed whole (see "Add granule").
 	 */
 	bool memmap_on_memory;
 	bool per_mb;
@@ -275,8 +289,8 @@ void mp_kick(struct mp_dev *d);
 void mp_mark_plugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr, bool held);
 void mp_mark_unplugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr);
 enum mp_unit_class mp_unit_class(const struct mp_unit *u);
-int mp_add_units(struct mp_dev *d, u64 first, u64 nr);
-int mp_remove_units(struct mp_dev *d, u64 first, u64 nr);
+int mp_add_unit(struct mp_dev *d, u64 unit);
+int mp_remove_unit(struct mp_dev *d, u64 unit);
 int mp_resolve_held(struct mp_dev *d);
 bool mp_pin(struct mp_dev *d);
 void mp_update_pin(struct mp_dev *d);
@@ -318,16 +332,6 @@ static inline bool mp_unit_complete(const struct mp_dev *d,
 }
 
 void mp_memmap_init(struct mp_dev *d);
-
-static inline int mp_add_unit(struct mp_dev *d, u64 unit)
-{
-	return mp_add_units(d, unit, 1);
-}
-
-static inline int mp_remove_unit(struct mp_dev *d, u64 unit)
-{
-	return mp_remove_units(d, unit, 1);
-}
 
 /* guard.c */
 bool mp_guard_allows(struct mp_dev *d);

@@ -157,12 +157,12 @@ static bool mp_sbm_fresh_full(struct mp_dev *d, u64 unit)
 
 /*
  * Plug several fresh memory blocks from @first completely with one PLUG
- * request and add them with one add_memory_driver_managed(): the
- * per-request and per-call costs are paid once per batch.  A batch is at
- * most MP_SBM_BATCH bytes (the worker still looks for new requests
- * between batches), what the growth guard lets through and what one
- * request carries.  -ENOENT: fewer than two memory blocks fit, plug one
- * at a time.
+ * request, then add them one by one: memory is removed in the granularity
+ * it was added (see memplug.h), and a memory block must be removable
+ * alone.  A batch is at most MP_SBM_BATCH bytes (the worker still looks
+ * for new requests between batches), what the growth guard lets through
+ * and what one request carries.  -ENOENT: fewer than two memory blocks
+ * fit, plug one at a time.
  */
 static int mp_sbm_plug_fresh_units(struct mp_dev *d, u64 first, u64 need)
 {
@@ -192,10 +192,17 @@ static int mp_sbm_plug_fresh_units(struct mp_dev *d, u64 first, u64 need)
 	}
 	for (unit = first; unit < first + nr; unit++)
 		mp_mark_plugged(d, unit, 0, d->geo.sb_per_unit, false);
-	if (!mp_add_units(d, first, nr))
+	for (unit = first; unit < first + nr; unit++) {
+		if (mp_add_unit(d, unit))
+			break;
+	}
+	if (unit == first + nr)
 		return 0;
-	/* roll back; if refused they stay plugged, not added */
-	mp_sbm_unplug_units(d, first, nr);
+	/*
+	 * Roll back what is not added; if refused it stays plugged, not
+	 * added.  What is added stays: it is plugged and in Linux.
+	 */
+	mp_sbm_unplug_units(d, unit, first + nr - unit);
 	return -EAGAIN;
 }
 
@@ -335,17 +342,16 @@ static int mp_sbm_unplug_online(struct mp_dev *d, u64 unit, u64 need)
 /*
  * Whole units that go completely, several at a time: @last (the unit the
  * unplug order picked) and the units right below it of the same class.
- * Free online movable memory blocks are offlined and removed with one
- * offline_and_remove_memory() (only the offlining itself stays per memory
- * block), units not added are unplugged with one request.  -ENOENT: no
- * batch of two or more, go unit by unit.
+ * Free online movable memory blocks are offlined and removed one by one,
+ * as they were added, from the top; units not added are unplugged with
+ * one request.  -ENOENT: no batch of two or more, go unit by unit.
  */
 static int mp_sbm_unplug_batch(struct mp_dev *d, u64 last,
 			       enum mp_unit_class class, u64 need)
 {
 	u64 max = min_t(u64, MP_SBM_BATCH / d->geo.unit_size,
 			MP_MAX_BLOCKS_PER_REQ / d->geo.dev_blocks_per_unit);
-	u64 nr, first;
+	u64 nr, first, removed;
 	struct mp_unit *u;
 	int rc;
 
@@ -371,12 +377,16 @@ static int mp_sbm_unplug_batch(struct mp_dev *d, u64 last,
 	}
 	/* racy hint as for one unit: offlining migrates what came since */
 	if (!mp_range_is_free(PHYS_PFN(mp_unit_addr(&d->geo, first)),
-			      PHYS_PFN(nr * d->geo.unit_size)) ||
-	    mp_remove_units(d, first, nr))
+			      PHYS_PFN(nr * d->geo.unit_size)))
 		return -ENOENT;
-	d->stats.fast_unplugs += nr;
-	/* the next step unplugs them, with one request */
-	return 0;
+	for (removed = 0; removed < nr; removed++) {
+		u = &d->units[last - removed];
+		if (u->busy || u->nr_going || mp_remove_unit(d, last - removed))
+			break;
+		d->stats.fast_unplugs++;
+	}
+	/* none removed: go unit by unit; else the next step unplugs them */
+	return removed ? 0 : -ENOENT;
 }
 
 static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)

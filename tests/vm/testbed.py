@@ -65,6 +65,19 @@ def kernel_series(rel):
     return ".".join(rel.split("-")[0].split(".")[:2])
 
 
+# The guest CPU. KVM guests get the host's (-cpu host, as libvirt's
+# host-passthrough). Under TCG the default is "max": every feature TCG can
+# emulate, like the CPUs users run on: 1 GiB pages (pdpe1gb) above all, with
+# which Linux maps hot-added memory in 1 GiB pages. QEMU_CPU picks another
+# model ("qemu64": no 1 GiB pages; "max,+la57": 5-level paging); see
+# docs/testbed.md for the models the suite covers.
+DEFAULT_CPU = "max"
+
+
+def cpu_model(accel="tcg"):
+    return os.environ.get("QEMU_CPU") or ("host" if accel == "kvm" else DEFAULT_CPU)
+
+
 class QMP:
     """Direct QMP for what memplugctl does not do (migration, quitting).
     Resizing always goes through memplugctl: that is the tool under test."""
@@ -151,6 +164,10 @@ class VM:
         self.buf = b""
         self.base = None
         self.saved_log = None
+        # the health check when the scenario leaves the guest: True, or
+        # "no-log" for a scenario that expects kernel log lines (an OOM
+        # kill it provoked) and checks them itself, or False
+        self.health_at_exit = True
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -188,7 +205,7 @@ class VM:
         maxmem = self.boot_mem + total + sum(max(d.block_size, GiB) for d in self.devices) + GiB
         accel = os.environ.get("ACCEL", "tcg")
         cmd = ["qemu-system-x86_64", "-accel", accel, "-M", "q35",
-               "-cpu", "host" if accel == "kvm" else os.environ.get("QEMU_CPU", "qemu64"), "-smp", str(self.smp),
+               "-cpu", cpu_model(accel), "-smp", str(self.smp),
                "-m", "%dM,maxmem=%dM" % (self.boot_mem // MiB, maxmem // MiB),
                "-nodefaults", "-display", "none"] + ([] if self.allow_reboot else ["-no-reboot"])
         cmd += self.boot_args()
@@ -355,10 +372,21 @@ class VM:
         return self.start()
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and self.sock:
-            # keep the evidence: the guest is gone once stopped
-            self.saved_log = self.kernel_log(30)
-        self.stop()
+        try:
+            if exc_type is None and self.health_at_exit:
+                # every scenario ends with a healthy guest (docs/testbed.md)
+                if not self.sock or self.proc.poll() is not None:
+                    raise TestFailure("the guest is gone at the end of the scenario")
+                self.check_health(log_problems=self.health_at_exit != "no-log")
+        except TestFailure:
+            if self.sock:
+                self.saved_log = self.kernel_log(30)
+            raise
+        finally:
+            if exc_type is not None and self.sock:
+                # keep the evidence: the guest is gone once stopped
+                self.saved_log = self.kernel_log(30)
+            self.stop()
 
     # -- the agent ----------------------------------------------------------
 
@@ -519,6 +547,62 @@ class VM:
                 raise TestFailure("%d memory blocks left after unplug (baseline %d)" %
                                   (st["memory_blocks"]["total"], self.base["memory_blocks"]["total"]))
             time.sleep(0.2)
+
+    def health(self, alloc_mib=None):
+        """The agent's health report (zones, MemAvailable, a fresh
+        allocation of alloc_mib MiB, default a quarter of boot memory)."""
+        if alloc_mib is None:
+            alloc_mib = self.boot_mem // MiB // 4
+        return self.agent("health %d" % alloc_mib, timeout=180)
+
+    def check_health(self, alloc_mib=None, log_problems=True):
+        """Is the guest still a healthy Linux? Per zone the kernel's own
+        numbers must hold together: managed <= present <= spanned, free <=
+        managed, min <= low <= high <= managed (or the floor of an empty zone), and no lowmem reserve
+        (protection) above what the node manages in all (each is a share of
+        the zones above it). MemAvailable is within (0, MemTotal]; a fresh
+        process gets a quarter of boot memory and reads back what it wrote,
+        without the OOM killer; and the kernel log shows no splat
+        (log_problems=False: a scenario that expects some checks them
+        itself)."""
+        h = self.health(alloc_mib)
+        bad = []
+        node_managed = {}
+        for z in h["zones"]:
+            node_managed[z["node"]] = node_managed.get(z["node"], 0) + z.get("managed", 0)
+        for z in h["zones"]:
+            name = "node %d %s" % (z["node"], z["zone"])
+            need = ("free", "min", "low", "high", "spanned", "present", "managed")
+            if any(k not in z for k in need):
+                bad.append("%s: /proc/zoneinfo lacks %s" %
+                           (name, ", ".join(k for k in need if k not in z)))
+                continue
+            if not z["managed"] <= z["present"] <= z["spanned"]:
+                bad.append("%s: managed %d, present %d, spanned %d" %
+                           (name, z["managed"], z["present"], z["spanned"]))
+            if not 0 <= z["free"] <= z["managed"]:
+                bad.append("%s: %d pages free of %d managed" % (name, z["free"], z["managed"]))
+            # an empty ZONE_MOVABLE keeps the minimum watermark of its kind
+            # (SWAP_CLUSTER_MAX .. 128 pages): allow that much above managed
+            if not 0 <= z["min"] <= z["low"] <= z["high"] <= max(z["managed"], 256):
+                bad.append("%s: watermarks min %d low %d high %d, managed %d" %
+                           (name, z["min"], z["low"], z["high"], z["managed"]))
+            limit = node_managed[z["node"]]
+            if any(not 0 <= p <= limit for p in z["protection"]):
+                bad.append("%s: protection %s, but the node manages %d pages" %
+                           (name, z["protection"], limit))
+        if not 0 < h["memavailable_kb"] <= h["memtotal_kb"]:
+            bad.append("MemAvailable %d kB of MemTotal %d kB" %
+                       (h["memavailable_kb"], h["memtotal_kb"]))
+        if h["alloc"] != "ok":
+            bad.append("a fresh %d MiB allocation: %s%s" %
+                       (h["alloc_mib"], h["alloc"],
+                        " (OOM killer)" if h["alloc"] == "killed:9" else ""))
+        if bad:
+            raise TestFailure("guest unhealthy: " + "; ".join(bad))
+        if log_problems:
+            self.check_kernel_log()
+        return h
 
     def check_kernel_log(self):
         r = self.agent("dmesg")

@@ -17,6 +17,8 @@
  *   fill-status               -> pid, passes, corrupted bytes, alive/killed
  *   fill-stop                 -> stop the filler, final verification
  *   dmesg                     -> kernel log problems (WARNING, BUG, Oops, ...)
+ *   health MIB                -> per-zone sizes, watermarks and reserves, and
+ *                                whether a fresh MIB MiB allocation works
  *   log N                     -> the last N kernel log lines
  *   sh COMMAND                -> run a shell command, its status and output
  */
@@ -596,6 +598,142 @@ static void cmd_sh(const char *command)
 	put("}");
 }
 
+/*
+ * Zone numbers for the health check: per node and zone, from /proc/zoneinfo,
+ * as the kernel computes them (no sums: a bad reserve hides in one zone).
+ */
+static void put_zoneinfo(void)
+{
+	static char buf[256 * 1024];
+	char *line, *save, name[32];
+	int node, in_zone = 0, first = 1;
+	long long v;
+
+	if (read_file("/proc/zoneinfo", buf, sizeof(buf)) < 0)
+		return;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "Node %d, zone %31s", &node, name) == 2) {
+			put("%s{\"node\":%d,\"zone\":", in_zone ? "]}," : (first ? "" : ","), node);
+			put_cstr(name);
+			in_zone = 1;
+			first = 0;
+			continue;
+		}
+		if (!in_zone)
+			continue;
+		if (sscanf(line, " pages free %lld", &v) == 1) {
+			put(",\"free\":%lld", v);
+		} else if (strstr(line, "protection: (")) {
+			char *p = strchr(line, '(') + 1, *end;
+			int n = 0;
+
+			put(",\"protection\":[");
+			for (;;) {
+				v = strtoll(p, &end, 10);
+				if (end == p)
+					break;
+				put("%s%lld", n++ ? "," : "", v);
+				p = end;
+				while (*p == ',' || *p == ' ')
+					p++;
+			}
+			/* the array closes with the zone */
+			in_zone = 2;
+		} else {
+			static const char *const keys[] = { "min", "low", "high", "spanned",
+							    "present", "managed" };
+			char key[16];
+			size_t i;
+
+			if (sscanf(line, " %15s %lld", key, &v) != 2 || line[0] != ' ')
+				continue;
+			/* watermarks and sizes are indented deeper than per-node stats */
+			for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+				if (!strcmp(key, keys[i]))
+					put(",\"%s\":%lld", key, v);
+		}
+	}
+	if (in_zone == 2)
+		put("]}");
+	else if (in_zone)
+		put(",\"protection\":[]}");
+}
+
+/*
+ * Allocate @mib MiB in a child, write a pattern into every page and read it
+ * back: what a fresh process asking for memory gets. The child's fate says
+ * whether the guest can still serve it ("ok", "corrupt", "no-memory",
+ * "killed:N" - 9 is the OOM killer's SIGKILL -, "timeout").
+ */
+static const char *alloc_check(long mib, long *ms)
+{
+	static char res[32];
+	struct timespec t0, t1;
+	int st, waited;
+	pid_t pid;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pid = fork();
+	if (pid < 0)
+		return "fork-failed";
+	if (pid == 0) {
+		size_t len = (size_t)mib << 20, i;
+		unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (m == MAP_FAILED)
+			_exit(3);
+		for (i = 0; i < len; i += 4096)
+			m[i] = (unsigned char)(i >> 12) ^ 0x5a;
+		for (i = 0; i < len; i += 4096)
+			if (m[i] != ((unsigned char)(i >> 12) ^ 0x5a))
+				_exit(2);
+		_exit(0);
+	}
+	for (waited = 0; waited < 1200; waited++) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			break;
+		usleep(100000);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	*ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	if (waited == 1200) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		return "timeout";
+	}
+	if (WIFSIGNALED(st)) {
+		snprintf(res, sizeof(res), "killed:%d", WTERMSIG(st));
+		return res;
+	}
+	switch (WEXITSTATUS(st)) {
+	case 0:
+		return "ok";
+	case 2:
+		return "corrupt";
+	case 3:
+		return "no-memory";
+	}
+	return "failed";
+}
+
+static void cmd_health(const char *args)
+{
+	long mib = atol(args), ms = 0;
+	const char *alloc = "skipped";
+
+	if (mib > 0)
+		alloc = alloc_check(mib, &ms);
+	put("{\"ok\":true,\"memtotal_kb\":%lld,\"memfree_kb\":%lld,\"memavailable_kb\":%lld,"
+	    "\"alloc_mib\":%ld,\"alloc\":\"%s\",\"alloc_ms\":%ld,\"zones\":[",
+	    meminfo_kb("MemTotal"), meminfo_kb("MemFree"), meminfo_kb("MemAvailable"),
+	    mib, alloc, ms);
+	put_zoneinfo();
+	put("]}");
+}
+
 static void handle(char *line)
 {
 	char *arg;
@@ -626,6 +764,8 @@ static void handle(char *line)
 		cmd_fill_stop();
 	} else if (!strcmp(line, "dmesg")) {
 		cmd_dmesg();
+	} else if (!strcmp(line, "health")) {
+		cmd_health(arg);
 	} else if (!strcmp(line, "log")) {
 		cmd_log(arg);
 	} else if (!strcmp(line, "sh")) {
