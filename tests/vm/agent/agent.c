@@ -640,8 +640,8 @@ static void put_zoneinfo(void)
 			/* the array closes with the zone */
 			in_zone = 2;
 		} else {
-			static const char *const keys[] = { "min", "low", "high", "spanned",
-							    "present", "managed" };
+			static const char *const keys[] = { "min",     "low",	  "high",
+							    "spanned", "present", "managed" };
 			char key[16];
 			size_t i;
 
@@ -678,8 +678,8 @@ static const char *alloc_check(long mib, long *ms)
 		return "fork-failed";
 	if (pid == 0) {
 		size_t len = (size_t)mib << 20, i;
-		unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		unsigned char *m =
+			mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 		if (m == MAP_FAILED)
 			_exit(3);
@@ -728,8 +728,8 @@ static void cmd_health(const char *args)
 		alloc = alloc_check(mib, &ms);
 	put("{\"ok\":true,\"memtotal_kb\":%lld,\"memfree_kb\":%lld,\"memavailable_kb\":%lld,"
 	    "\"alloc_mib\":%ld,\"alloc\":\"%s\",\"alloc_ms\":%ld,\"zones\":[",
-	    meminfo_kb("MemTotal"), meminfo_kb("MemFree"), meminfo_kb("MemAvailable"),
-	    mib, alloc, ms);
+	    meminfo_kb("MemTotal"), meminfo_kb("MemFree"), meminfo_kb("MemAvailable"), mib, alloc,
+	    ms);
 	put_zoneinfo();
 	put("]}");
 }
