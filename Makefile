@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-vm \
-	check-static check-dkms check-install check-long fuzz bench dkms-install dkms-uninstall deb clean
+	check-static check-dkms check-install check-long check-cpus fuzz bench dkms-install dkms-uninstall deb clean
 
 all: build
 
@@ -47,6 +47,11 @@ check-vm: build
 # driver's reliability runs: about 30 minutes more
 check-long: build
 	@LONG=1 scripts/check.sh vm
+
+# the whole VM suite on the other CPU models of docs/testbed.md ("max,-la57",
+# "qemu64"): about 20 minutes each; CPU_MODELS="..." picks others
+check-cpus: build
+	@scripts/check.sh cpus
 
 # long libFuzzer run of every fuzz target (until stopped)
 fuzz:

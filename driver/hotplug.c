@@ -140,7 +140,8 @@ bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages)
 
 /*
  * Is there room elsewhere for @used pages in use in the ranges about to be
- * taken (@free_here free pages in them)?  Migrating them when the rest of
+ * taken (@free_here free pages in them; @pfn, a page of them in use, says
+ * which zone they leave)?  Migrating them when the rest of
  * the guest cannot hold them only ends in allocation failures (6.1 even
  * logs each one) or reclaim storms; the host learns from plugged_size >
  * requested_size that the guest could not shrink further.
@@ -886,10 +887,9 @@ static int mp_unit_take_in_use(struct mp_dev *d, u64 unit,
  */
 int mp_remove_unit_bounded(struct mp_dev *d, u64 unit)
 {
-	unsigned long used = 0, free_here = 0, mb_used, mb_free;
+	unsigned long used = 0, free_here = 0, mb_used, mb_free, home = 0;
 	u32 mb, nr_mb = mp_mb_per_unit(d);
 	unsigned long *quick;
-	u64 addr = mp_unit_addr(&d->geo, unit);
 	int rc;
 
 	quick = bitmap_zalloc(nr_mb, GFP_KERNEL);
@@ -903,6 +903,13 @@ int mp_remove_unit_bounded(struct mp_dev *d, u64 unit)
 					mp_mb_pages(d), &mb_free);
 		if (!mb_used)
 			__set_bit(mb, quick);
+		/*
+		 * The unplug guard looks at the zone of a page in use: one of
+		 * an online memory block (the unit's first page may be a
+		 * memmap, or in a memory block removed already, per_mb)
+		 */
+		else if (!home)
+			home = mp_mb_pfn(d, unit, mb);
 		used += mb_used;
 		free_here += mb_free;
 	}
@@ -918,8 +925,8 @@ int mp_remove_unit_bounded(struct mp_dev *d, u64 unit)
 	if (!mp_request_ready(d))
 		goto out;
 	rc = -ENOMEM;
-	if (!mp_room_for(d, unit, PHYS_PFN(addr), PHYS_PFN(d->geo.unit_size),
-			 used, free_here))
+	if (!mp_room_for(d, unit, home, PHYS_PFN(d->geo.unit_size), used,
+			 free_here))
 		goto out;
 	/*
 	 * Free memory blocks first, where each was added alone; otherwise
