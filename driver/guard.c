@@ -56,10 +56,26 @@
 #include "memplug.h"
 #include "compat.h"
 
+/* more than a TiB kept free is a typo, not a policy */
+#define MP_GROWTH_RESERVE_MAX_MB	(1024 * 1024)
+
 static unsigned int growth_reserve_mb = 64;
-module_param(growth_reserve_mb, uint, 0644);
+
+static int mp_set_growth_reserve(const char *val,
+				 const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, MP_GROWTH_RESERVE_MAX_MB);
+}
+
+static const struct kernel_param_ops mp_growth_reserve_ops = {
+	.set = mp_set_growth_reserve,
+	.get = param_get_uint,
+};
+
+module_param_cb(growth_reserve_mb, &mp_growth_reserve_ops, &growth_reserve_mb,
+		0644);
 MODULE_PARM_DESC(growth_reserve_mb,
-		 "Growth guard: unmovable-capable memory (ZONE_NORMAL/DMA32/DMA, above the watermarks) that must stay free after adding memory, in MiB (default: 64)");
+		 "Growth guard: unmovable-capable memory (ZONE_NORMAL/DMA32/DMA, above the watermarks) that must stay free after adding memory, in MiB, 0 .. 1048576 (default: 64)");
 
 /*
  * Bookkeeping per memory block besides the memmap: struct memory_block

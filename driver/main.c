@@ -40,10 +40,29 @@ module_param(bbm_block_size, ulong, 0444);
 MODULE_PARM_DESC(bbm_block_size,
 		 "Big block size in bytes for big block mode: a power of two, multiple of device and memory block size; 0 = max(device block, memory block) (default: 0)");
 
+/*
+ * 0 would time out every request at once and reset the device over and
+ * over; hours would leave the worker stuck behind a dead device.
+ */
+#define MP_REQ_TIMEOUT_MIN_MS	100
+#define MP_REQ_TIMEOUT_MAX_MS	(10 * 60 * 1000)
+
 static unsigned int req_timeout_ms = 30000;
-module_param(req_timeout_ms, uint, 0644);
+
+static int mp_set_req_timeout(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, MP_REQ_TIMEOUT_MIN_MS,
+				     MP_REQ_TIMEOUT_MAX_MS);
+}
+
+static const struct kernel_param_ops mp_req_timeout_ops = {
+	.set = mp_set_req_timeout,
+	.get = param_get_uint,
+};
+
+module_param_cb(req_timeout_ms, &mp_req_timeout_ops, &req_timeout_ms, 0644);
 MODULE_PARM_DESC(req_timeout_ms,
-		 "How long to wait for the device to answer a request before treating the answer as missing, in ms (default: 30000)");
+		 "How long to wait for the device to answer a request before treating the answer as missing, in ms, 100 .. 600000 (default: 30000)");
 
 /* ------------------------------------------------------------------ */
 /* requests                                                            */

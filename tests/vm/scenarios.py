@@ -1248,6 +1248,33 @@ def hold_still(vm, dev_id, size, what, seconds=5):
         time.sleep(1)
 
 
+@scenario("module_params_are_bounded", memplug_only=True, tags=("params", "bbm"))
+def params_bounded(t):
+    """Writable module parameters refuse values that would break the
+    driver (req_timeout_ms=0 timed out every request at once) with EINVAL
+    and keep their value; values inside the bounds are taken, and the
+    driver still resizes."""
+    par = "/sys/module/memplug/parameters/"
+    with t.vm([Device("vmem0", "4G", "1G")]) as vm:
+        vm.baseline()
+        for name, bad, good in (("req_timeout_ms", ("0", "99", "600001", "-1", "x"), "5000"),
+                                ("growth_reserve_mb", ("1048577", "-1", "x"), "32")):
+            before = vm.sh("cat " + par + name)["out"].strip()
+            for v in bad:
+                r = vm.sh("echo %s > %s%s" % (v, par, name), check=False)
+                now = vm.sh("cat " + par + name)["out"].strip()
+                if r["rc"] == 0 or now != before:
+                    raise TestFailure("%s=%s: write exit %d, value %s (was %s)" %
+                                      (name, v, r["rc"], now, before))
+            vm.sh("echo %s > %s%s" % (good, par, name))
+            if vm.sh("cat " + par + name)["out"].strip() != good:
+                raise TestFailure("%s=%s was not taken" % (name, good))
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+
+
 @scenario("bad_config_at_probe", memplug_only=True, tags=("fault", "sbm"))
 def bad_config_at_probe(t):
     """Every validated config field corrupted in turn at probe (memplug-fi
