@@ -26,7 +26,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "vm"))
 
-from testbed import QMP, VM, Device, GiB, KiB, MiB, TestFailure, human, kernel_series, kernels  # noqa: E402
+from testbed import (QMP, VM, Device, GiB, KiB, MiB, TestFailure, cpu_model,  # noqa: E402
+                     human, kernel_series, kernels)
 
 RESULTS = os.path.join(HERE, "results")
 SETTLE_S = 15          # under load: the device stopped moving this long = done
@@ -314,9 +315,9 @@ def main():
     wanted = os.environ.get("KERNELS", "6.1 6.12").split()
     rels = [r for r in kernels() if kernel_series(r) in wanted or "all" in wanted]
     os.makedirs(RESULTS, exist_ok=True)
-    stamp = "%s on %s (%d CPUs)" % (
+    stamp = "%s on %s (%d CPUs), guest -cpu %s" % (
         datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        platform.node() or "?", os.cpu_count())
+        platform.node() or "?", os.cpu_count(), cpu_model(os.environ.get("ACCEL", "tcg")))
     # A run replaces the rows of the (kernel, scenario) pairs it measures
     # and keeps the others, so kernels or scenarios can be rerun alone.
     kept = read_raw(raw_csv)
