@@ -960,6 +960,38 @@ static void mp_adopt(struct mp_dev *d, u64 unit, u32 sb)
 		mp_sb_give_to_linux(d, unit, sb);
 }
 
+/*
+ * A held sub block whose device blocks are partly plugged: UNPLUG the
+ * plugged ones one by one (the device refuses a range that is not all
+ * plugged).  Done when every device block says unplugged.
+ */
+static int mp_resolve_device_blocks(struct mp_dev *d, u64 unit, u32 sb)
+{
+	u64 addr = mp_sb_addr(&d->geo, unit, sb);
+	u64 bs = d->geo.dev_block_size;
+	u16 state;
+	u32 i;
+	int rc;
+
+	for (i = 0; i < d->geo.dev_blocks_per_sb; i++, addr += bs) {
+		state = VIRTIO_MEM_STATE_MIXED;
+		rc = mp_request(d, VIRTIO_MEM_REQ_STATE, addr, bs, &state);
+		if (rc != VIRTIO_MEM_RESP_ACK)
+			return -EAGAIN;
+		if (state == VIRTIO_MEM_STATE_UNPLUGGED)
+			continue;
+		rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG, addr, bs, NULL);
+		if (rc != VIRTIO_MEM_RESP_ACK) {
+			trace_memplug_unplug_failed(mp_trace_dev(d), unit, addr,
+						    bs, mp_unplug_reason_of(rc),
+						    rc);
+			return -EAGAIN;
+		}
+	}
+	mp_mark_unplugged(d, unit, sb, 1);
+	return 0;
+}
+
 static int mp_resolve_one(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 {
 	u64 addr = mp_sb_addr(&d->geo, unit, sb);
@@ -969,7 +1001,7 @@ static int mp_resolve_one(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 	int rc;
 
 	rc = mp_request(d, VIRTIO_MEM_REQ_STATE, addr, size, &state);
-	switch (mp_held_decide(rc, state, nr)) {
+	switch (mp_held_decide(rc, state, nr, d->geo.dev_blocks_per_sb)) {
 	case MP_HELD_RETRY:
 		return -EAGAIN;
 	case MP_HELD_FORGET:
@@ -989,6 +1021,8 @@ static int mp_resolve_one(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 				return rc;
 		}
 		return 0;
+	case MP_HELD_SPLIT_DEVICE:
+		return mp_resolve_device_blocks(d, unit, sb);
 	case MP_HELD_UNPLUG:
 		break;
 	}

@@ -296,7 +296,7 @@ enum mp_outcome mp_req_outcome(int rc)
 	return MP_OUT_AMBIGUOUS;
 }
 
-enum mp_held_action mp_held_decide(int rc, u16 state, u32 nr)
+enum mp_held_action mp_held_decide(int rc, u16 state, u32 nr, u32 dev_blocks)
 {
 	if (rc == -EINVAL && nr > 1)
 		return MP_HELD_SPLIT;
@@ -308,5 +308,7 @@ enum mp_held_action mp_held_decide(int rc, u16 state, u32 nr)
 	case MP_STATE_PLUGGED:
 		return MP_HELD_ADOPT;
 	}
-	return nr > 1 ? MP_HELD_SPLIT : MP_HELD_UNPLUG;
+	if (nr > 1)
+		return MP_HELD_SPLIT;
+	return dev_blocks > 1 ? MP_HELD_SPLIT_DEVICE : MP_HELD_UNPLUG;
 }

@@ -236,19 +236,23 @@ enum mp_outcome {
 enum mp_outcome mp_req_outcome(int rc);
 
 /*
- * Resolving @nr held sub blocks (plug granules) with a STATE request:
- * @rc is mp_request()'s result for it (-EINVAL: the run is too large for
- * one request), @state the state it reported (only read on ACK).
+ * Resolving @nr held sub blocks (plug granules) of @dev_blocks device
+ * blocks each with a STATE request: @rc is mp_request()'s result for it
+ * (-EINVAL: the run is too large for one request), @state the state it
+ * reported (only read on ACK).  A device refuses (ERROR) to UNPLUG a
+ * range that is not completely plugged, so a mixed sub block of several
+ * device blocks is resolved device block by device block.
  */
 enum mp_held_action {
 	MP_HELD_RETRY = 0,	/* no usable answer: keep them held, retry */
 	MP_HELD_FORGET,		/* unplugged: mark them unplugged */
 	MP_HELD_ADOPT,		/* plugged: keep them as plugged */
 	MP_HELD_SPLIT,		/* mixed or too large: one sub block each */
-	MP_HELD_UNPLUG,		/* a single mixed sub block: UNPLUG it */
+	MP_HELD_SPLIT_DEVICE,	/* one mixed sub block: per device block */
+	MP_HELD_UNPLUG,		/* one mixed device block (a device bug): UNPLUG */
 };
 
-enum mp_held_action mp_held_decide(int rc, u16 state, u32 nr);
+enum mp_held_action mp_held_decide(int rc, u16 state, u32 nr, u32 dev_blocks);
 
 /* Exponential backoff: next delay in ms after @cur_ms (0 = first). */
 u32 mp_backoff_next(u32 cur_ms);

@@ -48,14 +48,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum mp_outcome out;
 	enum mp_held_action act;
 	u16 req;
-	u32 len, nr, i;
+	u32 len, nr, dev_blocks, i;
 	int rc;
 
 	if (size < 3)
 		return 0;
 	req = data[0] & 7;		/* the four types and some unknown ones */
 	len = data[1] & 0x80 ? data[1] : data[1] % (BUF_LEN + 1);
-	nr = data[2] ? data[2] : 65536;
+	nr = data[2] & 0x7f ? data[2] & 0x7f : 65536;
+	dev_blocks = data[2] & 0x80 ? 2 : 1;
 	data += 3;
 	size -= 3;
 	memset(buf, 0xff, sizeof(buf));	/* what main.c fills in before sending */
@@ -110,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* resolving held sub blocks with this answer to a STATE request */
 	if (req == MP_REQ_STATE) {
 		act = mp_held_decide(rc, r.has_state ? r.state : MP_STATE_MIXED,
-				     nr);
+				     nr, dev_blocks);
 		if (act == MP_HELD_FORGET || act == MP_HELD_ADOPT)
 			CHECK(r.has_state);
 		if (act == MP_HELD_FORGET)
@@ -118,7 +119,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (act == MP_HELD_ADOPT)
 			CHECK(r.state == MP_STATE_PLUGGED);
 		if (act == MP_HELD_UNPLUG)
-			CHECK(nr == 1 && r.state == MP_STATE_MIXED);
+			CHECK(nr == 1 && dev_blocks == 1 && r.state == MP_STATE_MIXED);
+		if (act == MP_HELD_SPLIT_DEVICE)
+			CHECK(nr == 1 && dev_blocks > 1 && r.state == MP_STATE_MIXED);
 		if (act == MP_HELD_SPLIT)
 			CHECK(nr > 1);
 		if (k != MP_ANS_ACK)

@@ -534,31 +534,42 @@ static void test_req_outcome(void **state)
 static void test_held_decide(void **state)
 {
 	(void)state;
-	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_UNPLUGGED, 1),
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_UNPLUGGED, 1, 1),
 			 MP_HELD_FORGET);
-	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_UNPLUGGED, 64),
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_UNPLUGGED, 64, 1),
 			 MP_HELD_FORGET);
-	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_PLUGGED, 1),
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_PLUGGED, 1, 1),
 			 MP_HELD_ADOPT);
-	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_PLUGGED, 64),
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_PLUGGED, 64, 1),
 			 MP_HELD_ADOPT);
-	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_MIXED, 64),
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_MIXED, 64, 1),
 			 MP_HELD_SPLIT);
-	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_MIXED, 1),
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_MIXED, 1, 1),
 			 MP_HELD_UNPLUG);
+	/*
+	 * a mixed sub block of several device blocks (1 MiB device blocks,
+	 * 2 MiB pageblocks; a forced big block): per device block, since
+	 * the device answers ERROR to an UNPLUG of a partly plugged range
+	 */
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_MIXED, 1, 2),
+			 MP_HELD_SPLIT_DEVICE);
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_MIXED, 4, 2),
+			 MP_HELD_SPLIT);
+	assert_int_equal(mp_held_decide(MP_RESP_ACK, MP_STATE_PLUGGED, 1, 64),
+			 MP_HELD_ADOPT);
 	/* too large for one request: ask per sub block */
-	assert_int_equal(mp_held_decide(-EINVAL, 0, 64), MP_HELD_SPLIT);
-	assert_int_equal(mp_held_decide(-EINVAL, 0, 1), MP_HELD_RETRY);
+	assert_int_equal(mp_held_decide(-EINVAL, 0, 64, 1), MP_HELD_SPLIT);
+	assert_int_equal(mp_held_decide(-EINVAL, 0, 1, 1), MP_HELD_RETRY);
 	/* no usable answer: the state is not even looked at */
-	assert_int_equal(mp_held_decide(MP_RESP_NACK, MP_STATE_UNPLUGGED, 1),
+	assert_int_equal(mp_held_decide(MP_RESP_NACK, MP_STATE_UNPLUGGED, 1, 1),
 			 MP_HELD_RETRY);
-	assert_int_equal(mp_held_decide(MP_RESP_BUSY, MP_STATE_PLUGGED, 8),
+	assert_int_equal(mp_held_decide(MP_RESP_BUSY, MP_STATE_PLUGGED, 8, 1),
 			 MP_HELD_RETRY);
-	assert_int_equal(mp_held_decide(MP_RESP_ERROR, MP_STATE_UNPLUGGED, 1),
+	assert_int_equal(mp_held_decide(MP_RESP_ERROR, MP_STATE_UNPLUGGED, 1, 1),
 			 MP_HELD_RETRY);
-	assert_int_equal(mp_held_decide(-EPROTO, MP_STATE_UNPLUGGED, 1),
+	assert_int_equal(mp_held_decide(-EPROTO, MP_STATE_UNPLUGGED, 1, 1),
 			 MP_HELD_RETRY);
-	assert_int_equal(mp_held_decide(-ETIMEDOUT, MP_STATE_PLUGGED, 1),
+	assert_int_equal(mp_held_decide(-ETIMEDOUT, MP_STATE_PLUGGED, 1, 1),
 			 MP_HELD_RETRY);
 }
 
