@@ -505,29 +505,48 @@ static const char *const bad_patterns[] = {
 struct scan_ctx {
 	int count;
 	int first;
+	char prev[512]; /* the line before this one */
+	char reason[512]; /* the line before the last "CPU: N PID: ..." */
 };
 
 static void scan_one(const char *msg, void *vctx)
 {
 	struct scan_ctx *ctx = vctx;
+	char line[1100];
 	size_t i;
 
+	/*
+	 * A stack dump starts with "CPU: N PID: ..."; the line before it says
+	 * why (an RCU stall's NMI backtrace, a blocked task, ...). A "Call
+	 * Trace:" line names it, so that the report explains itself.
+	 */
+	if (!strncmp(msg, "CPU: ", 5) && strstr(msg, " PID: "))
+		snprintf(ctx->reason, sizeof(ctx->reason), "%s", ctx->prev);
 	for (i = 0; i < sizeof(bad_patterns) / sizeof(bad_patterns[0]); i++) {
 		if (strstr(msg, bad_patterns[i])) {
 			if (ctx->count < 40) {
 				put("%s", ctx->first ? "" : ",");
-				put_cstr(msg);
+				if (strstr(msg, "Call Trace") && ctx->reason[0])
+					snprintf(line, sizeof(line), "%s (after: %s)", msg,
+						 ctx->reason);
+				else
+					snprintf(line, sizeof(line), "%s", msg);
+				put_cstr(line);
 				ctx->first = 0;
 			}
 			ctx->count++;
-			return;
+			break;
 		}
 	}
+	snprintf(ctx->prev, sizeof(ctx->prev), "%s", msg);
 }
 
 static void cmd_dmesg(void)
 {
-	struct scan_ctx ctx = { 0, 1 };
+	static struct scan_ctx ctx;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.first = 1;
 
 	put("{\"ok\":true,\"problems\":[");
 	kmsg_each(scan_one, &ctx);
