@@ -39,12 +39,13 @@ MODPROBE_CONF_PKG=/lib/modprobe.d/memplug.conf
 HOOK=/usr/share/initramfs-tools/hooks/memplug
 
 # The DKMS source tree: the driver's sources, Makefile and dkms.conf only (no
-# build products, nothing else from driver/).
+# build products, nothing else from driver/), and not the fault injection of
+# the test builds: a release module cannot carry its knobs.
 copy_src() {
 	local dst=$1 f
 	mkdir -p "$dst"
 	for f in "$drv"/*.c "$drv"/*.h "$drv/Makefile" "$drv/dkms.conf"; do
-		case ${f##*/} in *.mod.c) continue ;; esac
+		case ${f##*/} in *.mod.c | fault_inject.c) continue ;; esac
 		install -m 0644 "$f" "$dst/"
 	done
 }

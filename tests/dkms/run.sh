@@ -45,9 +45,9 @@ VER=$(scripts/dkms.sh version) || { echo "Bail out! no version in driver/dkms.co
 mapfile -t rels < <(grep -v '^[[:space:]]*$' "$cache/kernels/list" 2>/dev/null)
 [ ${#rels[@]} -gt 0 ] || { echo "Bail out! no kernels in $cache/kernels/list (run scripts/deps.sh)"; exit 1; }
 
-per_kernel=6
+per_kernel=7
 echo "TAP version 13"
-echo "1..$((2 + per_kernel * ${#rels[@]} + 8))"
+echo "1..$((3 + per_kernel * ${#rels[@]} + 8))"
 echo "# memplug $VER, kernels: ${rels[*]}"
 
 # --- DKMS on a private tree ------------------------------------------------
@@ -58,6 +58,10 @@ mkdir -p "$T/dkms" "$T/inst"
 scripts/dkms.sh src "$T/src/memplug-$VER"
 out=$(dkms add -m memplug -v "$VER" "${D[@]}" 2>&1)
 ok $? "dkms add memplug/$VER" "$out"
+[ ! -e "$T/src/memplug-$VER/fault_inject.c" ]
+ok $? "the DKMS source tree has no fault injection" "$(ls "$T/src/memplug-$VER")"
+# an admin's shell that exports the test builds' switch changes nothing
+export MEMPLUG_FAULT_INJECT=1
 
 conf=$top/driver/memplug-modprobe.conf
 alias=virtio:d00000018v00001AF4          # the virtio-mem device, as udev asks
@@ -71,7 +75,7 @@ for rel in "${rels[@]}"; do
 	[ -n "$ko" ] || rc=1
 	ok $rc "$rel: dkms build" "$out"
 	if [ -z "$ko" ]; then
-		for t in "vermagic" "version" "dkms install" "modalias picks memplug" "build/$rel/dkms/memplug.ko"; do
+		for t in "vermagic" "version" "no fault injection" "dkms install" "modalias picks memplug" "build/$rel/dkms/memplug.ko"; do
 			skip "$rel: $t" "dkms build failed"
 		done
 		continue
@@ -84,6 +88,10 @@ for rel in "${rels[@]}"; do
 	v=$(modinfo -F version "$ko" 2>/dev/null)
 	[ "$v" = "$VER" ]
 	ok $? "$rel: module version is $VER" "modinfo version: ${v:-none}, dkms.conf: $VER"
+
+	parms=$(modinfo -F parm "$ko" 2>&1)
+	! grep -q '^fi_' <<<"$parms"
+	ok $? "$rel: no fault injection in the release module (MEMPLUG_FAULT_INJECT=1 exported)" "$parms"
 
 	out=$(dkms install -m memplug -v "$VER" -k "$rel" --no-depmod "${D[@]}" 2>&1)
 	rc=$?
