@@ -712,6 +712,51 @@ static void mp_teardown_vq(struct mp_dev *d)
 	d->req_stuck = false;
 }
 
+/*
+ * Claim the device region, as a driver claims its device's I/O memory: a
+ * second driver finds it taken, and /dev/mem may not map it (reading
+ * unplugged device memory is not allowed).  Marked System RAM but not busy,
+ * so that what add_memory_driver_managed() adds nests inside.  Its name
+ * lives outside module memory: a forced unload may leave it behind.
+ */
+static int mp_claim_region(struct mp_dev *d)
+{
+	struct device *dev = &d->vdev->dev;
+	const char *name = kstrdup_const(dev_name(dev), GFP_KERNEL);
+	struct resource *res;
+
+	if (!name)
+		return -ENOMEM;
+	res = __request_mem_region(d->cfg.addr, d->cfg.region_size, name,
+				   IORESOURCE_SYSTEM_RAM |
+				   IORESOURCE_EXCLUSIVE);
+	if (!res) {
+		kfree_const(name);
+		dev_err(dev, "region 0x%llx+0x%llx is claimed by someone else (see /proc/iomem); not using the device\n",
+			d->cfg.addr, d->cfg.region_size);
+		return -EBUSY;
+	}
+	res->flags &= ~IORESOURCE_BUSY;
+	d->region_res = res;
+	return 0;
+}
+
+/* Nothing is added any more: give the region up. */
+static void mp_release_region(struct mp_dev *d)
+{
+	struct resource *res = d->region_res;
+
+	if (!res)
+		return;
+	d->region_res = NULL;
+	if (release_resource(res)) {
+		dev_warn(&d->vdev->dev, "device region resource already gone\n");
+		return;
+	}
+	kfree_const(res->name);
+	kfree(res);
+}
+
 static int mp_probe(struct virtio_device *vdev)
 {
 	struct device *dev = &vdev->dev;
@@ -778,11 +823,16 @@ static int mp_probe(struct virtio_device *vdev)
 		rc = -EBUSY;
 		goto err_free;
 	}
+	if (!d->kdump) {
+		rc = mp_claim_region(d);
+		if (rc)
+			goto err_free;
+	}
 	d->nid = mp_pick_nid(d);
 
 	rc = mp_init_vq(d);
 	if (rc)
-		goto err_free;
+		goto err_region;
 	mp_fault_dev_init(d);
 
 	dev_info(dev, "%s: region 0x%llx+0x%llx, device block 0x%llx, %s 0x%llx, %llu units, node %d\n",
@@ -844,6 +894,8 @@ err_group:
 err_vq:
 	mp_fault_dev_exit(d);
 	mp_teardown_vq(d);
+err_region:
+	mp_release_region(d);
 err_free:
 	mp_free_state(d);
 	vdev->priv = NULL;
@@ -884,8 +936,12 @@ static void mp_leak(struct mp_dev *d)
 	mutex_unlock(&d->hp_lock);
 	mp_hotplug_unregister(d, false);
 	cancel_delayed_work_sync(&d->work);
-	/* the memory group still has memory blocks, the resource its name */
+	/*
+	 * the memory group still has memory blocks, the resources their
+	 * names; the region stays claimed around what is left
+	 */
 	d->res_name = NULL;
+	d->region_res = NULL;
 	if (d->pinned) {
 		d->pinned = false;
 		module_put(THIS_MODULE);
@@ -958,6 +1014,7 @@ static void mp_remove(struct virtio_device *vdev)
 	/* nothing can queue it any more (stopping), make sure of it */
 	cancel_delayed_work_sync(&d->work);
 	memory_group_unregister(d->mgid);
+	mp_release_region(d);
 	mp_update_pin(d);
 	mp_free_state(d);
 	vdev->priv = NULL;

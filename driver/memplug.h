@@ -214,6 +214,12 @@ struct mp_dev {
 	bool need_unplug_all;		/* probe found memory plugged */
 	bool pinned;			/* holds a module reference */
 	const char *res_name;		/* resource name, kstrdup_const() */
+	/*
+	 * The whole device region, claimed at probe (not busy: the memory
+	 * added later nests in it; exclusive: /dev/mem cannot map it).
+	 * Released once nothing is added; kept while memory stays.
+	 */
+	struct resource *region_res;
 	struct mp_stats stats;
 
 	/* worker */

@@ -1248,6 +1248,58 @@ def hold_still(vm, dev_id, size, what, seconds=5):
         time.sleep(1)
 
 
+def iomem_entries(vm):
+    """/proc/iomem as [(depth, start, end, name)]."""
+    out = []
+    for line in vm.sh("cat /proc/iomem")["out"].splitlines():
+        m = re.match(r"^( *)([0-9a-f]+)-([0-9a-f]+) : (.*)$", line)
+        if m:
+            out.append((len(m.group(1)) // 2, int(m.group(2), 16), int(m.group(3), 16),
+                        m.group(4)))
+    return out
+
+
+@scenario("region_claimed_in_iomem", tags=("resource", "bbm"))
+def region_claimed(t):
+    """The driver claims the whole device region in /proc/iomem, as a
+    driver claims its device's memory (the kernel's does too): a second
+    driver finds it taken, /dev/mem may not map it. The memory it adds
+    nests inside that claim, and the claim is given up at unbind."""
+    from testbed import QMP
+    with t.vm([Device("vmem0", "4G", "1G")]) as vm:
+        vm.baseline()
+        q = QMP(vm.qmp)
+        try:
+            dev = [d["data"] for d in q.execute("query-memory-devices")
+                   if d.get("type") == "virtio-mem"][0]
+        finally:
+            q.close()
+        start, end = dev["memaddr"], dev["memaddr"] + dev["max-size"] - 1
+
+        def claim():
+            return [e for e in iomem_entries(vm) if e[1] == start and e[2] == end]
+        c = claim()
+        if not c:
+            raise TestFailure("no /proc/iomem entry claims the region %x-%x" % (start, end))
+        t.log("# region claimed as %r" % c[0][3])
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        inside = [e for e in iomem_entries(vm)
+                  if e[0] == c[0][0] + 1 and start <= e[1] <= e[2] <= end and
+                  e[3] == "System RAM (virtio_mem)"]
+        if sum(e[2] - e[1] + 1 for e in inside) != 2 * GiB:
+            raise TestFailure("the 2 GiB added do not nest in the claim: %r" % inside)
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        if t.driver == "memplug":
+            vm.sh("echo virtio0 > /sys/bus/virtio/drivers/memplug/unbind")
+            if claim():
+                raise TestFailure("the region is still claimed after unbind")
+            vm.sh("echo virtio0 > /sys/bus/virtio/drivers/memplug/bind")
+            if not claim():
+                raise TestFailure("the region is not claimed again after bind")
+
+
 @scenario("module_params_are_bounded", memplug_only=True, tags=("params", "bbm"))
 def params_bounded(t):
     """Writable module parameters refuse values that would break the
