@@ -222,7 +222,7 @@ bool mp_request_ready(struct mp_dev *d)
 	bool ready = true;
 
 	mutex_lock(&d->req_lock);
-	if (!d->vdev || (d->req_stuck && mp_unstick(d)))
+	if (!d->vdev || d->frozen || (d->req_stuck && mp_unstick(d)))
 		ready = false;
 	mutex_unlock(&d->req_lock);
 	return ready;
@@ -256,6 +256,11 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		return -EINVAL;
 
 	mutex_lock(&d->req_lock);
+	/* suspended: the queue is gone, and resetting the device is no fix */
+	if (d->frozen) {
+		rc = -ENODEV;
+		goto out;
+	}
 	if (d->req_stuck) {
 		rc = mp_unstick(d);
 		if (rc)
@@ -487,6 +492,18 @@ static void mp_stop_worker(struct mp_dev *d)
 	cancel_delayed_work_sync(&d->work);
 }
 
+/* Undo mp_stop_worker(): run a pass with a fresh look at the config. */
+static void mp_start_worker(struct mp_dev *d)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&d->kick_lock, flags);
+	WRITE_ONCE(d->stopping, false);
+	spin_unlock_irqrestore(&d->kick_lock, flags);
+	atomic_set(&d->config_changed, 1);
+	mp_kick(d);
+}
+
 static int mp_unplug_all(struct mp_dev *d)
 {
 	int rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0, NULL);
@@ -712,6 +729,39 @@ static void mp_teardown_vq(struct mp_dev *d)
 	d->req_stuck = false;
 }
 
+#ifdef CONFIG_PM_SLEEP
+/*
+ * Hibernation cannot work: the image would hold plugged memory the device
+ * forgets, and the resumed kernel would use it.  Refuse it up front, before
+ * the kernel freezes tasks and preallocates the image (freeze() would only
+ * see it after all that).
+ */
+static int mp_pm_notify(struct notifier_block *nb, unsigned long action,
+			void *arg)
+{
+	if (action != PM_HIBERNATION_PREPARE)
+		return NOTIFY_OK;
+	pr_err("hibernation is not supported with virtio-mem devices: refused\n");
+	return NOTIFY_BAD;
+}
+
+static void mp_pm_register(struct mp_dev *d)
+{
+	d->pm_nb.notifier_call = mp_pm_notify;
+	d->pm_registered = !register_pm_notifier(&d->pm_nb);
+}
+
+static void mp_pm_unregister(struct mp_dev *d)
+{
+	if (d->pm_registered)
+		unregister_pm_notifier(&d->pm_nb);
+	d->pm_registered = false;
+}
+#else
+static void mp_pm_register(struct mp_dev *d) { }
+static void mp_pm_unregister(struct mp_dev *d) { }
+#endif
+
 /*
  * Claim the device region, as a driver claims its device's I/O memory: a
  * second driver finds it taken, and /dev/mem may not map it (reading
@@ -866,6 +916,7 @@ static int mp_probe(struct virtio_device *vdev)
 	rc = mp_hotplug_register(d);
 	if (rc)
 		goto err_group;
+	mp_pm_register(d);
 
 	rc = device_add_group(dev, &mp_attr_group);
 	if (rc)
@@ -934,6 +985,7 @@ static void mp_leak(struct mp_dev *d)
 			 "");
 	}
 	mutex_unlock(&d->hp_lock);
+	mp_pm_unregister(d);
 	mp_hotplug_unregister(d, false);
 	cancel_delayed_work_sync(&d->work);
 	/*
@@ -1010,6 +1062,7 @@ static void mp_remove(struct virtio_device *vdev)
 		vdev->priv = NULL;
 		return;
 	}
+	mp_pm_unregister(d);
 	mp_hotplug_unregister(d, false);
 	/* nothing can queue it any more (stopping), make sure of it */
 	cancel_delayed_work_sync(&d->work);
@@ -1032,6 +1085,16 @@ out_free:
 /* power management                                                    */
 
 #ifdef CONFIG_PM_SLEEP
+static bool mp_holds_memory(struct mp_dev *d)
+{
+	bool plugged;
+
+	mutex_lock(&d->hp_lock);
+	plugged = d->nr_plugged || d->need_unplug_all;
+	mutex_unlock(&d->hp_lock);
+	return plugged;
+}
+
 static int mp_freeze(struct virtio_device *vdev)
 {
 	struct mp_dev *d = vdev->priv;
@@ -1039,19 +1102,30 @@ static int mp_freeze(struct virtio_device *vdev)
 		virtio_has_feature(vdev, VIRTIO_MEM_F_PERSISTENT_SUSPEND);
 
 	/*
-	 * virtio calls freeze for suspend and hibernation alike; only
-	 * suspend-to-idle keeps the device and guest memory as they are.
+	 * virtio calls freeze for suspend and hibernation alike.  The PM
+	 * notifier refused hibernation already; this is its backstop.
 	 */
 	if (pm_suspend_target_state == PM_SUSPEND_ON) {
 		dev_err(&vdev->dev, "hibernation is not supported with virtio-mem devices\n");
 		return -EPERM;
 	}
-	if (pm_suspend_target_state != PM_SUSPEND_TO_IDLE && !persistent) {
-		dev_err(&vdev->dev, "suspend to RAM needs VIRTIO_MEM_F_PERSISTENT_SUSPEND, which the device does not offer\n");
+	/*
+	 * Suspend to idle keeps the device and memory as they are; a device
+	 * without VIRTIO_MEM_F_PERSISTENT_SUSPEND may lose plugged memory
+	 * in suspend to RAM, which matters only if there is any.
+	 */
+	mp_stop_worker(d);
+	if (pm_suspend_target_state != PM_SUSPEND_TO_IDLE && !persistent &&
+	    !d->kdump && mp_holds_memory(d)) {
+		dev_err(&vdev->dev, "suspend to RAM with memory plugged needs VIRTIO_MEM_F_PERSISTENT_SUSPEND, which the device does not offer (resize it to 0 first)\n");
+		mp_start_worker(d);
 		return -EPERM;
 	}
-	mp_stop_worker(d);
+	/* a vmcore read (kdump) may be inside mp_request() */
+	mutex_lock(&d->req_lock);
+	d->frozen = true;
 	mp_teardown_vq(d);
+	mutex_unlock(&d->req_lock);
 	return 0;
 }
 
@@ -1062,19 +1136,22 @@ static int mp_restore(struct virtio_device *vdev)
 	u64 plugged;
 	int rc;
 
+	mutex_lock(&d->req_lock);
 	rc = mp_init_vq(d);
+	if (!rc)
+		d->frozen = false;
+	mutex_unlock(&d->req_lock);
 	if (rc)
 		return rc;
 	virtio_device_ready(vdev);
+	/* kdump: no worker, nothing plugged by us */
+	if (d->kdump)
+		return 0;
 	virtio_cread_le(vdev, struct virtio_mem_config, plugged_size, &plugged);
-	if (!d->kdump && plugged != d->nr_plugged * d->geo.sb_size)
+	if (plugged != d->nr_plugged * d->geo.sb_size)
 		dev_err(&vdev->dev, "device lost plugged memory over suspend: 0x%llx plugged, 0x%llx expected\n",
 			plugged, d->nr_plugged * d->geo.sb_size);
-	spin_lock_irq(&d->kick_lock);
-	WRITE_ONCE(d->stopping, false);
-	spin_unlock_irq(&d->kick_lock);
-	atomic_set(&d->config_changed, 1);
-	mp_kick(d);
+	mp_start_worker(d);
 	return 0;
 }
 #endif

@@ -176,6 +176,7 @@ struct mp_dev {
 	struct virtio_mem_resp resp;
 	wait_queue_head_t resp_wq;
 	bool req_stuck;			/* timed out, buffer still queued */
+	bool frozen;			/* suspended: no queue, no requests */
 	unsigned long stuck_since;	/* jiffies of the timeout */
 	u32 stuck_tries;		/* requests that found it stuck */
 #ifdef MEMPLUG_FAULT_INJECT
@@ -271,6 +272,9 @@ struct mp_dev {
 	u64 unplug_last_ms;		/* boot time of the last refusal, 0 = never */
 
 	struct notifier_block mem_nb;
+	/* refuses hibernation before it starts (main.c) */
+	struct notifier_block pm_nb;
+	bool pm_registered;
 #ifdef CONFIG_PROC_VMCORE
 	struct vmcore_cb vmcore_cb;
 	bool vmcore_registered;

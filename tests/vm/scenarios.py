@@ -1300,6 +1300,80 @@ def region_claimed(t):
                 raise TestFailure("the region is not claimed again after bind")
 
 
+def sleep_and_wake(vm, state, wake_after=3.0, timeout=60):
+    """echo `state` > /sys/power/state in the guest; if it sleeps, wake it
+    over QMP (system_wakeup) after wake_after seconds. Returns the shell's
+    exit status and output (immediate when the kernel refused)."""
+    from testbed import QMP
+    vm.sock.sendall(("sh echo %s > /sys/power/state 2>&1\n" % state).encode())
+    deadline = time.time() + wake_after
+    while time.time() < deadline:
+        vm.sock.settimeout(0.2)
+        try:
+            chunk = vm.sock.recv(65536)
+            if chunk:
+                vm.buf += chunk
+        except OSError:
+            pass
+        if b"\n" in vm.buf:
+            break
+    if b"\n" not in vm.buf:
+        q = QMP(vm.qmp)
+        try:
+            st = q.execute("query-status")["status"]
+            if st == "suspended":
+                q.execute("system_wakeup")
+        finally:
+            q.close()
+    r = vm._read_reply(time.time() + timeout)
+    return r["rc"], r["out"].strip()
+
+
+@scenario("suspend_and_hibernate", tags=("pm", "bbm"))
+def suspend_hibernate(t):
+    """Power management with a virtio-mem device. Hibernation is refused
+    (the device forgets plugged memory the image would hold), for memplug
+    before the kernel freezes anything or preallocates the image. Suspend
+    to RAM with memory plugged is refused (QEMU 7.2 does not offer
+    VIRTIO_MEM_F_PERSISTENT_SUSPEND); with nothing plugged it sleeps, wakes
+    up, and the driver resizes afterwards as before."""
+    with t.vm([Device("vmem0", "4G", "1G")], qemu_args=["-global", "ICH9-LPC.disable_s3=0"],
+              cmdline="mem_sleep_default=deep") as vm:
+        vm.baseline()
+        vm.resize("vmem0", "1G")
+        vm.wait_memory(GiB, "Movable")
+        rc, out = sleep_and_wake(vm, "disk")
+        log = "\n".join(vm.kernel_log(200))
+        t.log("# hibernation: exit %d %r" % (rc, out))
+        if rc == 0:
+            raise TestFailure("hibernation with a virtio-mem device was not refused")
+        if t.driver == "memplug":
+            if "hibernation is not supported with virtio-mem devices: refused" not in log:
+                raise TestFailure("memplug did not refuse hibernation up front")
+            if "Preallocating image memory" in log:
+                raise TestFailure("hibernation got as far as preallocating the image")
+        vm.wait_memory(GiB, "Movable")
+        if "deep" not in vm.sh("cat /sys/power/mem_sleep")["out"]:
+            raise Skip("no suspend to RAM in this guest (mem_sleep: %s)" %
+                       vm.sh("cat /sys/power/mem_sleep")["out"].strip())
+        rc, out = sleep_and_wake(vm, "mem")
+        t.log("# suspend to RAM with 1 GiB plugged: exit %d %r" % (rc, out))
+        if rc == 0 and vm.plugged("vmem0") != GiB:
+            raise TestFailure("suspended with memory plugged and lost it")
+        if t.driver == "memplug" and rc == 0:
+            raise TestFailure("suspend to RAM with memory plugged was not refused")
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        rc, out = sleep_and_wake(vm, "mem")
+        t.log("# suspend to RAM with nothing plugged: exit %d %r" % (rc, out))
+        if rc != 0:
+            raise TestFailure("suspend to RAM with nothing plugged failed: %s" % out)
+        vm.resize("vmem0", "2G")
+        vm.wait_memory(2 * GiB, "Movable")
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+
+
 @scenario("module_params_are_bounded", memplug_only=True, tags=("params", "bbm"))
 def params_bounded(t):
     """Writable module parameters refuse values that would break the

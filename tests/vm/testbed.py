@@ -141,7 +141,7 @@ class VM:
 
     def __init__(self, release, driver, devices, boot_mem="1G", policy="online_movable",
                  cmdline="", driver_args="", smp=2, log=print, initrd=None,
-                 allow_reboot=False, module=None):
+                 allow_reboot=False, module=None, qemu_args=()):
         self.release = release
         self.driver = driver
         # the module file the guest loads for the driver: memplug-fi is
@@ -156,6 +156,7 @@ class VM:
         self.log = log
         self.initrd = initrd
         self.allow_reboot = allow_reboot
+        self.qemu_args = list(qemu_args)
         self.dir = tempfile.mkdtemp(prefix="memplug-vm-")
         self.qmp = os.path.join(self.dir, "qmp.sock")
         self.console = os.path.join(self.dir, "console.log")
@@ -216,6 +217,7 @@ class VM:
                 "-qmp", "unix:%s,server=on,wait=off" % os.path.join(workdir, "qmp.sock")]
         for d in self.devices:
             cmd += d.qemu_args()
+        cmd += self.qemu_args
         if incoming:
             cmd += ["-incoming", incoming]
         return cmd
