@@ -1483,6 +1483,22 @@ void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback)
 	mp_hotplug_free_bitmaps(d);
 }
 
+/* Any orphan (module exit: mp_leak() takes it off the list). */
+struct mp_dev *mp_first_orphan(void)
+{
+	struct mp_dev *d, *found = NULL;
+
+	mutex_lock(&mp_devices_lock);
+	list_for_each_entry(d, &mp_devices, list) {
+		if (d->orphan) {
+			found = d;
+			break;
+		}
+	}
+	mutex_unlock(&mp_devices_lock);
+	return found;
+}
+
 struct mp_dev *mp_find_orphan(u64 start, u64 end)
 {
 	struct mp_dev *d, *found = NULL;

@@ -964,25 +964,25 @@ err_free:
  */
 static void mp_leak(struct mp_dev *d)
 {
-	struct device *dev = &d->vdev->dev;
 	struct mp_unit *u;
 	u64 unit;
 
-	dev_crit(dev, "module unloaded by force with %llu hotplug units still added: they stay in Linux WITHOUT a driver\n",
-		 d->nr_added);
+	/* an orphan has no device any more: name the region */
+	pr_crit("module unloaded by force with %llu hotplug units of the device region 0x%llx-0x%llx still added: they stay in Linux WITHOUT a driver\n",
+		d->nr_added, d->geo.first_addr, d->region_end - 1);
 	mutex_lock(&d->hp_lock);
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
 		if (!u->added)
 			continue;
-		dev_crit(dev, "leaked: 0x%llx-0x%llx, %u of %u memory blocks online, %llu of %u sub blocks plugged%s\n",
-			 mp_unit_addr(&d->geo, unit),
-			 mp_unit_addr(&d->geo, unit + 1) - 1, u->nr_online,
-			 mp_mb_per_unit(d), (u64)u->nr_plugged - u->nr_held,
-			 d->geo.sb_per_unit,
-			 u->nr_plugged - u->nr_held < d->geo.sb_per_unit ?
-			 " (never offline and online it again: its unplugged part would be used)" :
-			 "");
+		pr_crit("leaked: 0x%llx-0x%llx, %u of %u memory blocks online, %llu of %u sub blocks plugged%s\n",
+			mp_unit_addr(&d->geo, unit),
+			mp_unit_addr(&d->geo, unit + 1) - 1, u->nr_online,
+			mp_mb_per_unit(d), (u64)u->nr_plugged - u->nr_held,
+			d->geo.sb_per_unit,
+			u->nr_plugged - u->nr_held < d->geo.sb_per_unit ?
+			" (never offline and online it again: its unplugged part would be used)" :
+			"");
 	}
 	mutex_unlock(&d->hp_lock);
 	mp_pm_unregister(d);
@@ -1185,7 +1185,27 @@ static struct virtio_driver mp_driver = {
 #endif
 };
 
-module_virtio_driver(mp_driver);
+static int __init mp_init(void)
+{
+	return register_virtio_driver(&mp_driver);
+}
+module_init(mp_init);
+
+/*
+ * Orphans (unbound with memory left) pin the module, so only a forced
+ * unload (rmmod -f) gets here with any: their memory notifier and the
+ * online page callback point into this module's text, which is about to
+ * go.  Unhook them; the memory stays in Linux without a driver.
+ */
+static void __exit mp_exit(void)
+{
+	struct mp_dev *d;
+
+	unregister_virtio_driver(&mp_driver);
+	while ((d = mp_first_orphan()))
+		mp_leak(d);
+}
+module_exit(mp_exit);
 MODULE_DEVICE_TABLE(virtio, mp_id_table);
 MODULE_AUTHOR("memplug developers");
 MODULE_DESCRIPTION("virtio-mem paravirtualized memory hot(un)plug driver");

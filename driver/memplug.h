@@ -307,6 +307,7 @@ void mp_update_pin(struct mp_dev *d);
 int mp_hotplug_register(struct mp_dev *d);
 void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback);
 struct mp_dev *mp_find_orphan(u64 start, u64 end);
+struct mp_dev *mp_first_orphan(void);
 bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages);
 bool mp_sb_in_linux(const struct mp_dev *d, u64 unit, u32 sb);
 void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb);

@@ -1374,6 +1374,43 @@ def suspend_hibernate(t):
         vm.wait_memory(0)
 
 
+@scenario("forced_unload_leaves_no_dangling_hooks", memplug_only=True, tags=("lifecycle", "bbm"))
+def forced_unload_orphan(t):
+    """Unbinding while offlining fails leaves an orphan: the memory stays
+    added, the module pinned. rmmod -f (Debian kernels allow it) unloads
+    anyway; the orphan's memory notifier and the online page callback must
+    not be left pointing into the freed module: offlining and onlining
+    that memory by hand afterwards works, and the guest stays healthy."""
+    with t.vm([Device("vmem0", "4G", "1G")]) as vm:
+        vm.sh(". /etc/load.sh; load memory-notifier-error-inject")
+        vm.baseline()
+        vm.resize("vmem0", "1G")
+        vm.wait_memory(GiB, "Movable")
+        vm.sh("echo -16 > " + INJECT)
+        vm.sh("echo virtio0 > /sys/bus/virtio/drivers/memplug/unbind", timeout=60)
+        if "stay added and the module stays loaded" not in vm.sh("dmesg")["out"]:
+            raise TestFailure("unbinding with offlining failing left no orphan")
+        r = vm.sh("rmmod -f memplug", check=False)
+        if r["rc"] != 0:
+            raise Skip("rmmod -f refused (no forced unload in this kernel): %s" % r["out"])
+        vm.sh("echo 0 > " + INJECT)
+        blocks = vm.sh("grep -l online /sys/devices/system/memory/memory*/state | "
+                       "sed -n 's,.*/memory\\([0-9]*\\)/state,\\1,p' | sort -n | tail -n2")["out"].split()
+        for b in blocks:
+            vm.sh("echo offline > /sys/devices/system/memory/memory%s/state" % b)
+            vm.sh("echo online_movable > /sys/devices/system/memory/memory%s/state" % b)
+        t.log("# memory blocks %s offlined and onlined after the forced unload" % blocks)
+        log = vm.sh("dmesg")["out"]
+        if "module unloaded by force" not in log:
+            raise TestFailure("the forced unload did not report the memory it left")
+        vm.wait_memory(GiB, "Movable")
+        # the forced unload taints the kernel and logs that; nothing else
+        vm.health_at_exit = "no-log"
+        problems = [p for p in vm.agent("dmesg")["problems"]]
+        if problems:
+            raise TestFailure("kernel log: %s" % " | ".join(problems[:5]))
+
+
 @scenario("module_params_are_bounded", memplug_only=True, tags=("params", "bbm"))
 def params_bounded(t):
     """Writable module parameters refuse values that would break the
