@@ -1336,7 +1336,8 @@ def suspend_hibernate(t):
     before the kernel freezes anything or preallocates the image. Suspend
     to RAM with memory plugged is refused (QEMU 7.2 does not offer
     VIRTIO_MEM_F_PERSISTENT_SUSPEND); with nothing plugged it sleeps, wakes
-    up, and the driver resizes afterwards as before."""
+    up, and the driver resizes afterwards as before (the kernel's driver on
+    6.1 refuses that too: logged, not failed)."""
     with t.vm([Device("vmem0", "4G", "1G")], qemu_args=["-global", "ICH9-LPC.disable_s3=0"],
               cmdline="mem_sleep_default=deep") as vm:
         vm.baseline()
@@ -1366,7 +1367,7 @@ def suspend_hibernate(t):
         vm.wait_memory(0)
         rc, out = sleep_and_wake(vm, "mem")
         t.log("# suspend to RAM with nothing plugged: exit %d %r" % (rc, out))
-        if rc != 0:
+        if rc != 0 and t.driver == "memplug":
             raise TestFailure("suspend to RAM with nothing plugged failed: %s" % out)
         vm.resize("vmem0", "2G")
         vm.wait_memory(2 * GiB, "Movable")
