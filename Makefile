@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-vm \
-	check-static check-dkms check-install check-long check-cpus fuzz bench dkms-install dkms-uninstall deb clean
+	check-static check-dkms check-install check-long check-cpus check-random fuzz bench dkms-install dkms-uninstall deb clean
 
 all: build
 
@@ -52,6 +52,11 @@ check-long: build
 # "qemu64"): about 20 minutes each; CPU_MODELS="..." picks others
 check-cpus: build
 	@scripts/check.sh cpus
+
+# randomized differential runs against virtio_mem (tests/vm/randomized.py):
+# RANDOM_COUNT sequences per kernel (default 200, hours), from RANDOM_FIRST
+check-random: build
+	@RANDOM_COUNT=$${RANDOM_COUNT:-200} FILTER='random_sequence' DRIVER=memplug scripts/check.sh vm
 
 # long libFuzzer run of every fuzz target (until stopped)
 fuzz:

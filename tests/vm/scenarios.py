@@ -10,6 +10,7 @@ import os
 import re
 import time
 
+import randomized
 from testbed import GiB, MiB, Device, Skip, TestFailure, human, parse_size
 
 SCENARIOS = []
@@ -1825,3 +1826,14 @@ def takeover_refused(t):
         hold_still(vm, "vmem0", 2 * GiB, "memplug loaded over virtio_mem's memory")
         stop_filler_clean(t, vm, min_passes=1)
         vm.check_kernel_log()
+
+
+# ---------------------------------------------------------------------------
+# Randomized differential runs (tests/vm/randomized.py): each one plays a
+# seeded sequence against virtio_mem, then memplug, on the same kernel.
+
+for _seed in randomized.seeds():
+    def _fn(t, seed=_seed):
+        randomized.random_sequence(t, seed)
+    _fn.__doc__ = randomized.random_sequence.__doc__
+    scenario("random_sequence_%d" % _seed, memplug_only=True, tags=("random",))(_fn)

@@ -141,7 +141,7 @@ class VM:
 
     def __init__(self, release, driver, devices, boot_mem="1G", policy="online_movable",
                  cmdline="", driver_args="", smp=2, log=print, initrd=None,
-                 allow_reboot=False, module=None, qemu_args=()):
+                 allow_reboot=False, module=None, qemu_args=(), cpu=None):
         self.release = release
         self.driver = driver
         # the module file the guest loads for the driver: memplug-fi is
@@ -157,6 +157,7 @@ class VM:
         self.initrd = initrd
         self.allow_reboot = allow_reboot
         self.qemu_args = list(qemu_args)
+        self.cpu = cpu         # QEMU CPU model; None: cpu_model()
         self.dir = tempfile.mkdtemp(prefix="memplug-vm-")
         self.qmp = os.path.join(self.dir, "qmp.sock")
         self.console = os.path.join(self.dir, "console.log")
@@ -206,7 +207,7 @@ class VM:
         maxmem = self.boot_mem + total + sum(max(d.block_size, GiB) for d in self.devices) + GiB
         accel = os.environ.get("ACCEL", "tcg")
         cmd = ["qemu-system-x86_64", "-accel", accel, "-M", "q35",
-               "-cpu", cpu_model(accel), "-smp", str(self.smp),
+               "-cpu", self.cpu or cpu_model(accel), "-smp", str(self.smp),
                "-m", "%dM,maxmem=%dM" % (self.boot_mem // MiB, maxmem // MiB),
                "-nodefaults", "-display", "none"] + ([] if self.allow_reboot else ["-no-reboot"])
         cmd += self.boot_args()

@@ -1,0 +1,185 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Randomized differential runs: a seeded random sequence of resizes (block
+size, online policy, guest CPU model, workload on and off, pauses, resizes
+while resizing, module reloads) played against the kernel's virtio_mem and
+then against memplug on the same kernel, with the guest's health checked
+after every step.
+
+memplug must be healthy wherever virtio_mem is, and shrink at least as far
+(within what its unplug guard may keep back: one unit, plus the guard's
+headroom of a quarter of the memory in use). Every failure names its seed;
+RANDOM_SEEDS="<seed>" make check-vm FILTER=random_sequence replays it.
+
+    RANDOM_SEEDS="3 17"     these sequences (default: 1, one per kernel)
+    RANDOM_COUNT=N          N sequences from RANDOM_FIRST (default 1) on
+"""
+
+import os
+import random
+import time
+
+from testbed import GiB, MiB, Device, TestFailure, human, kernel_series, parse_size
+
+BLOCKS = ("2M", "4M", "128M", "1G", "2G")
+POLICIES = ("online_movable", "auto-movable")
+CPUS = ("max", "max,-la57", "qemu64")
+REGION = 8 * GiB
+TOP = 6 * GiB
+
+
+def seeds():
+    if os.environ.get("RANDOM_SEEDS"):
+        return [int(s) for s in os.environ["RANDOM_SEEDS"].split()]
+    first = int(os.environ.get("RANDOM_FIRST", "1"))
+    return list(range(first, first + int(os.environ.get("RANDOM_COUNT", "1"))))
+
+
+def make_sequence(seed):
+    """The whole run, decided by the seed alone."""
+    rng = random.Random(seed)
+    block = rng.choice(BLOCKS)
+    bs = parse_size(block)
+    step = max(bs, 64 * MiB)
+
+    def size():
+        return rng.randrange(0, TOP // step + 1) * step
+
+    steps = []
+    for _ in range(rng.randint(4, 8)):
+        kind = rng.choices(("resize", "resize_while_resizing", "pause", "workload", "reload"),
+                           weights=(6, 2, 1, 2, 1))[0]
+        if kind == "resize":
+            steps.append(("resize", size()))
+        elif kind == "resize_while_resizing":
+            steps.append(("resize_while_resizing", size(), size()))
+        elif kind == "pause":
+            steps.append(("pause", round(rng.uniform(0.1, 2.0), 1)))
+        elif kind == "workload":
+            steps.append(("workload", rng.choice((0, 256, 512, 768))))
+        else:
+            steps.append(("reload",))
+    steps.append(("workload", 0))
+    steps.append(("resize", 0))
+    return {"seed": seed, "block": block, "policy": rng.choice(POLICIES),
+            "cpu": rng.choice(CPUS), "steps": steps}
+
+
+def describe(seq):
+    return "seed %d: %s blocks, %s, -cpu %s: %s" % (
+        seq["seed"], seq["block"], seq["policy"], seq["cpu"],
+        ", ".join(s[0] + "".join(" " + (human(a) if isinstance(a, int) and a >= MiB else str(a))
+                                 for a in s[1:]) for s in seq["steps"]))
+
+
+def settle(vm, want, timeout=180, quiet=4):
+    """Wait until the device holds `want`, or (a guard holding memory in
+    use back) stops moving for `quiet` seconds. Returns the plugged size."""
+    deadline = time.time() + timeout
+    last, since = -1, time.time()
+    while True:
+        if vm.proc.poll() is not None:
+            raise TestFailure("the guest died")
+        now = vm.plugged("vmem0")
+        if now == want:
+            return now
+        if now != last:
+            last, since = now, time.time()
+        elif time.time() - since >= quiet:
+            return now
+        if time.time() > deadline:
+            raise TestFailure("plugged size still moving after %ds" % timeout)
+        time.sleep(0.5)
+
+
+def play(t, seq, driver):
+    """Run the sequence with `driver`; returns the plugged size after each
+    step (None for steps that do not resize)."""
+    module = "memplug" if driver == "memplug" else "virtio_mem"
+    t.driver = driver
+    sizes = []
+    with t.vm([Device("vmem0", REGION, seq["block"])], policy=seq["policy"],
+              cpu=seq["cpu"]) as vm:
+        vm.baseline()
+        workload = 0
+        for i, st in enumerate(seq["steps"]):
+            what = "%s step %d (%s)" % (driver, i + 1, st[0])
+            try:
+                got = None
+                if st[0] in ("resize", "resize_while_resizing"):
+                    if st[0] == "resize_while_resizing":
+                        vm.request("vmem0", st[1])
+                        time.sleep(0.3)
+                    vm.request("vmem0", st[-1])
+                    got = settle(vm, st[-1])
+                    # ZONE_NORMAL memory (auto-movable) may hold unmovable pages
+                    if workload == 0 and seq["policy"] == "online_movable" and got != st[-1]:
+                        raise TestFailure("stopped at %s of %s with nothing running" %
+                                          (human(got), human(st[-1])))
+                    # the guest follows the device (a guard may resume later)
+                    vm.wait_memory(lambda: vm.plugged("vmem0"))
+                elif st[0] == "pause":
+                    time.sleep(st[1])
+                elif st[0] == "workload":
+                    if workload:
+                        st_ = vm.agent("fill-stop", timeout=300)
+                        if st_["killed_by_signal"] or st_["corrupted_bytes"]:
+                            raise TestFailure("workload killed by %d, %d corrupted bytes" %
+                                              (st_["killed_by_signal"], st_["corrupted_bytes"]))
+                    workload = st[1]
+                    if workload:
+                        vm.agent("fill %d %d" % (workload, seq["seed"]))
+                        deadline = time.time() + 180
+                        while not vm.agent("fill-status")["ready"]:
+                            if time.time() > deadline:
+                                raise TestFailure("workload did not start")
+                            time.sleep(0.5)
+                elif st[0] == "reload":
+                    vm.request("vmem0", 0)
+                    got = settle(vm, 0)
+                    if got == 0:
+                        vm.sh("rmmod %s" % module, timeout=60)
+                        vm.sh(". /etc/load.sh; load %s" % module, timeout=60)
+                        time.sleep(1)
+                vm.check_health(alloc_mib=vm.boot_mem // MiB // (8 if workload else 4))
+            except TestFailure as e:
+                raise TestFailure("%s: %s" % (what, e))
+            sizes.append(got)
+    return sizes
+
+
+def random_sequence(t, seed):
+    """One seeded random sequence, virtio_mem first, then memplug."""
+    seq = make_sequence(seed)
+    t.log("# " + describe(seq))
+    t.log("# replay: RANDOM_SEEDS=%d make check-vm FILTER=random_sequence KERNELS=%s" %
+          (seed, kernel_series(t.release)))
+    unit = max(parse_size(seq["block"]), 128 * MiB)
+    try:
+        ref = play(t, seq, "virtio_mem")
+    except TestFailure as e:
+        # the reference fails on its own: memplug must still be healthy
+        t.log("# virtio_mem: %s" % e)
+        ref = None
+    t.vms.clear()
+    mine = play(t, seq, "memplug")
+    t.driver = "memplug"
+    t.log("# plugged after each step, virtio_mem: %s" %
+          [None if r is None else human(r) for r in (ref or [])])
+    t.log("# plugged after each step, memplug:    %s" %
+          [None if r is None else human(r) for r in mine])
+    if ref is None:
+        return
+    workload = 0
+    for i, (st, r, m) in enumerate(zip(seq["steps"], ref, mine)):
+        if st[0] == "workload":
+            workload = st[1]
+        if r is None or m is None:
+            continue
+        slack = 0
+        if workload:
+            slack = unit + workload * MiB // 4 + 8 * MiB
+        elif seq["policy"] != "online_movable":
+            slack = unit
+        if m > r + slack:
+            raise TestFailure("seed %d step %d: memplug kept %s plugged, virtio_mem %s "
+                              "(allowed: %s more)" % (seed, i + 1, human(m), human(r), human(slack)))
