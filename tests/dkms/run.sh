@@ -164,15 +164,19 @@ else
 	contents=$(dpkg-deb --contents "$deb")
 	want=(./lib/modprobe.d/memplug.conf ./usr/share/initramfs-tools/hooks/memplug
 	      "./usr/src/memplug-$VER/dkms.conf" "./usr/src/memplug-$VER/Makefile")
-	for f in driver/*.c driver/*.h; do want+=("./usr/src/memplug-$VER/${f#driver/}"); done
+	for f in driver/*.c driver/*.h; do
+		# the test builds' fault injection stays out of a release
+		[ "$f" = driver/fault_inject.c ] || want+=("./usr/src/memplug-$VER/${f#driver/}")
+	done
 	missing=()
 	for f in "${want[@]}"; do
 		awk '{print $6}' <<<"$contents" | grep -qxF "$f" || missing+=("$f")
 	done
+	extra=$(awk '{print $6}' <<<"$contents" | grep -F '/fault_inject.c')
 	notroot=$(awk '$2 != "root/root"' <<<"$contents")
-	[ ${#missing[@]} -eq 0 ] && [ -z "$notroot" ]
-	ok $? "deb: contents (${#want[@]} files, root/root)" \
-		"missing: ${missing[*]}"$'\n'"not root/root:"$'\n'"$notroot"
+	[ ${#missing[@]} -eq 0 ] && [ -z "$notroot" ] && [ -z "$extra" ]
+	ok $? "deb: contents (${#want[@]} files, root/root, no fault injection)" \
+		"missing: ${missing[*]}"$'\n'"not root/root:"$'\n'"$notroot"$'\n'"unwanted: $extra"
 
 	# file modes, the packaged dkms.conf, no conffile (an /etc/modprobe.d
 	# conffile would outlive "apt remove"), the initramfs trigger
