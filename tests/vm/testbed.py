@@ -601,11 +601,52 @@ class VM:
             bad.append("a fresh %d MiB allocation: %s%s" %
                        (h["alloc_mib"], h["alloc"],
                         " (OOM killer)" if h["alloc"] == "killed:9" else ""))
+        bad += self.region_problems()
         if bad:
             raise TestFailure("guest unhealthy: " + "; ".join(bad))
         if log_problems:
             self.check_kernel_log()
         return h
+
+    def region_problems(self):
+        """Does Linux's view of each device region hold together? The
+        memory blocks present in the region are exactly what /proc/iomem
+        lists as System RAM (virtio_mem) there, and none is left half way
+        on or offline."""
+        q = QMP(self.qmp)
+        try:
+            devs = [d["data"] for d in q.execute("query-memory-devices")
+                    if d.get("type") == "virtio-mem"]
+        finally:
+            q.close()
+        if not devs:
+            return []
+        out = self.sh("cat /proc/iomem; echo ==; cd /sys/devices/system/memory && "
+                      "cat block_size_bytes && for m in memory[0-9]*; do "
+                      "echo ${m#memory} $(cat $m/state); done")["out"]
+        iomem, blocks = out.split("\n==\n", 1)
+        lines = blocks.split("\n")
+        mb = int(lines[0], 16)
+        state = {int(l.split()[0]) * mb: l.split()[1] for l in lines[1:] if l.strip()}
+        ram = []
+        for line in iomem.splitlines():
+            m = re.match(r"^ *([0-9a-f]+)-([0-9a-f]+) : System RAM \(virtio_mem\)$", line)
+            if m:
+                ram.append((int(m.group(1), 16), int(m.group(2), 16) + 1))
+        bad = []
+        for d in devs:
+            start, end = d["memaddr"], d["memaddr"] + d["max-size"]
+            in_iomem = sum(min(e, end) - max(s, start) for s, e in ram if s < end and e > start)
+            present = [a for a in state if start <= a < end]
+            if in_iomem != len(present) * mb:
+                bad.append("region %x-%x: %s of System RAM (virtio_mem) in /proc/iomem, "
+                           "but %d memory blocks present" % (start, end - 1, human(in_iomem),
+                                                             len(present)))
+            odd = [a for a in present if state[a] not in ("online", "offline")]
+            if odd:
+                bad.append("memory blocks in transition at the end: %s" %
+                           ", ".join("%x %s" % (a, state[a]) for a in odd[:4]))
+        return bad
 
     def check_kernel_log(self):
         r = self.agent("dmesg")
