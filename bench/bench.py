@@ -406,7 +406,8 @@ def write_summary(rows, drivers, runs):
     for ks, name, m, d, med, spread, n in rows:
         table.setdefault((ks, name, m), {})[d] = (med, spread, n)
     lines = ["# memplug benchmark", "",
-             "QEMU TCG, 1 GiB boot memory, `online_movable`, 8 GiB plugged unless the "
+             "QEMU TCG (the guest CPU model is in each run line), 1 GiB boot memory, "
+             "`online_movable`, 8 GiB plugged unless the "
              "scenario says otherwise. Median of the runs, spread = max - min. "
              "ratio = memplug / virtio_mem (for times: below 1 means memplug is faster).", ""]
     for ks in sorted(runs, key=series_key):
