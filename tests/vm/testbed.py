@@ -561,7 +561,7 @@ class VM:
     def check_health(self, alloc_mib=None, log_problems=True):
         """Is the guest still a healthy Linux? Per zone the kernel's own
         numbers must hold together: managed <= present <= spanned, free <=
-        managed, min <= low <= high <= managed (or the floor of an empty zone), and no lowmem reserve
+        managed, min <= low <= high <= present (or the floor of an empty zone), and no lowmem reserve
         (protection) above what the node manages in all (each is a share of
         the zones above it). MemAvailable is within (0, MemTotal]; a fresh
         process gets a quarter of boot memory and reads back what it wrote,
@@ -585,9 +585,12 @@ class VM:
                            (name, z["managed"], z["present"], z["spanned"]))
             if not 0 <= z["free"] <= z["managed"]:
                 bad.append("%s: %d pages free of %d managed" % (name, z["free"], z["managed"]))
-            # an empty ZONE_MOVABLE keeps the minimum watermark of its kind
-            # (SWAP_CLUSTER_MAX .. 128 pages): allow that much above managed
-            if not 0 <= z["min"] <= z["low"] <= z["high"] <= max(z["managed"], 256):
+            # Watermarks follow the managed pages only when the kernel
+            # recomputes them (on/offlining, sysctl): pages a driver takes
+            # like a balloon (unplugged sub blocks, both drivers) leave them
+            # as they were, up to what the zone has present. An empty
+            # ZONE_MOVABLE keeps the minimum of its kind (up to 128 pages).
+            if not 0 <= z["min"] <= z["low"] <= z["high"] <= max(z["present"], 256):
                 bad.append("%s: watermarks min %d low %d high %d, managed %d" %
                            (name, z["min"], z["low"], z["high"], z["managed"]))
             limit = node_managed[z["node"]]
