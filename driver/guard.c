@@ -196,18 +196,20 @@ bool mp_guard_allows(struct mp_dev *d)
 	u64 avail = mp_unmovable_free(d->nid);
 	u64 more = avail > reserve ? (avail - reserve) / cost : 0;
 
+	lockdep_assert_held(&d->hp_lock);
+	if (more && d->guard_blocked && d->vdev)
+		dev_info(&d->vdev->dev, "growth guard: enough unmovable memory again, growing\n");
+	spin_lock(&d->guard_lock);
 	d->guard_need = cost;
 	d->guard_avail = avail;
 	d->guard_limit = d->nr_plugged * d->geo.sb_size +
 			 more * d->geo.unit_size;
+	WRITE_ONCE(d->guard_blocked, !more);
+	spin_unlock(&d->guard_lock);
 	if (more) {
-		if (d->guard_blocked && d->vdev)
-			dev_info(&d->vdev->dev, "growth guard: enough unmovable memory again, growing\n");
-		d->guard_blocked = false;
 		d->guard_warned = false;
 		return true;
 	}
-	WRITE_ONCE(d->guard_blocked, true);
 	d->stats.growth_refusals++;
 	d->guard_last_ms = mp_guard_now_ms();
 	if (!d->guard_warned && d->vdev) {
@@ -227,7 +229,9 @@ void mp_guard_clear(struct mp_dev *d)
 {
 	if (d->guard_blocked && d->vdev)
 		dev_dbg(&d->vdev->dev, "growth guard: request reached, unblocked\n");
+	spin_lock(&d->guard_lock);
 	WRITE_ONCE(d->guard_blocked, false);
+	spin_unlock(&d->guard_lock);
 	d->guard_warned = false;
 }
 
@@ -314,12 +318,14 @@ bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail)
 
 	if (!used || used + headroom <= avail)
 		return true;
+	spin_lock(&d->guard_lock);
 	d->unplug_blocked = true;
-	d->unplug_refused = true;
 	d->unplug_unit = unit;
 	d->unplug_used = used;
 	d->unplug_avail = avail;
 	d->unplug_headroom = headroom;
+	spin_unlock(&d->guard_lock);
+	d->unplug_refused = true;
 	d->unplug_last_ms = mp_guard_now_ms();
 	d->stats.no_room++;
 	if (!d->unplug_warned && d->vdev) {
@@ -344,7 +350,9 @@ void mp_unplug_guard_pass_end(struct mp_dev *d, u64 wanted)
 	    (!d->unplug_refused || d->nr_plugged <= wanted)) {
 		if (d->vdev)
 			dev_info(&d->vdev->dev, "unplug guard: no longer holding memory back\n");
+		spin_lock(&d->guard_lock);
 		d->unplug_blocked = false;
+		spin_unlock(&d->guard_lock);
 		d->unplug_warned = false;
 	}
 	d->unplug_refused = false;

@@ -1185,6 +1185,17 @@ static void mp_online_range(struct mp_dev *d, unsigned long pfn,
 	}
 }
 
+/*
+ * Called for every page range onlined in the system, under the kernel's
+ * memory hotplug lock.  It takes no lock of the device: the worker holds
+ * hp_lock while a request waits for the device, and onlining must not
+ * wait for that.  None is needed.  The unit being onlined is either being
+ * added by the worker (busy, hp_lock dropped) or counted in nr_going by
+ * the notifier's MEM_GOING_ONLINE: the worker changes neither its plugged
+ * nor its held bits until it is done.  @d stays valid: it has memory
+ * here, which only goes with offline_and_remove_memory(), under the
+ * hotplug lock our caller holds.
+ */
 static void mp_online_page_cb(struct page *page, unsigned int order)
 {
 	u64 addr = page_to_phys(page);
@@ -1192,26 +1203,12 @@ static void mp_online_page_cb(struct page *page, unsigned int order)
 
 	mutex_lock(&mp_devices_lock);
 	d = mp_find_dev(addr);
-	if (!d) {
-		mutex_unlock(&mp_devices_lock);
-		generic_online_page(page, order);
-		return;
-	}
-	if (d->geo.bbm) {
-		/*
-		 * Every page of an added big block is Linux's: its plugged and
-		 * held state only changes while it is not added.  No hp_lock
-		 * for each chunk of every memory block onlined: sysfs readers
-		 * and the notifier would make the worker wait on it.
-		 */
-		mutex_unlock(&mp_devices_lock);
-		generic_online_page(page, order);
-		return;
-	}
-	mutex_lock(&d->hp_lock);
-	mp_online_range(d, page_to_pfn(page), order);
-	mutex_unlock(&d->hp_lock);
 	mutex_unlock(&mp_devices_lock);
+	/* every page of an added big block is Linux's */
+	if (!d || d->geo.bbm)
+		generic_online_page(page, order);
+	else
+		mp_online_range(d, page_to_pfn(page), order);
 }
 
 /* ------------------------------------------------------------------ */

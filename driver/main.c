@@ -828,6 +828,7 @@ static int mp_probe(struct virtio_device *vdev)
 	INIT_LIST_HEAD(&d->list);
 	mutex_init(&d->req_lock);
 	mutex_init(&d->hp_lock);
+	spin_lock_init(&d->guard_lock);
 	spin_lock_init(&d->kick_lock);
 	init_waitqueue_head(&d->resp_wq);
 	INIT_DELAYED_WORK(&d->work, mp_work_fn);

@@ -79,11 +79,17 @@
  * mp_cb_lock (global mutex, hotplug.c): serialises registration of the
  *   online page callback (first device sets it, last restores it).
  * mp_devices_lock (global mutex, hotplug.c): protects mp_devices, the list
- *   of devices (including orphans).  Taken by the online page callback;
- *   never held around memory hotplug calls.
+ *   of devices (including orphans).  Taken by the online page callback
+ *   to find the device, nothing else taken inside; never held around
+ *   memory hotplug calls.
  * mp_dev.hp_lock: protects units[], plugged/held bitmaps, the counters
- *   derived from them, cfg and stats.  Taken by the worker, the memory
- *   notifier, the online page callback and sysfs.  NEVER held while
+ *   derived from them, cfg and stats.  Taken by the worker and the memory
+ *   notifier.  The worker holds it while a request waits for the device,
+ *   so nothing that only reads state takes it: sysfs reads single words
+ *   (and the guards' numbers under guard_lock), the online page callback
+ *   reads the bitmaps of a unit the worker leaves alone (see
+ *   mp_online_page_cb()).  Onlining or offlining the device's own memory
+ *   does wait (the notifier), for at most req_timeout_ms.  NEVER held while
  *   calling add_memory_driver_managed(), offline_and_remove_memory() or
  *   alloc_contig_range() (those can run the notifier/callback, which take
  *   it); mark the unit busy and drop the lock instead.
@@ -95,8 +101,8 @@
  *   notifier cannot queue the work again behind their back.
  * mp_dev.mb_present and mp_unit.nr_present: written only by the worker
  *   with the unit busy, read under hp_lock.
- * Lock order: mp_cb_lock -> (mem hotplug locks) -> mp_devices_lock ->
- *   hp_lock -> req_lock.
+ * Lock order: mp_cb_lock -> (mem hotplug locks) -> hp_lock -> req_lock;
+ *   mp_devices_lock nests in any of them and nothing nests in it.
  */
 #ifndef MEMPLUG_MEMPLUG_H
 #define MEMPLUG_MEMPLUG_H
@@ -250,7 +256,12 @@ struct mp_dev {
 	bool per_mb;
 	unsigned long memmap_pages;	/* per memory block, 0 = off */
 
-	/* growth guard (guard.c), hp_lock; guard_blocked also READ_ONCE */
+	/*
+	 * growth and unplug guard (guard.c), written under hp_lock; the
+	 * numbers shown in sysfs also under guard_lock, which sysfs takes
+	 * instead of hp_lock; guard_blocked is also read with READ_ONCE
+	 */
+	spinlock_t guard_lock;
 	bool guard_blocked;		/* last add refused by the guard */
 	bool guard_warned;		/* logged for this blocked episode */
 	u64 guard_need;			/* bytes the next unit needs */
@@ -258,10 +269,7 @@ struct mp_dev {
 	u64 guard_limit;		/* estimated reachable plugged size */
 	u64 guard_last_ms;		/* boot time of the last refusal, 0 = never */
 
-	/*
-	 * unplug guard (guard.c), hp_lock: the numbers of its last refusal,
-	 * shown while unplug_blocked
-	 */
+	/* unplug guard: the numbers of its last refusal, shown while blocked */
 	bool unplug_blocked;		/* holding back an unplug */
 	bool unplug_refused;		/* refused in this worker pass */
 	bool unplug_warned;		/* logged for this blocked episode */

@@ -55,49 +55,51 @@ static ssize_t node_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(node);
 
-/* values under hp_lock */
-#define MP_LOCKED_ATTR(_name, _expr)					\
+/*
+ * Values read without hp_lock: the worker holds it while it waits for the
+ * device (up to req_timeout_ms, longer with a device that stopped
+ * answering), and reading state must never wait for the device.  Each
+ * value is one aligned word, written under hp_lock or req_lock; a reader
+ * sees it before or after a change, never torn.
+ */
+#define MP_SNAPSHOT_ATTR(_name, _expr)					\
 static ssize_t _name##_show(struct device *dev,				\
 			    struct device_attribute *attr, char *buf)	\
 {									\
-	struct mp_dev *d = mp_dev_of(dev);				\
-	unsigned long long v;						\
+	const struct mp_dev *d = mp_dev_of(dev);			\
 									\
-	mutex_lock(&d->hp_lock);					\
-	v = (_expr);							\
-	mutex_unlock(&d->hp_lock);					\
-	return sysfs_emit(buf, "%llu\n", v);				\
+	return sysfs_emit(buf, "%llu\n", (unsigned long long)(_expr));	\
 }									\
 static DEVICE_ATTR_RO(_name)
 
-MP_LOCKED_ATTR(usable_region_size, d->cfg.usable_region_size);
-MP_LOCKED_ATTR(requested_size, d->cfg.requested_size);
-MP_LOCKED_ATTR(plugged_size, d->nr_plugged * d->geo.sb_size);
-MP_LOCKED_ATTR(sub_blocks_plugged, d->nr_plugged);
-MP_LOCKED_ATTR(sub_blocks_held, d->nr_held);
-MP_LOCKED_ATTR(units_added, d->nr_added);
-MP_LOCKED_ATTR(plug_requests, d->stats.plug_reqs);
-MP_LOCKED_ATTR(unplug_requests, d->stats.unplug_reqs);
-MP_LOCKED_ATTR(unplug_all_requests, d->stats.unplug_all_reqs);
-MP_LOCKED_ATTR(state_requests, d->stats.state_reqs);
-MP_LOCKED_ATTR(acks, d->stats.acks);
-MP_LOCKED_ATTR(nacks, d->stats.nacks);
-MP_LOCKED_ATTR(busy_answers, d->stats.busy);
-MP_LOCKED_ATTR(error_answers, d->stats.errors);
-MP_LOCKED_ATTR(bad_answers, d->stats.bad_resps);
-MP_LOCKED_ATTR(add_failures, d->stats.add_failures);
-MP_LOCKED_ATTR(remove_failures, d->stats.remove_failures);
-MP_LOCKED_ATTR(contig_failures, d->stats.contig_failures);
-MP_LOCKED_ATTR(fast_unplugs, d->stats.fast_unplugs);
-MP_LOCKED_ATTR(taken_pages, d->stats.taken_pages);
-MP_LOCKED_ATTR(no_room, d->stats.no_room);
-MP_LOCKED_ATTR(retries, d->stats.retries);
-MP_LOCKED_ATTR(device_resets, d->stats.resets);
+MP_SNAPSHOT_ATTR(usable_region_size, READ_ONCE(d->cfg.usable_region_size));
+MP_SNAPSHOT_ATTR(requested_size, READ_ONCE(d->cfg.requested_size));
+MP_SNAPSHOT_ATTR(plugged_size, READ_ONCE(d->nr_plugged) * d->geo.sb_size);
+MP_SNAPSHOT_ATTR(sub_blocks_plugged, READ_ONCE(d->nr_plugged));
+MP_SNAPSHOT_ATTR(sub_blocks_held, READ_ONCE(d->nr_held));
+MP_SNAPSHOT_ATTR(units_added, READ_ONCE(d->nr_added));
+MP_SNAPSHOT_ATTR(plug_requests, READ_ONCE(d->stats.plug_reqs));
+MP_SNAPSHOT_ATTR(unplug_requests, READ_ONCE(d->stats.unplug_reqs));
+MP_SNAPSHOT_ATTR(unplug_all_requests, READ_ONCE(d->stats.unplug_all_reqs));
+MP_SNAPSHOT_ATTR(state_requests, READ_ONCE(d->stats.state_reqs));
+MP_SNAPSHOT_ATTR(acks, READ_ONCE(d->stats.acks));
+MP_SNAPSHOT_ATTR(nacks, READ_ONCE(d->stats.nacks));
+MP_SNAPSHOT_ATTR(busy_answers, READ_ONCE(d->stats.busy));
+MP_SNAPSHOT_ATTR(error_answers, READ_ONCE(d->stats.errors));
+MP_SNAPSHOT_ATTR(bad_answers, READ_ONCE(d->stats.bad_resps));
+MP_SNAPSHOT_ATTR(add_failures, READ_ONCE(d->stats.add_failures));
+MP_SNAPSHOT_ATTR(remove_failures, READ_ONCE(d->stats.remove_failures));
+MP_SNAPSHOT_ATTR(contig_failures, READ_ONCE(d->stats.contig_failures));
+MP_SNAPSHOT_ATTR(fast_unplugs, READ_ONCE(d->stats.fast_unplugs));
+MP_SNAPSHOT_ATTR(taken_pages, READ_ONCE(d->stats.taken_pages));
+MP_SNAPSHOT_ATTR(no_room, READ_ONCE(d->stats.no_room));
+MP_SNAPSHOT_ATTR(retries, READ_ONCE(d->stats.retries));
+MP_SNAPSHOT_ATTR(device_resets, READ_ONCE(d->stats.resets));
 
-MP_LOCKED_ATTR(growth_limit_bytes, d->guard_limit);
-MP_LOCKED_ATTR(growth_guard_refusals, d->stats.growth_refusals);
-MP_LOCKED_ATTR(growth_guard_last_blocked_ms, d->guard_last_ms);
-MP_LOCKED_ATTR(unplug_guard_last_blocked_ms, d->unplug_last_ms);
+MP_SNAPSHOT_ATTR(growth_limit_bytes, READ_ONCE(d->guard_limit));
+MP_SNAPSHOT_ATTR(growth_guard_refusals, READ_ONCE(d->stats.growth_refusals));
+MP_SNAPSHOT_ATTR(growth_guard_last_blocked_ms, READ_ONCE(d->guard_last_ms));
+MP_SNAPSHOT_ATTR(unplug_guard_last_blocked_ms, READ_ONCE(d->unplug_last_ms));
 
 static ssize_t growth_guard_show(struct device *dev,
 				 struct device_attribute *attr, char *buf)
@@ -106,11 +108,12 @@ static ssize_t growth_guard_show(struct device *dev,
 	unsigned long long need, avail;
 	bool blocked;
 
-	mutex_lock(&d->hp_lock);
+	/* one consistent refusal, without waiting for the worker */
+	spin_lock(&d->guard_lock);
 	blocked = d->guard_blocked;
 	need = d->guard_need;
 	avail = d->guard_avail;
-	mutex_unlock(&d->hp_lock);
+	spin_unlock(&d->guard_lock);
 	if (!blocked)
 		return sysfs_emit(buf, "ok\n");
 	return sysfs_emit(buf,
@@ -126,13 +129,13 @@ static ssize_t unplug_guard_show(struct device *dev,
 	unsigned long long unit, used, avail, headroom;
 	bool blocked;
 
-	mutex_lock(&d->hp_lock);
+	spin_lock(&d->guard_lock);
 	blocked = d->unplug_blocked;
 	unit = d->unplug_unit;
 	used = d->unplug_used;
 	avail = d->unplug_avail;
 	headroom = d->unplug_headroom;
-	mutex_unlock(&d->hp_lock);
+	spin_unlock(&d->guard_lock);
 	if (!blocked)
 		return sysfs_emit(buf, "ok\n");
 	return sysfs_emit(buf,
@@ -161,22 +164,22 @@ static ssize_t unit_states_show(struct device *dev,
 	unsigned long long n[5] = { 0 };
 	u64 unit;
 
-	mutex_lock(&d->hp_lock);
+	/* a snapshot per unit, not of the device: no hp_lock (see above) */
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		const struct mp_unit *u = &d->units[unit];
+		u16 online = READ_ONCE(u->nr_online);
 
-		if (u->busy || u->nr_going)
+		if (READ_ONCE(u->busy) || READ_ONCE(u->nr_going))
 			n[4]++;
-		else if (!u->added)
+		else if (!READ_ONCE(u->added))
 			n[0]++;
-		else if (!u->nr_online)
+		else if (!online)
 			n[1]++;
-		else if (u->nr_movable == u->nr_online)
+		else if (READ_ONCE(u->nr_movable) == online)
 			n[2]++;
 		else
 			n[3]++;
 	}
-	mutex_unlock(&d->hp_lock);
 	return sysfs_emit(buf,
 			  "not_added %llu offline %llu online_movable %llu online_kernel %llu busy %llu\n",
 			  n[0], n[1], n[2], n[3], n[4]);

@@ -1152,6 +1152,51 @@ def device_never_answers(t):
         vm.check_kernel_log()
 
 
+@scenario("state_reads_while_device_is_stuck", memplug_only=True, tags=("fault", "sbm", "sysfs"))
+def state_reads_while_device_is_stuck(t):
+    """Reading the driver's state never waits for the device. With
+    req_timeout_ms=20000 memplug-fi swallows a PLUG: the worker waits 20 s
+    for an answer that never comes. Meanwhile every file of the device's
+    memplug sysfs directory reads at once (a plain cat, as any user may),
+    before the request times out. Then the fault is lifted and the driver
+    converges to the requested size."""
+    timeout_s = 20
+    with t.vm([Device("vmem0", "4G", "2M")], driver_args="req_timeout_ms=%d" % (timeout_s * 1000),
+              module="memplug-fi") as vm:
+        knobs = fi_knobs(vm)
+        attrs = vm.sh("echo /sys/bus/virtio/drivers/memplug/virtio*/memplug")["out"].strip()
+        vm.baseline()
+        vm.resize("vmem0", "256M")
+        vm.wait_memory(256 * MiB, "Movable")
+        injected = lambda: int(vm.sh("cat %s/injected" % knobs)["out"].strip())
+        # PLUG requests (bit 0) are swallowed: never answered
+        vm.sh("echo 1 > %s/fault_types && echo 6 > %s/fault_kind && echo 1 > %s/fault_every"
+              % (knobs, knobs, knobs))
+        bad = int(vm.sh("cat %s/bad_answers" % attrs)["out"].strip())
+        vm.request("vmem0", "512M")
+        wait_for(t, "a swallowed PLUG", lambda: injected() > 0, timeout=30)
+        t0 = time.time()
+        out = vm.sh("for f in %s/*; do echo \"$f $(cat $f)\"; done" % attrs, timeout=60)["out"]
+        took = time.time() - t0
+        t.log("# %d sysfs files read in %.2f s during a %d s device wait" %
+              (len(out.splitlines()), took, timeout_s))
+        if int(vm.sh("cat %s/bad_answers" % attrs)["out"].strip()) != bad:
+            raise TestFailure("the swallowed PLUG timed out before the reads ended: "
+                              "they waited for the device")
+        if took > timeout_s / 4:
+            raise TestFailure("reading sysfs took %.1f s while a request waited for the device"
+                              % took)
+        if len(out.splitlines()) < 30:
+            raise TestFailure("only %d sysfs files in %s" % (len(out.splitlines()), attrs))
+        vm.sh("echo 0 > %s/fault_every" % knobs)
+        vm.resize("vmem0", "512M", timeout=timeout_s * 3 + 60)
+        vm.wait_memory(512 * MiB, "Movable")
+        vm.resize("vmem0", 0)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
 @scenario("rmmod_races_first_add", memplug_only=True, tags=("lifecycle", "fault"))
 def rmmod_races_first_add(t):
     """rmmod right while the first memory is being added, with offlining
