@@ -102,6 +102,7 @@ void mp_fault_dev_init(struct mp_dev *d)
 			   &fi->config_injected);
 	debugfs_create_u32("add_fail", 0600, fi->dir, &fi->add_fail);
 	debugfs_create_u32("add_pass", 0600, fi->dir, &fi->add_pass);
+	debugfs_create_u32("blind_walk", 0600, fi->dir, &fi->blind_walk);
 	mutex_unlock(&mp_fault_lock);
 	dev_info(&d->vdev->dev, "fault injection build: knobs in debugfs %s/%s/\n",
 		 KBUILD_MODNAME, dev_name(&d->vdev->dev));
@@ -142,6 +143,11 @@ int mp_fault_add(struct mp_dev *d)
 		return 0;
 	}
 	return -ENOMEM;
+}
+
+bool mp_fault_blind_walk(struct mp_dev *d)
+{
+	return READ_ONCE(d->fault.blind_walk);
 }
 
 /*

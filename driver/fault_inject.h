@@ -19,6 +19,9 @@
  *                (not called) once add_pass more have gone through;
  *                0 = off
  *   add_pass     adds still let through while add_fail is 1 (counts down)
+ *   blind_walk   1: the walk before removing a unit sees no page in use,
+ *                as if every page in use had been allocated after it;
+ *                offlining gets pages to migrate.  0 = off
  * NACK and BUSY answer without sending the request, 6 (swallow) neither
  * sends nor answers it: the request times out and every later one finds
  * the "buffer" still out until the driver resets the device.  ERROR, a malformed
@@ -87,6 +90,7 @@ struct mp_fault_inject {
 	u32 config_injected;	/* debugfs, read only; hp_lock */
 	u32 add_fail;		/* debugfs */
 	u32 add_pass;		/* debugfs; counts down */
+	u32 blind_walk;		/* debugfs */
 };
 
 void mp_fault_dev_init(struct mp_dev *d);
@@ -95,6 +99,7 @@ int mp_fault_before_send(struct mp_dev *d, u16 type);
 int mp_fault_answer(struct mp_dev *d, u16 type, u64 addr, u64 size);
 void mp_fault_config(struct mp_dev *d, struct mp_config *c, bool probe);
 int mp_fault_add(struct mp_dev *d);
+bool mp_fault_blind_walk(struct mp_dev *d);
 
 #else
 
@@ -124,6 +129,12 @@ static inline void mp_fault_config(struct mp_dev *d, struct mp_config *c,
 static inline int mp_fault_add(struct mp_dev *d)
 {
 	return 0;
+}
+
+/* Should the walk before a removal see no page in use? */
+static inline bool mp_fault_blind_walk(struct mp_dev *d)
+{
+	return false;
 }
 
 #endif /* MEMPLUG_FAULT_INJECT */

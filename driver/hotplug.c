@@ -14,10 +14,45 @@
 #include <linux/bitmap.h>
 #include <linux/sizes.h>
 #include <linux/virtio.h>
+#include <linux/kthread.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/completion.h>
 
 #include "memplug.h"
 #include "compat.h"
 #include "memplug_trace.h"
+
+/*
+ * offline_pages() retries migrating a page until it moves or a signal is
+ * pending.  A page that never moves (pinned, e.g. referenced by a pipe
+ * after vmsplice()) would keep it retrying for good, with the kernel's
+ * hotplug locks held.  Our own walks keep such pages away from offlining
+ * (they are taken with alloc_contig_range(), which gives up, see
+ * mp_remove_unit_bounded()), but a walk is a racy snapshot: a page
+ * allocated and pinned after it is offlining's to migrate.  So offlining
+ * runs in a thread that accepts SIGKILL and gets it after this long.
+ */
+#define MP_REMOVE_TIMEOUT_MIN_MS	1000
+#define MP_REMOVE_TIMEOUT_MAX_MS	(60 * 60 * 1000)
+
+static unsigned int remove_timeout_ms = 60000;
+
+static int mp_set_remove_timeout(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, MP_REMOVE_TIMEOUT_MIN_MS,
+				     MP_REMOVE_TIMEOUT_MAX_MS);
+}
+
+static const struct kernel_param_ops mp_remove_timeout_ops = {
+	.set = mp_set_remove_timeout,
+	.get = param_get_uint,
+};
+
+module_param_cb(remove_timeout_ms, &mp_remove_timeout_ops, &remove_timeout_ms,
+		0644);
+MODULE_PARM_DESC(remove_timeout_ms,
+		 "How long one offline_and_remove_memory() may take before it is interrupted (it fails, the memory stays, the worker tries again later), in ms, 1000 .. 3600000 (default: 60000)");
 
 /* see memplug.h, "Locking" */
 static DEFINE_MUTEX(mp_cb_lock);
@@ -595,6 +630,64 @@ static void mp_mark_mbs(struct mp_dev *d, u64 unit, u32 mb, u32 nr,
 		*nr_present = present ? *nr_present + nr : *nr_present - nr;
 }
 
+struct mp_removal {
+	u64 addr;
+	u64 size;
+	int rc;
+	struct completion done;
+};
+
+static int mp_removal_fn(void *arg)
+{
+	struct mp_removal *r = arg;
+
+	/* the deadline's SIGKILL makes offline_pages() give up (-EINTR) */
+	allow_signal(SIGKILL);
+	r->rc = offline_and_remove_memory(r->addr, r->size);
+	complete(&r->done);
+	return 0;
+}
+
+/*
+ * offline_and_remove_memory() of [@addr, @addr + @size), interrupted
+ * after remove_timeout_ms (see there): it then fails with -EINTR and
+ * leaves the memory as it was.  hp_lock dropped, the unit busy.
+ */
+static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
+{
+	struct mp_removal r = { .addr = addr, .size = size };
+	unsigned long timeout = msecs_to_jiffies(READ_ONCE(remove_timeout_ms));
+	struct task_struct *task;
+	bool interrupted = false;
+
+	init_completion(&r.done);
+	task = kthread_create(mp_removal_fn, &r, "memplug-remove");
+	if (IS_ERR(task))
+		return PTR_ERR(task);
+	/* the task may exit as soon as it completes: keep it for send_sig() */
+	get_task_struct(task);
+	/* our own offlining may go through taken pages (the notifier) */
+	mutex_lock(&d->hp_lock);
+	d->remover = task;
+	mutex_unlock(&d->hp_lock);
+	wake_up_process(task);
+	if (!wait_for_completion_timeout(&r.done, timeout)) {
+		dev_warn(&d->vdev->dev,
+			 "offlining 0x%llx+0x%llx takes longer than %u ms (a page that does not migrate?): interrupted, trying again later\n",
+			 addr, size, jiffies_to_msecs(timeout));
+		send_sig(SIGKILL, task, 1);
+		wait_for_completion(&r.done);
+		interrupted = true;
+	}
+	put_task_struct(task);
+	mutex_lock(&d->hp_lock);
+	d->remover = NULL;
+	if (interrupted)
+		d->stats.remove_timeouts++;
+	mutex_unlock(&d->hp_lock);
+	return r.rc;
+}
+
 /*
  * Remove the present memory blocks of @unit that @mask selects (NULL:
  * all), a run per offline_and_remove_memory() call.  Stops at the first
@@ -607,8 +700,8 @@ static int mp_remove_mbs(struct mp_dev *d, u64 unit, const unsigned long *mask,
 	int rc;
 
 	while ((nr = mp_mb_run(d, unit, mb, true, mask, &mb))) {
-		rc = offline_and_remove_memory(mp_mb_addr(d, unit, mb),
-					       (u64)nr * d->geo.mb_size);
+		rc = mp_offline_and_remove(d, mp_mb_addr(d, unit, mb),
+					   (u64)nr * d->geo.mb_size);
 		if (rc)
 			return rc;
 		mp_mark_mbs(d, unit, mb, nr, false, nr_present);
@@ -677,14 +770,10 @@ static int mp_hotplug(struct mp_dev *d, u64 unit, bool add,
 		return -EINVAL;
 	}
 	u->busy = add ? MP_BUSY_ADD : MP_BUSY_REMOVE;
-	/* our own offlining may go through taken pages (the notifier) */
-	if (!add)
-		d->remover = current;
 	mutex_unlock(&d->hp_lock);
 	rc = add ? mp_add_mbs(d, unit, &nr_present) :
 		   mp_remove_mbs(d, unit, mask, &nr_present);
 	mutex_lock(&d->hp_lock);
-	d->remover = NULL;
 	u->busy = MP_BUSY_NONE;
 	mp_set_present(d, unit, nr_present);
 	if (add)
@@ -913,8 +1002,11 @@ int mp_remove_unit_bounded(struct mp_dev *d, u64 unit)
 		used += mb_used;
 		free_here += mb_free;
 	}
-	if (!used) {
-		/* racy hint: a page allocated since is migrated by offlining */
+	if (!used || mp_fault_blind_walk(d)) {
+		/*
+		 * racy hint: a page allocated since is migrated by offlining,
+		 * which gives up after remove_timeout_ms
+		 */
 		rc = mp_remove_unit(d, unit);
 		if (!rc)
 			d->stats.fast_unplugs++;

@@ -155,6 +155,7 @@ struct mp_stats {
 	u64 bad_resps;		/* malformed, unknown type, timeout */
 	u64 add_failures;
 	u64 remove_failures;
+	u64 remove_timeouts;	/* offlining interrupted: remove_timeout_ms */
 	u64 contig_failures;
 	u64 no_room;		/* unplug guard refusals */
 	u64 fast_unplugs;	/* free memory unplugged without migration */
@@ -211,7 +212,7 @@ struct mp_dev {
 	 * (onlining starts them afresh).
 	 */
 	unsigned long *contig;
-	/* the worker inside its own offline_and_remove_memory(), or NULL */
+	/* the thread in our own offline_and_remove_memory(), or NULL; hp_lock */
 	struct task_struct *remover;
 	u64 nr_plugged;			/* plugged sub blocks (incl. held) */
 	u64 nr_held;

@@ -89,6 +89,7 @@ MP_SNAPSHOT_ATTR(error_answers, READ_ONCE(d->stats.errors));
 MP_SNAPSHOT_ATTR(bad_answers, READ_ONCE(d->stats.bad_resps));
 MP_SNAPSHOT_ATTR(add_failures, READ_ONCE(d->stats.add_failures));
 MP_SNAPSHOT_ATTR(remove_failures, READ_ONCE(d->stats.remove_failures));
+MP_SNAPSHOT_ATTR(remove_timeouts, READ_ONCE(d->stats.remove_timeouts));
 MP_SNAPSHOT_ATTR(contig_failures, READ_ONCE(d->stats.contig_failures));
 MP_SNAPSHOT_ATTR(fast_unplugs, READ_ONCE(d->stats.fast_unplugs));
 MP_SNAPSHOT_ATTR(taken_pages, READ_ONCE(d->stats.taken_pages));
@@ -215,6 +216,7 @@ static struct attribute *mp_attrs[] = {
 	&dev_attr_bad_answers.attr,
 	&dev_attr_add_failures.attr,
 	&dev_attr_remove_failures.attr,
+	&dev_attr_remove_timeouts.attr,
 	&dev_attr_contig_failures.attr,
 	&dev_attr_fast_unplugs.attr,
 	&dev_attr_taken_pages.attr,

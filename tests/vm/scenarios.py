@@ -1197,6 +1197,59 @@ def state_reads_while_device_is_stuck(t):
         vm.check_kernel_log()
 
 
+@scenario("pinned_page_does_not_hang_offlining", memplug_only=True, tags=("fault", "bbm"))
+def pinned_page_does_not_hang_offlining(t):
+    """Offlining retries a page that does not migrate until it is
+    interrupted. memplug's walk keeps pages in use away from offlining
+    (they are taken first, which gives up), but the walk is a snapshot: a
+    page pinned after it is offlining's. memplug-fi's blind_walk makes the
+    walk see nothing in use while the agent holds 64 MiB of the device's
+    memory referenced by pipes (vmsplice): with remove_timeout_ms=3000 the
+    offlining is interrupted and fails, the memory stays, and the driver
+    tries again; memory hotplug in the guest is not stuck. With the real
+    walk the pinned pages are taken (and fail) instead; once they are
+    released the device shrinks to 0."""
+    with t.vm([Device("vmem0", "8G", "1G")], driver_args="remove_timeout_ms=3000",
+              module="memplug-fi") as vm:
+        knobs = fi_knobs(vm)
+        vm.baseline()
+        vm.resize("vmem0", "1G")
+        vm.wait_memory(GiB, "Movable")
+        attrs = vm.state()["virtio_mem"][0]["attrs"]
+        lo = int(attrs["region_addr"])
+        hi = lo + int(attrs["region_size"])
+        pin = vm.agent("pin 64 %x %x" % (lo, hi))
+        t.log("# pinned %d pages, %d of them in the device's memory" %
+              (pin["pages"], pin["in_range"]))
+        if not pin["in_range"]:
+            raise TestFailure("no pinned page landed in the device's memory")
+        vm.sh("echo 1 > %s/blind_walk" % knobs)
+        vm.request("vmem0", 0)
+        wait_for(t, "an offlining given up after remove_timeout_ms",
+                 lambda: fi_attr(vm, "remove_failures") >= 1, timeout=60)
+        if fi_attr(vm, "remove_timeouts") < 1:
+            raise TestFailure("offlining failed, but not by remove_timeout_ms")
+        # the guest's memory hotplug is not stuck behind it
+        blocks = vm.sh("cat /sys/devices/system/memory/memory*/state | sort | uniq -c",
+                       timeout=30)["out"]
+        t.log("# memory block states after the interruption: %s" % " ".join(blocks.split()))
+        if vm.plugged("vmem0") != GiB:
+            raise TestFailure("device has %s plugged with pinned pages in it" %
+                              human(vm.plugged("vmem0")))
+        vm.sh("echo 0 > %s/blind_walk" % knobs)
+        contig = fi_attr(vm, "contig_failures")
+        wait_for(t, "the real walk taking the pinned pages and failing",
+                 lambda: fi_attr(vm, "contig_failures") > contig, timeout=60)
+        hold_still(vm, "vmem0", GiB, "pages pinned", seconds=3)
+        t.log("# %d offlinings interrupted, %d takes failed on pinned pages" %
+              (fi_attr(vm, "remove_timeouts"), fi_attr(vm, "contig_failures")))
+        vm.agent("unpin")
+        vm.resize("vmem0", 0, timeout=120)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
 @scenario("rmmod_races_first_add", memplug_only=True, tags=("lifecycle", "fault"))
 def rmmod_races_first_add(t):
     """rmmod right while the first memory is being added, with offlining
@@ -1468,7 +1521,9 @@ def params_bounded(t):
     with t.vm([Device("vmem0", "4G", "1G")]) as vm:
         vm.baseline()
         for name, bad, good in (("req_timeout_ms", ("0", "99", "600001", "-1", "x"), "5000"),
-                                ("growth_reserve_mb", ("1048577", "-1", "x"), "32")):
+                                ("growth_reserve_mb", ("1048577", "-1", "x"), "32"),
+                                ("remove_timeout_ms", ("0", "999", "3600001", "-1", "x"),
+                                 "30000")):
             before = vm.sh("cat " + par + name)["out"].strip()
             for v in bad:
                 r = vm.sh("echo %s > %s%s" % (v, par, name), check=False)

@@ -106,6 +106,7 @@ static const struct known_attr known_attrs[] = {
 	{ "bad_answers", "bad answers", K_COUNT, S_COUNTERS },
 	{ "add_failures", "add failures", K_COUNT, S_COUNTERS },
 	{ "remove_failures", "remove failures", K_COUNT, S_COUNTERS },
+	{ "remove_timeouts", "remove timeouts", K_COUNT, S_COUNTERS },
 	{ "contig_failures", "contig failures", K_COUNT, S_COUNTERS },
 	{ "fast_unplugs", "fast unplugs", K_COUNT, S_COUNTERS },
 	{ "taken_pages", "taken pages", K_COUNT, S_COUNTERS },

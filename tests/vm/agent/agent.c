@@ -19,6 +19,11 @@
  *   dmesg                     -> kernel log problems (WARNING, BUG, Oops, ...)
  *   health MIB                -> per-zone sizes, watermarks and reserves, and
  *                                whether a fresh MIB MiB allocation works
+ *   pin MIB [LO HI]           -> MIB MiB of anonymous memory whose pages stay
+ *                                referenced by pipes (vmsplice): they cannot
+ *                                migrate until unpin; counts the pages whose
+ *                                physical address is in [LO, HI) (hex)
+ *   unpin                     -> close those pipes, free the memory
  *   log N                     -> the last N kernel log lines
  *   sh COMMAND                -> run a shell command, its status and output
  */
@@ -34,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
@@ -738,6 +744,107 @@ static const char *alloc_check(long mib, long *ms)
 	return "failed";
 }
 
+/*
+ * Pages that do not migrate: vmsplice() makes a pipe hold a reference on
+ * each page it maps, and migration gives up on a page with references it
+ * does not know. One pipe holds as many pages as it has slots.
+ */
+#define PIN_MAX_PIPES 1024
+static int pin_fds[2 * PIN_MAX_PIPES];
+static int pin_nfds;
+static char *pin_mem;
+static size_t pin_len;
+
+static void unpin(void)
+{
+	while (pin_nfds)
+		close(pin_fds[--pin_nfds]);
+	if (pin_mem)
+		munmap(pin_mem, pin_len);
+	pin_mem = NULL;
+	pin_len = 0;
+}
+
+/* pages of [mem, mem + len) whose physical address is in [lo, hi) */
+static long pages_in_range(const char *mem, size_t len, uint64_t lo, uint64_t hi)
+{
+	long page = sysconf(_SC_PAGESIZE), n = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	size_t off;
+	uint64_t e;
+
+	if (fd < 0)
+		return -1;
+	for (off = 0; off < len; off += page) {
+		if (pread(fd, &e, sizeof(e), (off_t)(((uintptr_t)mem + off) / page * sizeof(e))) !=
+		    sizeof(e))
+			break;
+		if ((e >> 63) & 1) {
+			uint64_t addr = (e & ((1ULL << 55) - 1)) * page;
+
+			if (addr >= lo && addr < hi)
+				n++;
+		}
+	}
+	close(fd);
+	return n;
+}
+
+static void cmd_pin(const char *args)
+{
+	unsigned long long mib = 0, lo = 0, hi = 0;
+	size_t off = 0;
+	long pinned = 0, page = sysconf(_SC_PAGESIZE);
+
+	if (sscanf(args, "%llu %llx %llx", &mib, &lo, &hi) < 1 || !mib) {
+		put("{\"ok\":false,\"error\":\"usage: pin MIB [LO HI]\"}");
+		return;
+	}
+	if (pin_mem) {
+		put("{\"ok\":false,\"error\":\"already pinned: unpin first\"}");
+		return;
+	}
+	pin_len = (size_t)mib << 20;
+	pin_mem = mmap(NULL, pin_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (pin_mem == MAP_FAILED) {
+		pin_mem = NULL;
+		put("{\"ok\":false,\"error\":\"mmap: %s\"}", strerror(errno));
+		return;
+	}
+	for (off = 0; off < pin_len; off += page)
+		pin_mem[off] = 1;
+	off = 0;
+	while (off < pin_len && pin_nfds < 2 * PIN_MAX_PIPES) {
+		int p[2];
+		ssize_t n;
+
+		if (pipe2(p, O_CLOEXEC) < 0)
+			break;
+		pin_fds[pin_nfds++] = p[0];
+		pin_fds[pin_nfds++] = p[1];
+		fcntl(p[1], F_SETPIPE_SZ, 1 << 20); /* as many slots as it lets us */
+		for (;;) {
+			struct iovec iov = { pin_mem + off, pin_len - off };
+
+			n = vmsplice(p[1], &iov, 1, SPLICE_F_NONBLOCK);
+			if (n <= 0)
+				break;
+			off += n;
+			pinned += n / page;
+			if (off >= pin_len)
+				break;
+		}
+	}
+	if (off < pin_len) {
+		put("{\"ok\":false,\"error\":\"pinned only %zu of %zu bytes: %s\"}", off, pin_len,
+		    strerror(errno));
+		unpin();
+		return;
+	}
+	put("{\"ok\":true,\"pages\":%ld,\"in_range\":%ld}", pinned,
+	    hi > lo ? pages_in_range(pin_mem, pin_len, lo, hi) : 0L);
+}
+
 static void cmd_health(const char *args)
 {
 	long mib = atol(args), ms = 0;
@@ -785,6 +892,11 @@ static void handle(char *line)
 		cmd_dmesg();
 	} else if (!strcmp(line, "health")) {
 		cmd_health(arg);
+	} else if (!strcmp(line, "pin")) {
+		cmd_pin(arg);
+	} else if (!strcmp(line, "unpin")) {
+		unpin();
+		put("{\"ok\":true}");
 	} else if (!strcmp(line, "log")) {
 		cmd_log(arg);
 	} else if (!strcmp(line, "sh")) {
