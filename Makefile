@@ -9,7 +9,8 @@
 SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-vm \
-	check-static check-dkms check-install check-long check-cpus check-random fuzz bench dkms-install dkms-uninstall deb clean
+	check-static check-dkms check-install check-long check-cpus check-random \
+	check-checkers check-debug fuzz bench dkms-install dkms-uninstall deb clean
 
 all: build
 
@@ -52,6 +53,17 @@ check-long: build
 # "qemu64"): about 20 minutes each; CPU_MODELS="..." picks others
 check-cpus: build
 	@scripts/check.sh cpus
+
+# the whole VM suite with the kernel's cheap checkers on in every guest
+# (KFENCE, slub_debug=FZPU, init_on_free, page_poison): about 30 minutes
+check-checkers: build
+	@scripts/check.sh checkers
+
+# memplug's scenarios on a debug kernel (lockdep, KASAN, DEBUG_VM,
+# DEBUG_LIST, KFENCE, page_owner) built from linux-source-6.12 once per
+# machine, outside the clone (scripts/debug-kernel.sh: about 15 minutes)
+check-debug: build
+	@scripts/check.sh debug
 
 # randomized differential runs against virtio_mem (tests/vm/randomized.py):
 # RANDOM_COUNT sequences per kernel (default 200, hours), from RANDOM_FIRST

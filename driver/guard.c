@@ -85,6 +85,9 @@ MODULE_PARM_DESC(growth_reserve_mb,
  */
 #define MP_GUARD_MB_OVERHEAD	(32 * 1024ULL)
 
+/* generic KASAN (the one x86-64 has): one shadow byte per 8 bytes */
+#define MP_KASAN_SHADOW_SHIFT	3
+
 /*
  * Headroom the unplug guard keeps at least, on top of what moves: room is
  * counted above every zone's high watermark and reserve already, this is
@@ -176,6 +179,12 @@ static u64 mp_unit_cost(const struct mp_dev *d)
 
 	if (!d->memmap_on_memory)
 		cost += PHYS_PFN(d->geo.unit_size) * sizeof(struct page);
+	/*
+	 * a KASAN kernel allocates the shadow of memory going online from
+	 * kernel memory, self-hosted memmap or not (kasan_mem_notifier())
+	 */
+	if (IS_ENABLED(CONFIG_KASAN_GENERIC))
+		cost += d->geo.unit_size >> MP_KASAN_SHADOW_SHIFT;
 	return cost;
 }
 

@@ -11,19 +11,24 @@ cd "$top"
 
 make -s -C tests/vm/agent
 make -s -C tools/memplugctl static
-for rel in $(cat "$cache/kernels/list"); do
+# MEMPLUG_KERNEL_LIST: another list of releases (make check-debug)
+for rel in $(cat "${MEMPLUG_KERNEL_LIST:-$cache/kernels/list}"); do
 	out=build/$rel
 	mkdir -p "$out"
 	ko= fiko=
+	# Debian's headers are installed; the debug kernel's build tree is in
+	# its own image (scripts/debug-kernel.sh)
+	kdir=/lib/modules/$rel/build
+	[ -e "$kdir/Makefile" ] || kdir=$cache/kernels/$rel/lib/modules/$rel/build
 	if [ -f driver/Makefile ]; then
 		# Kbuild writes its objects next to the sources: build a copy per kernel
 		rm -rf "$out/driver" && cp -r driver "$out/driver"
-		make -s -C "$out/driver" KDIR="/lib/modules/$rel/build" "$@"
+		make -s -C "$out/driver" KDIR="$kdir" "$@"
 		cp "$out/driver/memplug.ko" "$out/memplug.ko"
 		ko=$out/memplug.ko
 		# the test build with fault injection, in its own copy
 		rm -rf "$out/driver-fi" && cp -r driver "$out/driver-fi"
-		make -s -C "$out/driver-fi" KDIR="/lib/modules/$rel/build" MEMPLUG_FAULT_INJECT=1 "$@"
+		make -s -C "$out/driver-fi" KDIR="$kdir" MEMPLUG_FAULT_INJECT=1 "$@"
 		cp "$out/driver-fi/memplug.ko" "$out/memplug-fi.ko"
 		fiko=$out/memplug-fi.ko
 	fi

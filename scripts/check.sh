@@ -2,7 +2,7 @@
 # Run the test suites and sum their results into one closing line.
 #
 #   scripts/check.sh [unit] [tools] [static] [vm]     (default: all of them)
-#   scripts/check.sh install | cpus                   (only when asked for)
+#   scripts/check.sh install | cpus | checkers | debug  (only when asked for)
 #
 # Each suite prints KTAP/TAP and ends with "N passed, N failed[, N skipped]";
 # this script echoes them, sums those lines and exits non-zero if any test
@@ -23,6 +23,8 @@ declare -A cmd=(
 	[vm]="python3 tests/vm/run.py -j ${JOBS:-2}"
 	[install]="tests/install/run.sh"
 	[cpus]="scripts/vm-cpus.sh"
+	[checkers]="scripts/vm-checkers.sh"
+	[debug]="scripts/vm-debug.sh"
 )
 
 P=0 F=0 S=0

@@ -1290,8 +1290,9 @@ def rmmod_races_first_add(t):
             vm.resize("vmem0", "2G", timeout=120)
             vm.wait_memory(2 * GiB, "Movable")
             # offline and online one of our blocks by hand: runs the notifier
+            first = int(vm.state()["virtio_mem"][0]["attrs"]["region_addr"]) // (128 * MiB)
             r = vm.sh("for b in /sys/devices/system/memory/memory*; do "
-                      "n=${b##*memory}; [ $((n * 128)) -ge 4096 ] && "
+                      "n=${b##*memory}; [ $n -ge %d ] && " % first +
                       "[ \"$(cat $b/state)\" = online ] && "
                       "echo offline > $b/state && echo online_movable > $b/state && "
                       "{ echo $n; break; }; done; true")

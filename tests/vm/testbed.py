@@ -53,8 +53,10 @@ def human(n):
 
 
 def kernels():
-    """Kernel releases fetched by scripts/deps.sh, 6.1 first."""
-    path = os.path.join(CACHE, "kernels", "list")
+    """Kernel releases fetched by scripts/deps.sh, 6.1 first, or those of
+    the list file MEMPLUG_KERNEL_LIST names (scripts/debug-kernel.sh writes
+    .cache/kernels/debug-list)."""
+    path = os.environ.get("MEMPLUG_KERNEL_LIST") or os.path.join(CACHE, "kernels", "list")
     if not os.path.exists(path):
         raise SystemExit("testbed: no kernels; run scripts/deps.sh (make deps) first")
     with open(path) as f:
@@ -148,7 +150,11 @@ class VM:
         # memplug built with fault injection (module name still memplug)
         self.module = module or driver
         self.devices = devices
-        self.boot_mem = parse_size(boot_mem)
+        # MEMPLUG_MIN_BOOT_MEM raises every guest's boot memory: the debug
+        # kernel's KASAN shadow and page_owner data cost 1/8 and more of
+        # all memory onlined, from boot memory (make check-debug)
+        self.boot_mem = max(parse_size(boot_mem),
+                            parse_size(os.environ.get("MEMPLUG_MIN_BOOT_MEM", "0")))
         self.policy = policy
         self.cmdline = cmdline
         self.driver_args = driver_args
@@ -188,6 +194,9 @@ class VM:
                 args.append("memplug_test.args=" + self.driver_args.replace(" ", ","))
         if self.cmdline:
             args.append(self.cmdline)
+        # every guest of a run, e.g. the kernel's cheap checkers
+        # (make check-checkers) or page_owner=on (make check-debug)
+        args.append(os.environ.get("GUEST_CMDLINE", ""))
         return " ".join(a for a in args if a)
 
     def boot_args(self):

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make check-checkers: the whole VM suite, both drivers, on Debian's own
+# kernels with their cheap checkers switched on in every guest:
+#   kfence.sample_interval=100  KFENCE samples allocations (6.12; Debian's
+#                               6.1 has no KFENCE and ignores it)
+#   slub_debug=FZPU             slab sanity checks, red zones, poisoning,
+#                               owner tracking
+#   init_on_free=1 page_poison=1  freed pages are wiped and checked
+# The health check's kernel log scan fails a scenario on any report.
+# DRIVER, KERNELS, FILTER and JOBS as for make check-vm.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+export GUEST_CMDLINE="kfence.sample_interval=100 slub_debug=FZPU init_on_free=1 page_poison=1 ${GUEST_CMDLINE:-}"
+exec python3 tests/vm/run.py -j "${JOBS:-2}"
