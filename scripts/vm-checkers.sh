@@ -7,9 +7,14 @@
 #                               owner tracking
 #   init_on_free=1 page_poison=1  freed pages are wiped and checked
 # The health check's kernel log scan fails a scenario on any report.
+# init_on_free and page_poison write every page the guest frees, including
+# all memory plugged when it goes to the buddy: QEMU then backs all of it.
+# The growth scenarios plug 20 to 128 GiB, more than this 24 GiB machine
+# has (the host OOM-kills QEMU), so they do not run here.
 # DRIVER, KERNELS, FILTER and JOBS as for make check-vm.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 export GUEST_CMDLINE="kfence.sample_interval=100 slub_debug=FZPU init_on_free=1 page_poison=1 ${GUEST_CMDLINE:-}"
+export FILTER="${FILTER:-^(?!.*/(grow_far_memmap_on_memory_bbm|growth_guard_without_memmap_on_memory)\$)}"
 exec python3 tests/vm/run.py -j "${JOBS:-2}"

@@ -446,6 +446,10 @@ class VM:
             r = self._read_reply(deadline)
             if r.get("event") == "ready":
                 return
+            # the shell answered: the command did not reboot the guest
+            if r.get("rc"):
+                raise TestFailure("reboot: %r failed (%d): %s" %
+                                  (command, r["rc"], r.get("out", "").strip()))
 
     def kernel_log(self, lines=40):
         try:
