@@ -675,8 +675,10 @@ static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
 		dev_warn(&d->vdev->dev,
 			 "offlining 0x%llx+0x%llx takes longer than %u ms (a page that does not migrate?): interrupted, trying again later\n",
 			 addr, size, jiffies_to_msecs(timeout));
-		send_sig(SIGKILL, task, 1);
-		wait_for_completion(&r.done);
+		/* again until it ends: a signal before allow_signal() is lost */
+		do
+			send_sig(SIGKILL, task, 1);
+		while (!wait_for_completion_timeout(&r.done, HZ));
 		interrupted = true;
 	}
 	put_task_struct(task);
