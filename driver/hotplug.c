@@ -31,7 +31,8 @@
  * (they are taken with alloc_contig_range(), which gives up, see
  * mp_remove_unit_bounded()), but a walk is a racy snapshot: a page
  * allocated and pinned after it is offlining's to migrate.  So offlining
- * runs in a thread that accepts SIGKILL and gets it after this long.
+ * runs in a thread that accepts SIGKILL and gets it when no memory block
+ * of the range went offline for this long.
  */
 #define MP_REMOVE_TIMEOUT_MIN_MS	1000
 #define MP_REMOVE_TIMEOUT_MAX_MS	(60 * 60 * 1000)
@@ -52,7 +53,7 @@ static const struct kernel_param_ops mp_remove_timeout_ops = {
 module_param_cb(remove_timeout_ms, &mp_remove_timeout_ops, &remove_timeout_ms,
 		0644);
 MODULE_PARM_DESC(remove_timeout_ms,
-		 "How long one offline_and_remove_memory() may take before it is interrupted (it fails, the memory stays, the worker tries again later), in ms, 1000 .. 3600000 (default: 60000)");
+		 "How long offlining may go without a memory block going offline before it is interrupted (it fails, the memory stays, the worker tries again later), in ms, 1000 .. 3600000 (default: 60000)");
 
 /* see memplug.h, "Locking" */
 static DEFINE_MUTEX(mp_cb_lock);
@@ -650,8 +651,9 @@ static int mp_removal_fn(void *arg)
 
 /*
  * offline_and_remove_memory() of [@addr, @addr + @size), interrupted
- * after remove_timeout_ms (see there): it then fails with -EINTR and
- * leaves the memory as it was.  hp_lock dropped, the unit busy.
+ * when no memory block went offline for remove_timeout_ms (see there):
+ * it then fails with -EINTR and leaves the memory as it was.  hp_lock
+ * dropped, the unit busy.
  */
 static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
 {
@@ -659,6 +661,7 @@ static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
 	unsigned long timeout = msecs_to_jiffies(READ_ONCE(remove_timeout_ms));
 	struct task_struct *task;
 	bool interrupted = false;
+	u64 seen;
 
 	init_completion(&r.done);
 	task = kthread_create(mp_removal_fn, &r, "memplug-remove");
@@ -670,16 +673,23 @@ static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
 	mutex_lock(&d->hp_lock);
 	d->remover = task;
 	mutex_unlock(&d->hp_lock);
+	seen = READ_ONCE(d->nr_offlined);
 	wake_up_process(task);
-	if (!wait_for_completion_timeout(&r.done, timeout)) {
+	while (!wait_for_completion_timeout(&r.done, timeout)) {
+		/* a memory block offlined meanwhile: progress, wait on */
+		if (READ_ONCE(d->nr_offlined) != seen) {
+			seen = READ_ONCE(d->nr_offlined);
+			continue;
+		}
 		dev_warn(&d->vdev->dev,
-			 "offlining 0x%llx+0x%llx takes longer than %u ms (a page that does not migrate?): interrupted, trying again later\n",
+			 "offlining 0x%llx+0x%llx: no memory block offlined for %u ms (a page that does not migrate?): interrupted, trying again later\n",
 			 addr, size, jiffies_to_msecs(timeout));
 		/* again until it ends: a signal before allow_signal() is lost */
 		do
 			send_sig(SIGKILL, task, 1);
 		while (!wait_for_completion_timeout(&r.done, HZ));
 		interrupted = true;
+		break;
 	}
 	put_task_struct(task);
 	mutex_lock(&d->hp_lock);
@@ -1415,6 +1425,7 @@ static int mp_notify_mb(struct mp_dev *d, unsigned long action, u64 mb_addr)
 		mp_offline_managed(first_page, n, false);
 		break;
 	case MEM_OFFLINE:
+		d->nr_offlined++;
 		if (__test_and_clear_bit(mb_idx, d->going))
 			u->nr_going--;
 		if (__test_and_clear_bit(mb_idx, d->online))

@@ -214,6 +214,8 @@ struct mp_dev {
 	unsigned long *contig;
 	/* the thread in our own offline_and_remove_memory(), or NULL; hp_lock */
 	struct task_struct *remover;
+	/* MEM_OFFLINE events seen: the removal deadline's progress; hp_lock */
+	u64 nr_offlined;
 	u64 nr_plugged;			/* plugged sub blocks (incl. held) */
 	u64 nr_held;
 	u64 nr_added;			/* added units (nr_present != 0) */
