@@ -676,9 +676,11 @@ static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
 	seen = READ_ONCE(d->nr_offlined);
 	wake_up_process(task);
 	while (!wait_for_completion_timeout(&r.done, timeout)) {
+		u64 now = READ_ONCE(d->nr_offlined);
+
 		/* a memory block offlined meanwhile: progress, wait on */
-		if (READ_ONCE(d->nr_offlined) != seen) {
-			seen = READ_ONCE(d->nr_offlined);
+		if (now != seen) {
+			seen = now;
 			continue;
 		}
 		dev_warn(&d->vdev->dev,
