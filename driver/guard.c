@@ -21,7 +21,8 @@
  * ends in allocation failures, reclaim storms or the OOM killer.  Before
  * used memory is taken, the guard checks that the memory available
  * elsewhere holds what is in use plus a headroom of a quarter of it, at
- * least MP_UNPLUG_HEADROOM.  If not, that range stays plugged (plugged
+ * least MP_UNPLUG_HEADROOM and the kernel's own buffer between its min and
+ * high watermarks (mp_watermark_band()).  If not, that range stays plugged (plugged
  * above requested tells the host) and the worker retries with backoff.
  *
  * "Available elsewhere" is what a movable allocation (a migration target)
@@ -91,7 +92,8 @@ MODULE_PARM_DESC(growth_reserve_mb,
 /*
  * Headroom the unplug guard keeps at least, on top of what moves: room is
  * counted above every zone's high watermark and reserve already, this is
- * for what others allocate while the pages move.
+ * for what others allocate while the pages move and after.  The floor grows
+ * with the guest as its watermarks do (mp_watermark_band()).
  */
 #define MP_UNPLUG_HEADROOM	((u64)SZ_8M)
 
@@ -316,6 +318,32 @@ u64 mp_unplug_room(unsigned long pfn, unsigned long free_here)
 }
 
 /*
+ * The distance between the min and high watermarks of every zone, in
+ * bytes: what the kernel itself keeps as its buffer between "kswapd wakes"
+ * and "allocations stall" (min_free_kbytes and watermark_scale_factor, so
+ * it scales with the guest).  An unplug that leaves less than this
+ * available above the high watermarks hands the next allocations of the
+ * guest straight to reclaim: with a guest filled by its workload, the
+ * kernel's MemAvailable then reads 0 seconds later.
+ */
+static u64 mp_watermark_band(void)
+{
+	unsigned long band = 0;
+	struct zone *zone;
+	int nid, z;
+
+	for_each_online_node(nid) {
+		for (z = 0; z <= ZONE_MOVABLE; z++) {
+			zone = &NODE_DATA(nid)->node_zones[z];
+			if (populated_zone(zone))
+				band += high_wmark_pages(zone) -
+					min_wmark_pages(zone);
+		}
+	}
+	return PFN_PHYS((u64)band);
+}
+
+/*
  * May @used bytes in use in a range of @unit be migrated away to unplug it,
  * with @avail bytes available elsewhere?  A refusal blocks the guard (shown
  * in sysfs with its numbers), counts in no_room and is logged once per
@@ -323,9 +351,12 @@ u64 mp_unplug_room(unsigned long pfn, unsigned long free_here)
  */
 bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail)
 {
-	u64 headroom = max(used / 4, MP_UNPLUG_HEADROOM);
+	u64 headroom;
 
-	if (!used || used + headroom <= avail)
+	if (!used)
+		return true;
+	headroom = max3(used / 4, MP_UNPLUG_HEADROOM, mp_watermark_band());
+	if (used + headroom <= avail)
 		return true;
 	spin_lock(&d->guard_lock);
 	d->unplug_blocked = true;

@@ -573,6 +573,7 @@ static void mp_work_fn(struct work_struct *work)
 		return;
 
 	mutex_lock(&d->hp_lock);
+	WRITE_ONCE(d->worker_state, MP_WORKER_RUNNING);
 	if (atomic_xchg(&d->config_changed, 0))
 		mp_refresh_config(d);
 	before = d->nr_plugged - d->nr_held;
@@ -590,16 +591,18 @@ static void mp_work_fn(struct work_struct *work)
 	if (READ_ONCE(d->stopping))
 		return;
 	if (atomic_read(&d->config_changed)) {
-		d->backoff_ms = 0;
+		WRITE_ONCE(d->backoff_ms, 0);
 		mp_queue(d, 0, true);
 	} else if (rc) {
 		/* back off exponentially only while nothing moves */
-		d->backoff_ms = progress ? MP_BACKOFF_MIN_MS :
-			mp_backoff_next(d->backoff_ms);
+		WRITE_ONCE(d->backoff_ms, progress ? MP_BACKOFF_MIN_MS :
+			   mp_backoff_next(d->backoff_ms));
+		WRITE_ONCE(d->worker_state, MP_WORKER_WAITING);
 		dev_dbg(&d->vdev->dev, "retrying in %u ms\n", d->backoff_ms);
 		mp_queue(d, msecs_to_jiffies(d->backoff_ms), false);
 	} else {
-		d->backoff_ms = 0;
+		WRITE_ONCE(d->backoff_ms, 0);
+		WRITE_ONCE(d->worker_state, MP_WORKER_IDLE);
 	}
 	trace_memplug_worker_pass(mp_trace_dev(d), wanted, plugged, held, rc,
 				  rc ? d->backoff_ms : 0);

@@ -167,6 +167,16 @@ struct mp_stats {
 
 /* Result of a request: VIRTIO_MEM_RESP_* (>= 0) or a negative errno. */
 
+/*
+ * What the worker is doing, for sysfs: a resize is finished only when the
+ * worker is idle; a unit being offlined moves no plugged size for seconds.
+ */
+enum mp_worker_state {
+	MP_WORKER_IDLE,		/* last pass reached the request */
+	MP_WORKER_RUNNING,	/* a pass is under way */
+	MP_WORKER_WAITING,	/* last pass fell short: next one in backoff_ms */
+};
+
 struct mp_dev {
 	struct virtio_device *vdev;	/* NULL once orphaned */
 	struct virtqueue *vq;
@@ -244,6 +254,7 @@ struct mp_dev {
 	spinlock_t kick_lock;
 	bool stopping;
 	u32 backoff_ms;
+	enum mp_worker_state worker_state;	/* sysfs "worker" */
 	bool cfg_warned;		/* invalid runtime config logged */
 
 	/*

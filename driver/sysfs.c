@@ -145,6 +145,23 @@ static ssize_t unplug_guard_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(unplug_guard);
 
+static ssize_t worker_show(struct device *dev, struct device_attribute *attr,
+			   char *buf)
+{
+	const struct mp_dev *d = mp_dev_of(dev);
+
+	switch (READ_ONCE(d->worker_state)) {
+	case MP_WORKER_RUNNING:
+		return sysfs_emit(buf, "running\n");
+	case MP_WORKER_WAITING:
+		return sysfs_emit(buf, "waiting %u ms\n",
+				  READ_ONCE(d->backoff_ms));
+	default:
+		return sysfs_emit(buf, "idle\n");
+	}
+}
+static DEVICE_ATTR_RO(worker);
+
 static ssize_t device_plugged_size_show(struct device *dev,
 					struct device_attribute *attr,
 					char *buf)
@@ -230,6 +247,7 @@ static struct attribute *mp_attrs[] = {
 	&dev_attr_growth_guard_last_blocked_ms.attr,
 	&dev_attr_unplug_guard.attr,
 	&dev_attr_unplug_guard_last_blocked_ms.attr,
+	&dev_attr_worker.attr,
 	NULL,
 };
 

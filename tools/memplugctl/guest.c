@@ -88,6 +88,7 @@ static const struct known_attr known_attrs[] = {
 	{ "sub_blocks_plugged", "sub blocks plugged", K_COUNT, S_MAIN },
 	{ "sub_blocks_held", "sub blocks held", K_COUNT, S_MAIN },
 	{ "memmap_on_memory", "memmap on memory", K_COUNT, S_MAIN },
+	{ "worker", "worker", K_TEXT, S_MAIN },
 	{ "growth_guard", "growth guard", K_TEXT, S_GUARDS },
 	{ "growth_limit_bytes", "growth limit", K_SIZE, S_GUARDS },
 	{ "growth_guard_refusals", "growth refusals", K_COUNT, S_GUARDS },
