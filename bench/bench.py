@@ -333,6 +333,8 @@ def main():
     raw_csv = os.path.join(OUT, "raw.csv")
     drivers = ["virtio_mem", "memplug"]
     if "--summarize" in sys.argv:
+        if not os.path.exists(raw_csv):
+            sys.exit("bench --summarize: %s missing: run make bench first" % raw_csv)
         replot()
         summarize_raw(raw_csv, drivers)
         return
