@@ -10,7 +10,8 @@ SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-vm \
 	check-static check-dkms check-install check-long check-cpus check-random \
-	check-checkers check-debug fuzz bench dkms-install dkms-uninstall deb clean
+	check-checkers check-debug fuzz bench bench-publish dkms-install dkms-uninstall \
+	deb clean
 
 all: build
 
@@ -91,9 +92,16 @@ dkms-uninstall:
 deb:
 	@scripts/dkms.sh deb
 
-# memplug vs the kernel's virtio_mem, same kernels, same run (not a test)
+# memplug vs the kernel's virtio_mem, same kernels, same run (not a test).
+# Writes only into bench/out/ (not tracked): raw.csv, summary.csv,
+# summary.md, one .dat series and PNG plot per scenario and kernel.
 bench: build
 	@python3 bench/bench.py
+
+# the last make bench into the tracked bench/results/: summary.md and the
+# plot README.md shows (docs/performance.md, "Refreshing the numbers")
+bench-publish:
+	@python3 bench/bench.py --publish
 
 clean:
 	rm -rf build

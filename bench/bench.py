@@ -4,20 +4,30 @@
 
 Same kernel, same run, drivers alternating, every measurement repeated
 (BENCH_REPS, default 3) and reported as median and spread. Prints a table of
-ratios memplug / virtio_mem, writes CSV files, one PNG plot per scenario
-(guest memory over time for both drivers, gnuplot) and a markdown summary
-under bench/results/.
+ratios memplug / virtio_mem, and writes everything it produces into
+bench/out/ (not tracked by git): raw.csv (every measurement), summary.csv,
+summary.md (medians, ratios, the targets), and per scenario and kernel a
+.dat series and a PNG plot of guest memory over time for both drivers
+(gnuplot).
+
+  bench/bench.py               measure (make bench)
+  bench/bench.py --summarize   redo the plots and the summary from bench/out/
+  bench/bench.py --publish     write the tracked bench/results/summary.md from
+                               bench/out/raw.csv and copy the plot(s) the
+                               README shows (PICTURES) next to it
+                               (make bench-publish)
 
 Environment: BENCH_REPS, KERNELS ("6.1 6.12"), BENCH_FILTER (regex on the
-scenario name), BENCH_DRIVERS ("virtio_mem memplug"), BENCH_SIZE (8G).
+scenario name), BENCH_DRIVERS ("virtio_mem memplug"), BENCH_SIZE_GIB (8),
+BENCH_OUT (another directory instead of bench/out/).
 """
 
 import csv
 import datetime
-import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,9 +37,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "vm"))
 
 from testbed import (QMP, VM, Device, GiB, KiB, MiB, TestFailure, cpu_model,  # noqa: E402
-                     human, kernel_series, kernels)
+                     kernel_series, kernels)
 
-RESULTS = os.path.join(HERE, "results")
+# everything a run writes (ignored by git)
+OUT = os.environ.get("BENCH_OUT") or os.path.join(HERE, "out")
+# tracked: summary.md and the plot(s) of PICTURES, written by --publish only
+PUBLISHED = os.path.join(HERE, "results")
+PICTURES = ["6.12-plug_unplug_bbm_1G"]     # README.md shows this one
 SETTLE_S = 15          # under load: the device stopped moving this long = done
 GUEST_POLL_S = 0.25     # how often the guest is asked while the device moves
 
@@ -270,17 +284,18 @@ def write_raw(path, rows):
 
 
 def replot():
-    for f in sorted(os.listdir(RESULTS)):
+    for f in sorted(os.listdir(OUT)):
         if f.endswith(".dat"):
-            with open(os.path.join(RESULTS, f)) as df:
+            with open(os.path.join(OUT, f)) as df:
                 labels = [line[2:].strip() for line in df if line.startswith("# ")]
             ks, name = f[:-4].split("-", 1)
-            gnuplot_png(os.path.join(RESULTS, f), labels, "%s %s" % (ks, name),
-                        os.path.join(RESULTS, f[:-4] + ".png"))
+            gnuplot_png(os.path.join(OUT, f), labels, "%s %s" % (ks, name),
+                        os.path.join(OUT, f[:-4] + ".png"))
 
 
-def summarize_raw(path, drivers):
-    """Build the summary from raw.csv: medians, spreads, ratios, targets."""
+def summarize_raw(path, drivers, dest=None):
+    """Build the summary from raw.csv: medians, spreads, ratios, targets.
+    summary.csv always goes to OUT; summary.md to dest (default OUT)."""
     vals, runs = {}, {}
     for r in read_raw(path):
         try:
@@ -294,19 +309,37 @@ def summarize_raw(path, drivers):
         med, spread = med_spread(vs)
         rows.append((ks, name, m, d, med, spread, len(vs)))
     rows.sort(key=lambda r: (series_key(r[0]), r[1], r[2]))
-    write_summary(rows, drivers, runs)
+    write_summary(rows, drivers, runs, dest or OUT)
 
 
 def series_key(ks):
     return tuple(int(x) for x in ks.split(".") if x.isdigit())
 
 
+def publish(raw_csv, drivers):
+    """The tracked copy: summary.md of the last run and the PICTURES."""
+    missing = [p for p in [raw_csv] + [os.path.join(OUT, n + ".png") for n in PICTURES]
+               if not os.path.exists(p)]
+    if missing:
+        sys.exit("bench --publish: %s missing: run make bench first" % ", ".join(missing))
+    os.makedirs(PUBLISHED, exist_ok=True)
+    for n in PICTURES:
+        shutil.copyfile(os.path.join(OUT, n + ".png"), os.path.join(PUBLISHED, n + ".png"))
+        print("copied %s" % os.path.join(PUBLISHED, n + ".png"))
+    summarize_raw(raw_csv, drivers, dest=PUBLISHED)
+
+
 def main():
-    raw_csv = os.path.join(RESULTS, "raw.csv")
+    raw_csv = os.path.join(OUT, "raw.csv")
     drivers = ["virtio_mem", "memplug"]
     if "--summarize" in sys.argv:
+        if not os.path.exists(raw_csv):
+            sys.exit("bench --summarize: %s missing: run make bench first" % raw_csv)
         replot()
         summarize_raw(raw_csv, drivers)
+        return
+    if "--publish" in sys.argv:
+        publish(raw_csv, drivers)
         return
     reps = int(os.environ.get("BENCH_REPS", "3"))
     size = int(os.environ.get("BENCH_SIZE_GIB", "8")) * GiB
@@ -314,7 +347,7 @@ def main():
     drivers = os.environ.get("BENCH_DRIVERS", "virtio_mem memplug").split()
     wanted = os.environ.get("KERNELS", "6.1 6.12").split()
     rels = [r for r in kernels() if kernel_series(r) in wanted or "all" in wanted]
-    os.makedirs(RESULTS, exist_ok=True)
+    os.makedirs(OUT, exist_ok=True)
     stamp = "%s on %s (%d CPUs), guest -cpu %s" % (
         datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         platform.node() or "?", os.cpu_count(), cpu_model(os.environ.get("ACCEL", "tcg")))
@@ -350,7 +383,7 @@ def main():
             kept = [r for r in kept if (r["kernel"], r["scenario"]) != (ks, name)] + fresh
             write_raw(raw_csv, kept)
             plot("%s %s" % (ks, name), traces,
-                 os.path.join(RESULTS, "%s-%s.png" % (ks, name)))
+                 os.path.join(OUT, "%s-%s.png" % (ks, name)))
     summarize_raw(raw_csv, drivers)
 
 
@@ -363,13 +396,13 @@ def fmt(v):
 
 
 def targets(table):
-    """Issue 5's targets, checked against the medians: [(kernel, scenario,
-    target, measured, met)]."""
+    """The targets memplug's plug and unplug were designed to meet, checked
+    against the medians: [(kernel, scenario, target, measured, met)]."""
     out = []
 
     def med(ks, name, m, d):
         return table.get((ks, name, m), {}).get(d, (None,))[0]
-    for (ks, name, m) in sorted({k for k in table}, key=lambda k: (series_key(k[0]), k[1])):
+    for (ks, name, m) in sorted(table, key=lambda k: (series_key(k[0]), k[1], k[2])):
         if m == "unplug_device_s" and name.startswith("plug_unplug"):
             mp, ref = med(ks, name, m, "memplug"), med(ks, name, m, "virtio_mem")
             if mp and ref:
@@ -396,8 +429,9 @@ def targets(table):
     return out
 
 
-def write_summary(rows, drivers, runs):
-    with open(os.path.join(RESULTS, "summary.csv"), "w", newline="") as f:
+def write_summary(rows, drivers, runs, dest):
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["kernel", "scenario", "metric", "driver", "median", "spread", "runs"])
         for r in rows:
@@ -430,7 +464,9 @@ def write_summary(rows, drivers, runs):
         lines.append("| %s | %s | %s | %s | %s | %s |" % (ks, name, m, cell(vm_), cell(mp), ratio))
     checks = targets(table)
     if checks:
-        lines += ["", "## Targets (issue 5), from the medians above", "",
+        lines += ["", "## Targets, from the medians above", "",
+                  "What memplug's plug and unplug were designed to meet against "
+                  "the kernel's driver.", "",
                   "| kernel | scenario | target | measured | met |", "| --- | --- | --- | --- | --- |"]
         print("\ntargets:")
         for ks, name, what, got, met in checks:
@@ -438,12 +474,17 @@ def write_summary(rows, drivers, runs):
                                                       "yes" if met else "**no**"))
             print("%-5s %-34s %-50s %-18s %s" % (ks, name, what, got, "met" if met else "MISSED"))
     lines += ["", "Plots (guest MemTotal and device plugged size over time, both drivers):", ""]
-    for f in sorted(os.listdir(RESULTS)):
+    for f in sorted(os.listdir(dest)):
         if f.endswith(".png"):
             lines.append("- [%s](%s)" % (f[:-4], f))
-    with open(os.path.join(RESULTS, "summary.md"), "w") as f:
+    if os.path.abspath(dest) != os.path.abspath(OUT):
+        lines += ["", "`make bench` writes one plot per scenario and kernel, the "
+                  "series behind it, raw.csv and summary.csv into `bench/out/`; "
+                  "`make bench-publish` copies this summary and the plot above here. "
+                  "What the numbers mean: [docs/performance.md](../../docs/performance.md)."]
+    with open(os.path.join(dest, "summary.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    print("\nwrote %s" % os.path.join(RESULTS, "summary.md"))
+    print("\nwrote %s" % os.path.join(dest, "summary.md"))
 
 
 if __name__ == "__main__":

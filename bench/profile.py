@@ -14,10 +14,12 @@ host: compare both drivers from the same run.
 
   bench/profile.py [--label before] [--kernels "6.12 6.1"] [--drivers "virtio_mem memplug"]
                    [--scenarios "bbm_1G sbm_2M sbm_128M"] [--size-gib 8]
-  bench/profile.py --report    # bench/results/profile.md from the stored JSON
+  bench/profile.py --report    # bench/out/profile.md from the stored JSON
 
-Writes bench/results/profile-<label>.json (merged with earlier runs of the
-same label) and rebuilds bench/results/profile.md from all labels.
+Writes bench/out/profile-<label>.json (merged with earlier runs of the same
+label) and rebuilds bench/out/profile.md from all labels (bench/out/ is not
+tracked by git; BENCH_OUT picks another directory). What earlier profiles
+found is in docs/performance.md, "Where the time goes".
 
 Per phase:
   wall      guest time from the config-change callback to the end of the
@@ -39,10 +41,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "vm"))
 
-from bench import Probe, guest_cpu_jiffies  # noqa: E402
+from bench import OUT, Probe, guest_cpu_jiffies  # noqa: E402
 from testbed import VM, Device, GiB, MiB, kernel_series, kernels  # noqa: E402
 
-RESULTS = os.path.join(HERE, "results")
 QUIET = False       # --quiet-probe
 T = "/sys/kernel/tracing"
 
@@ -206,7 +207,7 @@ def profile_one(rel, driver, block, size):
 
 
 def load(label):
-    path = os.path.join(RESULTS, "profile-%s.json" % label)
+    path = os.path.join(OUT, "profile-%s.json" % label)
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
@@ -236,7 +237,9 @@ def cell(ph, key):
 
 
 def report():
-    labels = sorted(f[8:-5] for f in os.listdir(RESULTS)
+    if not os.path.isdir(OUT):
+        sys.exit("no profiles in %s: run bench/profile.py first" % OUT)
+    labels = sorted(f[8:-5] for f in os.listdir(OUT)
                     if f.startswith("profile-") and f.endswith(".json"))
     data = {l: load(l) for l in labels}
     lines = ["# memplug profile: where plug and unplug time goes", "",
@@ -282,13 +285,11 @@ def report():
                     lines.append("| %s | %s | %s |" % (phase, shown,
                                                        " | ".join(vals[d] for d in drivers)))
             lines.append("")
-    extra = os.path.join(RESULTS, "profile-notes.md")
-    if os.path.exists(extra):
-        with open(extra) as f:
-            lines += ["", f.read()]
-    with open(os.path.join(RESULTS, "profile.md"), "w") as f:
+    lines += ["What earlier profiles found, and how to read them: docs/performance.md, "
+              "\"Where the time goes\"."]
+    with open(os.path.join(OUT, "profile.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    print("wrote %s" % os.path.join(RESULTS, "profile.md"))
+    print("wrote %s" % os.path.join(OUT, "profile.md"))
 
 
 def main():
@@ -309,11 +310,11 @@ def main():
     if args.report:
         report()
         return
-    os.makedirs(RESULTS, exist_ok=True)
+    os.makedirs(OUT, exist_ok=True)
     wanted = args.kernels.split()
     rels = [r for r in kernels() if kernel_series(r) in wanted]
     data = load(args.label)
-    path = os.path.join(RESULTS, "profile-%s.json" % args.label)
+    path = os.path.join(OUT, "profile-%s.json" % args.label)
     for rel in rels:
         for sc in args.scenarios.split():
             key = "%s %s" % (kernel_series(rel), sc)
