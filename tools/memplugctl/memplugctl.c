@@ -23,8 +23,9 @@
 #include "qmp.h"
 #include "size.h"
 
-#ifndef MEMPLUGCTL_VERSION
-#define MEMPLUGCTL_VERSION "0.1.0"
+/* PACKAGE_VERSION of driver/dkms.conf, passed in by the Makefile. */
+#ifndef MEMPLUG_VERSION
+#error "MEMPLUG_VERSION is not defined: build with tools/memplugctl/Makefile"
 #endif
 
 /* Exit statuses (documented in memplugctl.1). */
@@ -939,7 +940,7 @@ int main(int argc, char **argv)
 			help = 1;
 			break;
 		case 'V':
-			printf("memplugctl %s\n", MEMPLUGCTL_VERSION);
+			printf("memplugctl %s\n", MEMPLUG_VERSION);
 			return EXIT_SUCCESS;
 		case ':':
 			return usage_error("option '%s' needs an argument", argv[optind - 1]);
