@@ -22,6 +22,7 @@
 #include "guest.h"
 #include "qmp.h"
 #include "size.h"
+#include "util.h"
 
 /* PACKAGE_VERSION of driver/dkms.conf, passed in by the Makefile. */
 #ifndef MEMPLUG_VERSION
@@ -93,19 +94,9 @@ static void __attribute__((format(printf, 1, 2))) error_msg(const char *fmt, ...
 		fputc('\n', stderr);
 		bar_on_screen = 0;
 	}
-	fputs("memplugctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror_line("", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------ */
@@ -188,11 +179,9 @@ static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("memplugctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror_line(" (see memplugctl --help)", fmt, ap);
 	va_end(ap);
-	fputs(" (see memplugctl --help)\n", stderr);
 	return EX_USAGE;
 }
 
@@ -445,7 +434,6 @@ static struct qmp_conn *connect_qmp(const struct options *opts)
 static void print_vmem_json(const struct vmem_info *info)
 {
 	json_t *obj = json_object();
-	char *text;
 
 	/* Same member names as query-memory-devices, so scripts can use either. */
 	json_object_set_new(obj, "id", json_string(info->id));
@@ -456,11 +444,7 @@ static void print_vmem_json(const struct vmem_info *info)
 	json_object_set_new(obj, "max-size", json_integer((json_int_t)info->max_size));
 	json_object_set_new(obj, "requested-size", json_integer((json_int_t)info->requested_size));
 	json_object_set_new(obj, "size", json_integer((json_int_t)info->size));
-	text = json_dumps(obj, JSON_COMPACT);
-	if (text)
-		printf("%s\n", text);
-	free(text);
-	json_decref(obj);
+	print_json_line(obj);
 }
 
 static void print_vmem_human(const struct vmem_info *info)
@@ -766,14 +750,9 @@ static void print_size_event(json_t *event, const char *id, uint64_t size, int j
 
 	event_time(event, when, sizeof(when));
 	if (json) {
-		json_t *obj = json_pack("{s:s, s:s, s:I, s:s}", "timestamp", when, "id", id, "size",
-					(json_int_t)size, "qom-path", qom_path ? qom_path : "");
-		char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-
-		if (text)
-			printf("%s\n", text);
-		free(text);
-		json_decref(obj);
+		print_json_line(json_pack("{s:s, s:s, s:I, s:s}", "timestamp", when, "id", id,
+					  "size", (json_int_t)size, "qom-path",
+					  qom_path ? qom_path : ""));
 	} else {
 		char safe_id[128], human[SIZE_STR_MAX];
 
