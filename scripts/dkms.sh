@@ -67,7 +67,7 @@ update_initramfs() {
 	done
 }
 
-# dkms status lines: "memplug/0.1.0, 6.1.0-56-amd64, x86_64: installed"
+# dkms status lines: "memplug/<version>, 6.1.0-56-amd64, x86_64: installed"
 added_versions() {
 	dkms status -m "$NAME" 2>/dev/null | sed -nE 's|^[^/]+/([^,: ]+)[,:].*|\1|p' | sort -u
 }

@@ -188,7 +188,9 @@ fi
 
 M=$memplugctl
 unset MEMPLUG_QMP
-expect "--version" 0 '^memplugctl [0-9]' '' -- $M --version
+# the one version of driver/dkms.conf, which the Makefile passes to the build
+ver=$("$top/scripts/dkms.sh" version)
+expect "--version is driver/dkms.conf's version" 0 "^memplugctl ${ver//./\\.}\$" '' -- $M --version
 expect "--help lists the commands" 0 'resize SIZE' '' -- $M --help
 expect "resize --help is per command" 0 'Usage: memplugctl .*resize SIZE' '' -- $M resize --help
 expect "help watch" 0 'Usage: memplugctl .*watch' '' -- $M help watch
@@ -695,10 +697,21 @@ if command -v man >/dev/null && MANWIDTH=80 man -l "$top/docs/memplugctl.1" 2>&1
 else
 	not_ok "man -l docs/memplugctl.1"
 fi
+if make -s -C "$top/tools/memplugctl" install DESTDIR="$work/inst" PREFIX=/usr \
+		>"$work/install.log" 2>&1 &&
+   grep -q "^\.TH MEMPLUGCTL 1 \"[^\"]*\" \"memplug ${ver//./\\.}\" " "$work/inst/usr/share/man/man1/memplugctl.1" &&
+   [ "$(stat -c %a "$work/inst/usr/share/man/man1/memplugctl.1")" = 644 ] &&
+   [ "$("$work/inst/usr/bin/memplugctl" --version)" = "memplugctl $ver" ]; then
+	ok "make install: binary and man page (footer 'memplug $ver')"
+else
+	not_ok "make install: binary and man page (footer 'memplug $ver')" \
+		"$(tail -n 5 "$work/install.log")" \
+		"$(grep '^\.TH' "$work/inst/usr/share/man/man1/memplugctl.1" 2>&1)"
+fi
 
 if command -v clang >/dev/null; then
 	if clang_log=$(clang -Wall -Wextra -Werror -O2 -fsyntax-only \
-			"$top"/tools/memplugctl/*.c 2>&1); then
+			-DMEMPLUG_VERSION="\"$ver\"" "$top"/tools/memplugctl/*.c 2>&1); then
 		ok "clang -Wall -Wextra -Werror builds"
 	else
 		not_ok "clang -Wall -Wextra -Werror builds" "$clang_log"
@@ -741,7 +754,8 @@ vg() {
 # A build of its own: DWARF 4, which Debian 12's valgrind reads whatever
 # compiler built the main binary.
 if command -v valgrind >/dev/null &&
-   cc -O1 -g -gdwarf-4 -o "$work/memplugctl-vg" "$top"/tools/memplugctl/*.c -ljansson \
+   cc -O1 -g -gdwarf-4 -DMEMPLUG_VERSION="\"$ver\"" -o "$work/memplugctl-vg" \
+	   "$top"/tools/memplugctl/*.c -ljansson \
 	   2>"$work/vg-build.log"; then
 	vg oversized "8 MiB reply" status
 	vg ooo "resize --wait with junk and events" resize 4G --wait --timeout 15

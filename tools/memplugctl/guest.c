@@ -27,6 +27,7 @@
 
 #include "guest.h"
 #include "size.h"
+#include "util.h"
 
 #define DRIVER_NAME "memplug"
 #define GROUP_NAME "memplug"
@@ -147,11 +148,9 @@ static void __attribute__((format(printf, 1, 2))) guest_error(const char *fmt, .
 	va_list ap;
 
 	fflush(stdout);
-	fputs("memplugctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror_line("", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 /* ------------------------------------------------------------------ */
@@ -575,7 +574,6 @@ static void print_device_json(struct device *dev)
 	json_t *obj = json_object(), *problems = json_object();
 	unsigned int i;
 	size_t k;
-	char *text;
 
 	json_object_set_new(obj, "device", json_string(dev->name));
 	json_object_set_new(obj, "driver", json_string(DRIVER_NAME));
@@ -597,11 +595,7 @@ static void print_device_json(struct device *dev)
 	if (json_object_size(problems))
 		json_object_set(obj, "problems", problems);
 	json_decref(problems);
-	text = json_dumps(obj, JSON_COMPACT);
-	if (text)
-		printf("%s\n", text);
-	free(text);
-	json_decref(obj);
+	print_json_line(obj);
 }
 
 /* ------------------------------------------------------------------ */

@@ -6,6 +6,11 @@
  * (not the guest) for the state of a virtio-mem device, changes its
  * requested-size and follows the guest's progress in plugging memory.
  * See docs/memplugctl.1.
+ *
+ * Every subcommand is one entry of commands[] (near main): its name, usage,
+ * help, the options it takes and its handler.  main() parses the options,
+ * looks the command up there and runs it; --help and the usage errors are
+ * made from the same table.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,9 +27,11 @@
 #include "guest.h"
 #include "qmp.h"
 #include "size.h"
+#include "util.h"
 
-#ifndef MEMPLUGCTL_VERSION
-#define MEMPLUGCTL_VERSION "0.1.0"
+/* PACKAGE_VERSION of driver/dkms.conf, passed in by the Makefile. */
+#ifndef MEMPLUG_VERSION
+#error "MEMPLUG_VERSION is not defined: build with tools/memplugctl/Makefile"
 #endif
 
 /* Exit statuses (documented in memplugctl.1). */
@@ -45,6 +52,8 @@
 /* Where QEMU puts devices created with -device/device_add id=... */
 #define PERIPHERAL_PATH "/machine/peripheral/"
 
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 struct options {
 	const char *socket;
 	const char *device;
@@ -55,6 +64,7 @@ struct options {
 	unsigned int timeout_ms;
 	unsigned int count;
 	unsigned int qmp_timeout_ms;
+	uint64_t size; /* resize SIZE */
 };
 
 /* One virtio-mem device as reported by query-memory-devices. */
@@ -92,122 +102,23 @@ static void __attribute__((format(printf, 1, 2))) error_msg(const char *fmt, ...
 		fputc('\n', stderr);
 		bar_on_screen = 0;
 	}
-	fputs("memplugctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror_line("", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------ */
-/* Help */
-
-static const char usage_main[] =
-	"Usage: memplugctl [OPTIONS] COMMAND [ARGS]\n"
-	"\n"
-	"Inspect and resize QEMU virtio-mem devices through a QMP socket.\n"
-	"\n"
-	"Commands:\n"
-	"  status [--json]                       show the virtio-mem device(s)\n"
-	"  resize SIZE [--wait] [--timeout S]    set the requested size\n"
-	"  watch [--json] [--count N] [--timeout S]\n"
-	"                                        print size changes as they happen\n"
-	"  guest [--json] [--sysfs-root DIR]     inside a guest: show memplug's state\n"
-	"                                        from sysfs (no QMP socket needed)\n"
-	"  help [COMMAND]                        show help (of a command)\n"
-	"\n"
-	"Options:\n"
-	"  -s, --socket ADDR     QMP socket: unix path, unix:PATH, HOST:PORT or\n"
-	"                        tcp:HOST:PORT (default: $MEMPLUG_QMP)\n"
-	"  -d, --device ID       virtio-mem device id (default: the only one)\n"
-	"      --qmp-timeout S   give up on a silent QEMU after S seconds (default 5)\n"
-	"  -h, --help            show this help; with a command: its help\n"
-	"  -V, --version         show the version\n"
-	"\n"
-	"Sizes: bytes, or a number with k, M, G, T (binary units, also KiB, MiB, ...).\n"
-	"Exit status: 0 success, 1 error, 2 timeout (resize --wait, watch --count),\n"
-	"64 usage error.  See memplugctl(1).\n";
-
-static const char usage_status[] =
-	"Usage: memplugctl [-s ADDR] [-d ID] status [--json]\n"
-	"\n"
-	"Show id, memory backend, NUMA node, block size, region (address and maximum\n"
-	"size), requested size and plugged size of the virtio-mem device given with\n"
-	"-d, or of all virtio-mem devices.\n"
-	"\n"
-	"  -j, --json   one JSON object per device and line, with QMP's field names\n";
-
-static const char usage_resize[] =
-	"Usage: memplugctl [-s ADDR] [-d ID] resize SIZE [--wait] [--timeout S]\n"
-	"\n"
-	"Set the requested size of the virtio-mem device to SIZE (e.g. 4G, 512MiB,\n"
-	"0).  SIZE must be a multiple of the device's block size and at most its\n"
-	"maximum size; this is checked before anything is sent to QEMU.\n"
-	"\n"
-	"  -w, --wait        wait until the guest has plugged (or unplugged) SIZE,\n"
-	"                    showing progress on stderr\n"
-	"  -t, --timeout S   with --wait: give up after S seconds (default 120) and\n"
-	"                    exit with status 2\n";
-
-static const char usage_watch[] =
-	"Usage: memplugctl [-s ADDR] [-d ID] watch [--json] [--count N] [--timeout S]\n"
-	"\n"
-	"Print a line \"<timestamp> <id> size=<bytes> (<size>)\" for every\n"
-	"MEMORY_DEVICE_SIZE_CHANGE event (of device ID if -d is given).\n"
-	"QEMU sends at most one such event per second and device.\n"
-	"\n"
-	"  -j, --json        print JSON objects, one per line\n"
-	"  -c, --count N     exit 0 after N events\n"
-	"  -t, --timeout S   stop after S seconds: exit 0, or 2 if --count was given\n"
-	"                    and fewer than N events arrived\n";
-
-static const char usage_guest[] =
-	"Usage: memplugctl [-d virtioN] guest [--json] [--sysfs-root DIR]\n"
-	"\n"
-	"Run inside a guest: show, for every virtio device bound to the memplug\n"
-	"driver (or only virtioN), the driver's state from sysfs\n"
-	"(/sys/bus/virtio/devices/virtioN/memplug/): mode, block sizes, region,\n"
-	"requested and plugged size, units per state and the counters.  Attributes\n"
-	"this version does not know are shown under their own names.\n"
-	"\n"
-	"  -j, --json             one JSON object per device and line, with the\n"
-	"                         sysfs attribute names; numbers as numbers\n"
-	"      --sysfs-root DIR   read DIR instead of /sys\n";
+/* Usage errors */
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("memplugctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror_line(" (see memplugctl --help)", fmt, ap);
 	va_end(ap);
-	fputs(" (see memplugctl --help)\n", stderr);
 	return EX_USAGE;
-}
-
-static const char *command_usage(const char *command)
-{
-	if (!command)
-		return usage_main;
-	if (!strcmp(command, "status"))
-		return usage_status;
-	if (!strcmp(command, "resize"))
-		return usage_resize;
-	if (!strcmp(command, "watch"))
-		return usage_watch;
-	if (!strcmp(command, "guest"))
-		return usage_guest;
-	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -444,7 +355,6 @@ static struct qmp_conn *connect_qmp(const struct options *opts)
 static void print_vmem_json(const struct vmem_info *info)
 {
 	json_t *obj = json_object();
-	char *text;
 
 	/* Same member names as query-memory-devices, so scripts can use either. */
 	json_object_set_new(obj, "id", json_string(info->id));
@@ -455,11 +365,7 @@ static void print_vmem_json(const struct vmem_info *info)
 	json_object_set_new(obj, "max-size", json_integer((json_int_t)info->max_size));
 	json_object_set_new(obj, "requested-size", json_integer((json_int_t)info->requested_size));
 	json_object_set_new(obj, "size", json_integer((json_int_t)info->size));
-	text = json_dumps(obj, JSON_COMPACT);
-	if (text)
-		printf("%s\n", text);
-	free(text);
-	json_decref(obj);
+	print_json_line(obj);
 }
 
 static void print_vmem_human(const struct vmem_info *info)
@@ -687,10 +593,11 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 	}
 }
 
-static int cmd_resize(struct qmp_conn *conn, const struct options *opts, uint64_t size)
+static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 {
 	char path[sizeof(PERIPHERAL_PATH) + 128];
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
+	uint64_t size = opts->size;
 	struct vmem_info dev;
 	json_t *ret;
 
@@ -765,14 +672,9 @@ static void print_size_event(json_t *event, const char *id, uint64_t size, int j
 
 	event_time(event, when, sizeof(when));
 	if (json) {
-		json_t *obj = json_pack("{s:s, s:s, s:I, s:s}", "timestamp", when, "id", id, "size",
-					(json_int_t)size, "qom-path", qom_path ? qom_path : "");
-		char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-
-		if (text)
-			printf("%s\n", text);
-		free(text);
-		json_decref(obj);
+		print_json_line(json_pack("{s:s, s:s, s:I, s:s}", "timestamp", when, "id", id,
+					  "size", (json_int_t)size, "qom-path",
+					  qom_path ? qom_path : ""));
 	} else {
 		char safe_id[128], human[SIZE_STR_MAX];
 
@@ -840,6 +742,262 @@ static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 }
 
 /* ------------------------------------------------------------------ */
+/* guest */
+
+/* Inside the guest: sysfs only, no QMP. */
+static int cmd_guest(struct qmp_conn *conn, const struct options *opts)
+{
+	(void)conn;
+	return guest_show(opts->sysfs_root ? opts->sysfs_root : DEFAULT_SYSFS_ROOT, opts->device,
+			  opts->json);
+}
+
+/* ------------------------------------------------------------------ */
+/* The commands */
+
+/*
+ * The options that only some commands take, as bits of command.options:
+ * bit i is cmd_option_names[i].  A command given an option it does not
+ * take is a usage error; the first such option in this order is reported.
+ */
+enum {
+	CMD_OPT_JSON = 1 << 0,
+	CMD_OPT_SYSFS_ROOT = 1 << 1,
+	CMD_OPT_WAIT = 1 << 2,
+	CMD_OPT_COUNT = 1 << 3,
+	CMD_OPT_TIMEOUT = 1 << 4,
+};
+
+static const char *const cmd_option_names[] = {
+	"--json", "--sysfs-root", "--wait", "--count", "--timeout",
+};
+
+struct command {
+	const char *name;
+	/* after the name in the usage lines, e.g. "SIZE [--wait]" */
+	const char *args;
+	/* the global options it uses, before the name in its usage line */
+	const char *globals;
+	/* for memplugctl --help; a '\n' continues it on the next line */
+	const char *summary;
+	/* its own help, after its usage line; NULL: it has none */
+	const char *help;
+	/* the CMD_OPT_* it takes, and those of them that need --wait too */
+	unsigned int options;
+	unsigned int options_need_wait;
+	/* takes its operands from argv[*next]; 0 or a usage error's status */
+	int (*operands)(struct options *opts, int argc, char **argv, int *next);
+	/* runs it; conn is NULL unless it talks to QEMU (qmp) */
+	int (*run)(struct qmp_conn *conn, const struct options *opts);
+	int qmp;
+};
+
+static int resize_operands(struct options *opts, int argc, char **argv, int *next)
+{
+	const char *why;
+
+	if (*next >= argc)
+		return usage_error("resize needs a SIZE");
+	if (parse_size(argv[*next], &opts->size, &why))
+		return usage_error("invalid size '%s': %s", argv[*next], why);
+	(*next)++;
+	return 0;
+}
+
+/* Every command, in the order memplugctl --help lists them. */
+static const struct command commands[] = {
+	{
+		.name = "status",
+		.args = "[--json]",
+		.globals = "[-s ADDR] [-d ID]",
+		.summary = "show the virtio-mem device(s)",
+		.help = "Show id, memory backend, NUMA node, block size, region (address and maximum\n"
+			"size), requested size and plugged size of the virtio-mem device given with\n"
+			"-d, or of all virtio-mem devices.\n"
+			"\n"
+			"  -j, --json   one JSON object per device and line, with QMP's field names\n",
+		.options = CMD_OPT_JSON,
+		.run = cmd_status,
+		.qmp = 1,
+	},
+	{
+		.name = "resize",
+		.args = "SIZE [--wait] [--timeout S]",
+		.globals = "[-s ADDR] [-d ID]",
+		.summary = "set the requested size",
+		.help = "Set the requested size of the virtio-mem device to SIZE (e.g. 4G, 512MiB,\n"
+			"0).  SIZE must be a multiple of the device's block size and at most its\n"
+			"maximum size; this is checked before anything is sent to QEMU.\n"
+			"\n"
+			"  -w, --wait        wait until the guest has plugged (or unplugged) SIZE,\n"
+			"                    showing progress on stderr\n"
+			"  -t, --timeout S   with --wait: give up after S seconds (default 120) and\n"
+			"                    exit with status 2\n",
+		.options = CMD_OPT_WAIT | CMD_OPT_TIMEOUT,
+		.options_need_wait = CMD_OPT_TIMEOUT,
+		.operands = resize_operands,
+		.run = cmd_resize,
+		.qmp = 1,
+	},
+	{
+		.name = "watch",
+		.args = "[--json] [--count N] [--timeout S]",
+		.globals = "[-s ADDR] [-d ID]",
+		.summary = "print size changes as they happen",
+		.help = "Print a line \"<timestamp> <id> size=<bytes> (<size>)\" for every\n"
+			"MEMORY_DEVICE_SIZE_CHANGE event (of device ID if -d is given).\n"
+			"QEMU sends at most one such event per second and device.\n"
+			"\n"
+			"  -j, --json        print JSON objects, one per line\n"
+			"  -c, --count N     exit 0 after N events\n"
+			"  -t, --timeout S   stop after S seconds: exit 0, or 2 if --count was given\n"
+			"                    and fewer than N events arrived\n",
+		.options = CMD_OPT_JSON | CMD_OPT_COUNT | CMD_OPT_TIMEOUT,
+		.run = cmd_watch,
+		.qmp = 1,
+	},
+	{
+		.name = "guest",
+		.args = "[--json] [--sysfs-root DIR]",
+		.globals = "[-d virtioN]",
+		.summary = "inside a guest: show memplug's state\n"
+			   "from sysfs (no QMP socket needed)",
+		.help = "Run inside a guest: show, for every virtio device bound to the memplug\n"
+			"driver (or only virtioN), the driver's state from sysfs\n"
+			"(/sys/bus/virtio/devices/virtioN/memplug/): mode, block sizes, region,\n"
+			"requested and plugged size, units per state and the counters.  Attributes\n"
+			"this version does not know are shown under their own names.\n"
+			"\n"
+			"  -j, --json             one JSON object per device and line, with the\n"
+			"                         sysfs attribute names; numbers as numbers\n"
+			"      --sysfs-root DIR   read DIR instead of /sys\n",
+		.options = CMD_OPT_JSON | CMD_OPT_SYSFS_ROOT,
+		.run = cmd_guest,
+	},
+	{
+		/* "memplugctl help COMMAND" is handled before the others. */
+		.name = "help",
+		.args = "[COMMAND]",
+		.summary = "show help (of a command)",
+	},
+};
+
+static const struct command *find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Help, from the table */
+
+static const char usage_head[] =
+	"Usage: memplugctl [OPTIONS] COMMAND [ARGS]\n"
+	"\n"
+	"Inspect and resize QEMU virtio-mem devices through a QMP socket.\n"
+	"\n"
+	"Commands:\n";
+
+static const char usage_tail[] =
+	"\n"
+	"Options:\n"
+	"  -s, --socket ADDR     QMP socket: unix path, unix:PATH, HOST:PORT or\n"
+	"                        tcp:HOST:PORT (default: $MEMPLUG_QMP)\n"
+	"  -d, --device ID       virtio-mem device id (default: the only one)\n"
+	"      --qmp-timeout S   give up on a silent QEMU after S seconds (default 5)\n"
+	"  -h, --help            show this help; with a command: its help\n"
+	"  -V, --version         show the version\n"
+	"\n"
+	"Sizes: bytes, or a number with k, M, G, T (binary units, also KiB, MiB, ...).\n"
+	"Exit status: 0 success, 1 error, 2 timeout (resize --wait, watch --count),\n"
+	"64 usage error.  See memplugctl(1).\n";
+
+/* Where the summaries start in the list of commands. */
+#define SUMMARY_COLUMN 40
+
+/* "  resize SIZE [--wait] [--timeout S]    set the requested size" */
+static void print_command_summary(const struct command *cmd)
+{
+	const char *s = cmd->summary, *nl;
+	int len;
+
+	len = printf("  %s%s%s", cmd->name, cmd->args[0] ? " " : "", cmd->args);
+	if (len < SUMMARY_COLUMN)
+		printf("%*s", SUMMARY_COLUMN - len, "");
+	else
+		printf("\n%*s", SUMMARY_COLUMN, "");
+	while ((nl = strchr(s, '\n'))) {
+		printf("%.*s\n%*s", (int)(nl - s), s, SUMMARY_COLUMN, "");
+		s = nl + 1;
+	}
+	printf("%s\n", s);
+}
+
+static void print_usage(void)
+{
+	size_t i;
+
+	fputs(usage_head, stdout);
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		print_command_summary(&commands[i]);
+	fputs(usage_tail, stdout);
+}
+
+/* memplugctl help COMMAND, memplugctl COMMAND --help */
+static void print_command_help(const struct command *cmd)
+{
+	printf("Usage: memplugctl %s %s %s\n\n%s", cmd->globals, cmd->name, cmd->args, cmd->help);
+}
+
+/*
+ * "--json is only valid for status, watch and guest": the commands that take
+ * option @bit, in the table's order.
+ */
+static int option_misuse(unsigned int bit, const char *name)
+{
+	const struct command *takers[ARRAY_SIZE(commands)];
+	char list[256] = "";
+	size_t i, n = 0;
+
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		if (commands[i].options & bit)
+			takers[n++] = &commands[i];
+	for (i = 0; i < n; i++) {
+		const char *sep = ", ";
+		size_t len = strlen(list);
+
+		if (i == 0)
+			sep = "";
+		else if (i == n - 1)
+			sep = " and ";
+		snprintf(list + len, sizeof(list) - len, "%s%s%s", sep, takers[i]->name,
+			 takers[i]->options_need_wait & bit ? " --wait" : "");
+	}
+	return usage_error("%s is only valid for %s", name, list);
+}
+
+/* Does @cmd take the options in @seen (CMD_OPT_*)?  0 or a usage error. */
+static int check_command_options(const struct command *cmd, unsigned int seen)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cmd_option_names); i++) {
+		unsigned int bit = 1U << i;
+
+		if (!(seen & bit))
+			continue;
+		if (!(cmd->options & bit) ||
+		    ((cmd->options_need_wait & bit) && !(seen & CMD_OPT_WAIT)))
+			return option_misuse(bit, cmd_option_names[i]);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* main */
 
 enum { OPT_QMP_TIMEOUT = 256, OPT_SYSFS_ROOT };
@@ -858,41 +1016,16 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Which options each command accepts, checked after getopt. */
-struct seen_options {
-	int json, wait, timeout, count, sysfs_root;
-};
-
-static int check_command_options(const char *command, const struct seen_options *seen)
-{
-	int is_status = !strcmp(command, "status");
-	int is_resize = !strcmp(command, "resize");
-	int is_watch = !strcmp(command, "watch");
-	int is_guest = !strcmp(command, "guest");
-
-	if (seen->json && !is_status && !is_watch && !is_guest)
-		return usage_error("--json is only valid for status, watch and guest");
-	if (seen->sysfs_root && !is_guest)
-		return usage_error("--sysfs-root is only valid for guest");
-	if (seen->wait && !is_resize)
-		return usage_error("--wait is only valid for resize");
-	if (seen->count && !is_watch)
-		return usage_error("--count is only valid for watch");
-	if (seen->timeout && !is_watch && !(is_resize && seen->wait))
-		return usage_error("--timeout is only valid for resize --wait and watch");
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct options opts = {
 		.timeout_ms = DEFAULT_WAIT_TIMEOUT_MS,
 		.qmp_timeout_ms = DEFAULT_QMP_TIMEOUT_MS,
 	};
-	struct seen_options seen = { 0 };
+	const struct command *cmd;
 	struct qmp_conn *conn;
 	const char *command;
-	uint64_t size = 0;
+	unsigned int seen = 0; /* CMD_OPT_* given */
 	int help = 0;
 	int rc, opt;
 
@@ -906,22 +1039,25 @@ int main(int argc, char **argv)
 			opts.device = optarg;
 			break;
 		case 'j':
-			opts.json = seen.json = 1;
+			opts.json = 1;
+			seen |= CMD_OPT_JSON;
 			break;
 		case 'w':
-			opts.wait = seen.wait = 1;
+			opts.wait = 1;
+			seen |= CMD_OPT_WAIT;
 			break;
 		case 't':
 			if (parse_seconds(optarg, &opts.timeout_ms))
 				return usage_error("invalid timeout '%s' (seconds, at most 86400)",
 						   optarg);
-			opts.timeout_given = seen.timeout = 1;
+			opts.timeout_given = 1;
+			seen |= CMD_OPT_TIMEOUT;
 			break;
 		case 'c':
 			if (parse_count(optarg, &opts.count))
 				return usage_error("invalid count '%s' (a positive number)",
 						   optarg);
-			seen.count = 1;
+			seen |= CMD_OPT_COUNT;
 			break;
 		case OPT_QMP_TIMEOUT:
 			if (parse_seconds(optarg, &opts.qmp_timeout_ms) || !opts.qmp_timeout_ms)
@@ -933,13 +1069,13 @@ int main(int argc, char **argv)
 			if (!*optarg)
 				return usage_error("--sysfs-root needs a directory");
 			opts.sysfs_root = optarg;
-			seen.sysfs_root = 1;
+			seen |= CMD_OPT_SYSFS_ROOT;
 			break;
 		case 'h':
 			help = 1;
 			break;
 		case 'V':
-			printf("memplugctl %s\n", MEMPLUGCTL_VERSION);
+			printf("memplugctl %s\n", MEMPLUG_VERSION);
 			return EXIT_SUCCESS;
 		case ':':
 			return usage_error("option '%s' needs an argument", argv[optind - 1]);
@@ -968,29 +1104,28 @@ int main(int argc, char **argv)
 		command = optind < argc ? argv[optind++] : NULL;
 		help = 1;
 	}
+	cmd = command ? find_command(command) : NULL;
 	if (help) {
-		const char *text = command_usage(command);
-
-		if (!text)
+		if (!command) {
+			print_usage();
+			return EXIT_SUCCESS;
+		}
+		if (!cmd || !cmd->help)
 			return usage_error("unknown command '%s'", command);
-		fputs(text, stdout);
+		print_command_help(cmd);
 		return EXIT_SUCCESS;
 	}
 	if (!command)
 		return usage_error("no command given");
-	if (!command_usage(command))
+	if (!cmd || !cmd->run)
 		return usage_error("unknown command '%s'", command);
-	rc = check_command_options(command, &seen);
+	rc = check_command_options(cmd, seen);
 	if (rc)
 		return rc;
-	if (!strcmp(command, "resize")) {
-		const char *why;
-
-		if (optind >= argc)
-			return usage_error("resize needs a SIZE");
-		if (parse_size(argv[optind], &size, &why))
-			return usage_error("invalid size '%s': %s", argv[optind], why);
-		optind++;
+	if (cmd->operands) {
+		rc = cmd->operands(&opts, argc, argv, &optind);
+		if (rc)
+			return rc;
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
@@ -998,10 +1133,8 @@ int main(int argc, char **argv)
 		error_msg("invalid device id '%s'", opts.device);
 		return EXIT_ERROR;
 	}
-	/* Inside the guest: sysfs only, no QMP. */
-	if (!strcmp(command, "guest"))
-		return guest_show(opts.sysfs_root ? opts.sysfs_root : DEFAULT_SYSFS_ROOT,
-				  opts.device, opts.json);
+	if (!cmd->qmp)
+		return cmd->run(NULL, &opts);
 
 	if (!opts.socket)
 		opts.socket = getenv("MEMPLUG_QMP");
@@ -1011,12 +1144,7 @@ int main(int argc, char **argv)
 	conn = connect_qmp(&opts);
 	if (!conn)
 		return EXIT_ERROR;
-	if (!strcmp(command, "status"))
-		rc = cmd_status(conn, &opts);
-	else if (!strcmp(command, "resize"))
-		rc = cmd_resize(conn, &opts, size);
-	else
-		rc = cmd_watch(conn, &opts);
+	rc = cmd->run(conn, &opts);
 	qmp_close(conn);
 	return rc;
 }

@@ -21,10 +21,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "qmp.h"
+#include "util.h"
 
 struct qmp_conn {
 	int fd;
@@ -47,14 +47,6 @@ struct qmp_conn {
 	char err[512];
 	char err_class[64];
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Milliseconds left until @deadline for poll(); -1 means no deadline. */
 static int remaining_ms(long long deadline)
