@@ -176,8 +176,8 @@ static int mp_bbm_unplug_step(struct mp_dev *d, u64 excess)
 	return mp_bbm_unplug_one(d);
 }
 
-int mp_bbm_run(struct mp_dev *d, u64 wanted)
-{
-	return mp_converge(d, wanted, mp_bbm_plug_step, mp_bbm_unplug_step) ?
-	       -EAGAIN : 0;
-}
+const struct mp_mode_ops mp_bbm_ops = {
+	.name = "bbm",
+	.plug_step = mp_bbm_plug_step,
+	.unplug_step = mp_bbm_unplug_step,
+};

@@ -247,17 +247,6 @@ void mp_guard_clear(struct mp_dev *d)
 }
 
 /*
- * Memory went online or offline somewhere (memory notifier, any range,
- * mem_hotplug_lock held, hp_lock may be held by our own worker): conditions
- * changed, let a blocked worker look again.
- */
-void mp_guard_event(struct mp_dev *d)
-{
-	if (READ_ONCE(d->guard_blocked))
-		mp_kick(d);
-}
-
-/*
  * Bytes a movable allocation can get from @zone above its high watermark
  * and its reserve against movable allocations, when @gone of its free
  * pages leave with the range being unplugged.

@@ -76,9 +76,9 @@
  *
  * Locking
  * -------
- * mp_cb_lock (global mutex, hotplug.c): serialises registration of the
+ * mp_cb_lock (global mutex, notifier.c): serialises registration of the
  *   online page callback (first device sets it, last restores it).
- * mp_devices_lock (global mutex, hotplug.c): protects mp_devices, the list
+ * mp_devices_lock (global mutex, notifier.c): protects mp_devices, the list
  *   of devices (including orphans).  Taken by the online page callback
  *   to find the device, nothing else taken inside; never held around
  *   memory hotplug calls.
@@ -108,6 +108,11 @@
 #define MEMPLUG_MEMPLUG_H
 
 #include <linux/types.h>
+#include <linux/atomic.h>
+#include <linux/bitops.h>
+#include <linux/minmax.h>
+#include <linux/pfn.h>
+#include <linux/mmzone.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
@@ -254,6 +259,7 @@ struct mp_dev {
 	spinlock_t kick_lock;
 	bool stopping;
 	u32 backoff_ms;
+	const struct mp_mode_ops *ops;	/* the mode, fixed at probe */
 	enum mp_worker_state worker_state;	/* sysfs "worker" */
 	bool cfg_warned;		/* invalid runtime config logged */
 
@@ -311,47 +317,6 @@ static inline u64 mp_sb_index(const struct mp_dev *d, u64 unit, u32 sb)
 	return unit * d->geo.sb_per_unit + sb;
 }
 
-/* main.c */
-int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state);
-bool mp_request_ready(struct mp_dev *d);
-bool mp_worker_should_yield(struct mp_dev *d);
-void mp_kick(struct mp_dev *d);
-
-/* common state helpers (hotplug.c) */
-void mp_mark_plugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr, bool held);
-void mp_mark_unplugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr);
-enum mp_unit_class mp_unit_class(const struct mp_unit *u);
-int mp_add_unit(struct mp_dev *d, u64 unit);
-int mp_remove_unit(struct mp_dev *d, u64 unit);
-int mp_resolve_held(struct mp_dev *d);
-bool mp_pin(struct mp_dev *d);
-void mp_update_pin(struct mp_dev *d);
-int mp_hotplug_register(struct mp_dev *d);
-void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback);
-struct mp_dev *mp_find_orphan(u64 start, u64 end);
-struct mp_dev *mp_first_orphan(void);
-bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages);
-bool mp_sb_in_linux(const struct mp_dev *d, u64 unit, u32 sb);
-void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb);
-void mp_give_range(struct mp_dev *d, unsigned long pfn,
-		   unsigned long nr_pages);
-void mp_give_taken(struct mp_dev *d, unsigned long pfn,
-		   unsigned long nr_pages);
-bool mp_mb_online(const struct mp_dev *d, u64 addr);
-unsigned long mp_mb_pfn(const struct mp_dev *d, u64 unit, u32 mb);
-unsigned long mp_mb_pages(const struct mp_dev *d);
-unsigned long mp_range_used(unsigned long pfn, unsigned long nr_pages,
-			    unsigned long *nr_free);
-int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
-		  unsigned long nr_pages);
-int mp_remove_unit_bounded(struct mp_dev *d, u64 unit);
-bool mp_unit_online(const struct mp_unit *u);
-bool mp_any_unit_blocked(const struct mp_dev *d);
-int mp_converge(struct mp_dev *d, u64 wanted,
-		int (*plug)(struct mp_dev *d, u64 missing),
-		int (*unplug)(struct mp_dev *d, u64 excess));
-int mp_add_strays(struct mp_dev *d);
-
 static inline u32 mp_mb_per_unit(const struct mp_dev *d)
 {
 	return (u32)(d->geo.unit_size / d->geo.mb_size);
@@ -364,20 +329,153 @@ static inline bool mp_unit_complete(const struct mp_dev *d,
 	return u->nr_present == mp_mb_per_unit(d);
 }
 
-void mp_memmap_init(struct mp_dev *d);
+static inline u64 mp_mb_addr(const struct mp_dev *d, u64 unit, u32 mb)
+{
+	return mp_unit_addr(&d->geo, unit) + (u64)mb * d->geo.mb_size;
+}
 
-/* guard.c */
+/*
+ * d->contig has one bit per pageblock, the granule alloc_contig_range()
+ * isolates: what is taken is whole sub blocks (SBM) or just the
+ * pageblocks in use of a unit about to be removed (both modes).
+ */
+static inline u64 mp_contig_idx(const struct mp_dev *d, unsigned long pfn)
+{
+	return (pfn - PHYS_PFN(d->geo.first_addr)) / pageblock_nr_pages;
+}
+
+static inline bool mp_pfn_taken(const struct mp_dev *d, unsigned long pfn)
+{
+	return test_bit(mp_contig_idx(d, pfn), d->contig);
+}
+
+/* End of the pageblock of @pfn, at most @end. */
+static inline unsigned long mp_pageblock_end(unsigned long pfn,
+					     unsigned long end)
+{
+	return min(ALIGN(pfn + 1, pageblock_nr_pages), end);
+}
+
+/*
+ * Should a long loop of the worker stop and let the worker start over?
+ * remove() runs passes itself, with the worker stopped: never.
+ */
+static inline bool mp_worker_should_yield(const struct mp_dev *d)
+{
+	if (d->target_zero)
+		return false;
+	return READ_ONCE(d->stopping) || atomic_read(&d->config_changed);
+}
+
+/*
+ * Files from the bottom up: each calls only into files listed above it
+ * (mp_logic.c, fault_inject.c and compat.h below all), so there is no
+ * call cycle.  The modes are reached through d->ops only.
+ */
+
+/* request.c: one request to the device and its answer */
+int mp_init_vq(struct mp_dev *d);
+void mp_teardown_vq(struct mp_dev *d);
+int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state);
+bool mp_request_ready(struct mp_dev *d);
+
+/* config.c: the device config */
+void mp_read_config(struct mp_dev *d, struct mp_config *c, bool probe);
+enum mp_cfg_status mp_validate(const struct mp_config *c, const char **field,
+			       u64 *value);
+void mp_refresh_config(struct mp_dev *d);
+
+/* state.c: sub block, memory block and pageblock state */
+void mp_mark_plugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr, bool held);
+void mp_mark_unplugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr);
+bool mp_sb_in_linux(const struct mp_dev *d, u64 unit, u32 sb);
+bool mp_unit_online(const struct mp_unit *u);
+enum mp_unit_class mp_unit_class(const struct mp_unit *u);
+bool mp_any_unit_blocked(const struct mp_dev *d);
+bool mp_mb_online(const struct mp_dev *d, u64 addr);
+bool mp_unit_mb_online(const struct mp_dev *d, u64 unit, u32 mb);
+unsigned long mp_mb_pfn(const struct mp_dev *d, u64 unit, u32 mb);
+unsigned long mp_mb_pages(const struct mp_dev *d);
+bool mp_pfn_in_linux(const struct mp_dev *d, unsigned long pfn);
+bool mp_pfn_taken_in_linux(const struct mp_dev *d, unsigned long pfn);
+
+/* guard.c: may the guest afford adding a unit, or migrating pages away? */
 bool mp_guard_allows(struct mp_dev *d);
 void mp_guard_clear(struct mp_dev *d);
-void mp_guard_event(struct mp_dev *d);
 unsigned int mp_growth_reserve_mb(void);
 u64 mp_unplug_room(unsigned long pfn, unsigned long free_here);
 bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail);
 void mp_unplug_guard_pass_end(struct mp_dev *d, u64 wanted);
 
-/* bbm.c / sbm.c: one worker pass; 0 = done, -EAGAIN = retry later */
-int mp_bbm_run(struct mp_dev *d, u64 wanted);
-int mp_sbm_run(struct mp_dev *d, u64 wanted);
+/* pages.c: taking pages from Linux and giving them back */
+unsigned long mp_range_used(unsigned long pfn, unsigned long nr_pages,
+			    unsigned long *nr_free);
+bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages);
+bool mp_room_for(struct mp_dev *d, u64 unit, unsigned long pfn,
+		 unsigned long nr_pages, unsigned long used,
+		 unsigned long free_here);
+void mp_give_range(struct mp_dev *d, unsigned long pfn,
+		   unsigned long nr_pages);
+void mp_give_taken(struct mp_dev *d, unsigned long pfn,
+		   unsigned long nr_pages);
+void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb);
+int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
+		  unsigned long nr_pages);
+int mp_take_in_use(struct mp_dev *d, u64 unit, unsigned long pfn,
+		   unsigned long nr_pages);
+
+/* hotplug.c: adding memory to Linux, offlining and removing it */
+void mp_memmap_init(struct mp_dev *d);
+bool mp_pin(struct mp_dev *d);
+void mp_update_pin(struct mp_dev *d);
+int mp_add_unit(struct mp_dev *d, u64 unit);
+int mp_remove_unit(struct mp_dev *d, u64 unit);
+int mp_remove_unit_bounded(struct mp_dev *d, u64 unit);
+int mp_add_strays(struct mp_dev *d);
+
+/* held.c: sub blocks the device has to tell about */
+int mp_unplug_all(struct mp_dev *d);
+int mp_resolve_held(struct mp_dev *d);
+
+/*
+ * bbm.c, sbm.c: the mode, chosen once at probe (d->ops).  A step plugs or
+ * unplugs some of what is @missing or in @excess (sub blocks): 0 when it
+ * did something or marked a unit to skip for this pass, -ENOMEM when the
+ * growth guard said no, -ENOSPC when nothing more fits, another error to
+ * end the pass (retried with backoff).  @finish (may be NULL) runs at the
+ * end of every pass: non-zero asks for another one.
+ */
+struct mp_mode_ops {
+	const char *name;
+	int (*plug_step)(struct mp_dev *d, u64 missing);
+	int (*unplug_step)(struct mp_dev *d, u64 excess);
+	int (*finish)(struct mp_dev *d);
+};
+
+extern const struct mp_mode_ops mp_bbm_ops;
+extern const struct mp_mode_ops mp_sbm_ops;
+
+/* worker.c: the worker and its passes */
+void mp_work_fn(struct work_struct *work);
+void mp_kick(struct mp_dev *d);
+void mp_stop_worker(struct mp_dev *d);
+void mp_start_worker(struct mp_dev *d);
+int mp_pass(struct mp_dev *d);
+
+/* notifier.c: the online page callback and the memory notifier */
+int mp_hotplug_register(struct mp_dev *d);
+void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback);
+struct mp_dev *mp_find_orphan(u64 start, u64 end);
+struct mp_dev *mp_first_orphan(void);
+
+/* kdump.c: /proc/vmcore without unplugged memory */
+#ifdef CONFIG_PROC_VMCORE
+void mp_kdump_init(struct mp_dev *d);
+void mp_kdump_exit(struct mp_dev *d);
+#else
+static inline void mp_kdump_init(struct mp_dev *d) { }
+static inline void mp_kdump_exit(struct mp_dev *d) { }
+#endif
 
 /* sysfs.c */
 extern const struct attribute_group mp_attr_group;

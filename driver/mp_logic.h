@@ -174,7 +174,7 @@ bool mp_unplug_before(enum mp_unit_class class_a, u64 idx_a,
 		      enum mp_unit_class class_b, u64 idx_b);
 
 /*
- * Device answers.  The values are the virtio-mem spec's (main.c checks
+ * Device answers.  The values are the virtio-mem spec's (request.c checks
  * them against <linux/virtio_mem.h> at build time); the layout of an
  * answer is: u16 type at offset 0, u16 state at offset 8 (STATE only).
  */

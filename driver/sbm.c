@@ -3,7 +3,7 @@
  * memplug - sub block mode: memory blocks are added when their first sub
  * block is plugged; inside an added memory block, sub blocks are plugged
  * and unplugged individually.  Unplugged sub blocks never reach the buddy
- * (see the online page callback in hotplug.c).
+ * (see the online page callback in notifier.c).
  *
  * Copyright (C) memplug developers
  */
@@ -474,13 +474,9 @@ static int mp_sbm_remove_empty(struct mp_dev *d)
 	return rc;
 }
 
-int mp_sbm_run(struct mp_dev *d, u64 wanted)
-{
-	int rc = mp_converge(d, wanted, mp_sbm_plug_step, mp_sbm_unplug_step);
-
-	if (rc == -EINTR)
-		return -EAGAIN;
-	if (mp_sbm_remove_empty(d))
-		rc = -EAGAIN;
-	return rc ? -EAGAIN : 0;
-}
+const struct mp_mode_ops mp_sbm_ops = {
+	.name = "sbm",
+	.plug_step = mp_sbm_plug_step,
+	.unplug_step = mp_sbm_unplug_step,
+	.finish = mp_sbm_remove_empty,
+};

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Static checks, as TAP: checkpatch --strict on the driver, W=1 and sparse
-# (C=2) builds against every test kernel, clang-format on the userspace C.
+# (C=2) builds against every test kernel, clang-format on the userspace C,
+# no call cycle between the driver's files.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${MEMPLUG_CACHE:-$top/.cache}
@@ -20,7 +21,7 @@ tap() {	# tap NAME OUTPUT_FILE: ok if the command succeeded with no output
 }
 
 echo "TAP version 13"
-echo "1..$((2 + 2 * $(wc -l <<<"$rels")))"
+echo "1..$((3 + 2 * $(wc -l <<<"$rels")))"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -57,6 +58,10 @@ for f in tools/memplugctl/*.[ch] tests/vm/agent/*.c; do
 	clang-format --style=file:tools/.clang-format "$f" | diff -u "$f" - >> "$tmp/out" 2>&1
 done
 tap "clang-format tools/ tests/vm/agent/" 0 "$tmp/out"
+
+# the driver's files call each other only downwards (driver/memplug.h)
+python3 scripts/callgraph.py driver > "$tmp/out" 2>&1
+tap "no call cycle between driver files" $? "$tmp/out"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

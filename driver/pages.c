@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memplug - taking pages away from Linux (alloc_contig_range(), bounded) and giving
+ * them back; how much of a range is in use.
+ *
+ * Copyright (C) memplug developers
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+#include <linux/mmzone.h>
+#include <linux/page-flags.h>
+#include <linux/page_ref.h>
+#include <linux/pageblock-flags.h>
+#include <linux/bitmap.h>
+#include <linux/sizes.h>
+#include <linux/sched.h>
+#include <linux/virtio.h>
+
+#include "memplug.h"
+#include "compat.h"
+#include "memplug_trace.h"
+
+/*
+ * Racy hint: how many pages of the range are in use, i.e. neither free in
+ * the buddy nor logically offline.  *@nr_free gets the free ones.
+ */
+unsigned long mp_range_used(unsigned long pfn, unsigned long nr_pages,
+			    unsigned long *nr_free)
+{
+	unsigned long end = pfn + nr_pages;
+	unsigned long used = 0, free = 0, step;
+	struct page *page;
+
+	while (pfn < end) {
+		page = pfn_to_page(pfn);
+		step = 1;
+		if (PageOffline(page)) {
+			/* ours, or being onlined: neither used nor free */
+		} else if (PageBuddy(page)) {
+			step = READ_ONCE(page_private(page));
+			step = step > MEMPLUG_MAX_ORDER ? 1 : 1UL << step;
+			free += step;
+		} else if (is_free_buddy_page(page)) {
+			free++;
+		} else if (PageHead(page)) {
+			step = max_t(unsigned long, compound_nr(page), 1);
+			used += step;
+		} else {
+			used++;
+		}
+		pfn += min(step, end - pfn);
+		if (!(pfn & (PAGES_PER_SECTION - 1)))
+			cond_resched();
+	}
+	if (nr_free)
+		*nr_free = free;
+	return used;
+}
+
+/*
+ * Racy hint: true when every page in the range is free in the buddy or
+ * logically offline, i.e. offlining will not have to migrate anything.
+ */
+bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages)
+{
+	return !mp_range_used(pfn, nr_pages, NULL);
+}
+
+/*
+ * Is there room elsewhere for @used pages in use in the ranges about to be
+ * taken (@free_here free pages in them; @pfn, a page of them in use, says
+ * which zone they leave)?  Migrating them when the rest of
+ * the guest cannot hold them only ends in allocation failures (6.1 even
+ * logs each one) or reclaim storms; the host learns from plugged_size >
+ * requested_size that the guest could not shrink further.
+ */
+bool mp_room_for(struct mp_dev *d, u64 unit, unsigned long pfn,
+		 unsigned long nr_pages, unsigned long used,
+		 unsigned long free_here)
+{
+	u64 avail = used ? mp_unplug_room(pfn, free_here) : 0;
+
+	/* the unplug guard (guard.c) decides, and says so in sysfs */
+	if (mp_unplug_guard_allows(d, unit, PFN_PHYS((u64)used), avail))
+		return true;
+	trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
+				    PFN_PHYS(nr_pages), MP_UNPLUG_NO_ROOM,
+				    -ENOMEM);
+	return false;
+}
+
+/*
+ * Take a range in use as a whole when more than 1/MP_TAKE_WHOLE_RATIO of
+ * its pageblocks hold pages in use: zeroing the free rest then costs less
+ * than migrating what lands in it twice.
+ */
+#define MP_TAKE_WHOLE_RATIO	8
+
+/*
+ * Hand pages that never left the onlining path (kept PageOffline with a
+ * refcount of 1 by the online page callback) to the buddy, in naturally
+ * aligned chunks.
+ */
+static void mp_online_fresh(unsigned long pfn, unsigned long nr_pages)
+{
+	unsigned long end = pfn + nr_pages;
+	unsigned int order;
+
+	while (pfn < end) {
+		order = min_t(unsigned int, MEMPLUG_MAX_ORDER, __ffs(pfn));
+		while (pfn + (1UL << order) > end)
+			order--;
+		mp_compat_online_pages(pfn_to_page(pfn), order);
+		pfn += 1UL << order;
+	}
+}
+
+/*
+ * Give back pages we allocated with alloc_contig_range().  Somebody may
+ * still hold a speculative reference (compaction, GUP-fast, a page cache
+ * lookup that raced with the migration), so the pages are put, not
+ * reinitialised: free_contig_range() drops our reference and the last
+ * put frees the page.  Undoes the managed count of mp_contig_take().
+ */
+static void mp_free_taken(unsigned long pfn, unsigned long nr_pages)
+{
+	unsigned long i;
+
+	/* managed before they are free: never more free than managed */
+	adjust_managed_page_count(pfn_to_page(pfn), nr_pages);
+	page_offline_begin();
+	for (i = 0; i < nr_pages; i++)
+		mp_clear_page_offline(pfn_to_page(pfn + i));
+	page_offline_end();
+	free_contig_range(pfn, nr_pages);
+}
+
+/* Does the pageblock at @pfn go back to the buddy in mp_give()? */
+static bool mp_give_back(const struct mp_dev *d, unsigned long pfn, bool all)
+{
+	return all ? mp_pfn_taken(d, pfn) : mp_pfn_taken_in_linux(d, pfn);
+}
+
+/*
+ * Give the pages of [pfn, pfn + nr_pages), in one online memory block, to
+ * the buddy.  @all: the range is an unplugged sub block being given to
+ * Linux, every page in it is ours: taken pageblocks go back with
+ * free_contig_range(), the others as pages kept offline while onlining.
+ * Else only the taken pageblocks of sub blocks meant for Linux go back
+ * (a removal that failed); the others are in the buddy already, or
+ * unplugged and must stay ours.
+ */
+static void mp_give(struct mp_dev *d, unsigned long pfn,
+		    unsigned long nr_pages, bool all)
+{
+	unsigned long end = pfn + nr_pages, next;
+	bool taken;
+
+	while (pfn < end) {
+		/* a run of pageblocks that are all given back, or all not */
+		taken = mp_give_back(d, pfn, all);
+		next = pfn;
+		do {
+			if (taken)
+				__clear_bit(mp_contig_idx(d, next), d->contig);
+			next = mp_pageblock_end(next, end);
+		} while (next < end && mp_give_back(d, next, all) == taken);
+		if (taken)
+			mp_free_taken(pfn, next - pfn);
+		else if (all)
+			mp_online_fresh(pfn, next - pfn);
+		pfn = next;
+	}
+}
+
+/* Every page of the range is ours: give all of it to Linux. */
+void mp_give_range(struct mp_dev *d, unsigned long pfn,
+		   unsigned long nr_pages)
+{
+	mp_give(d, pfn, nr_pages, true);
+}
+
+/* Give back what a failed removal took in the online range. */
+void mp_give_taken(struct mp_dev *d, unsigned long pfn,
+		   unsigned long nr_pages)
+{
+	mp_give(d, pfn, nr_pages, false);
+}
+
+void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb)
+{
+	mp_give_range(d, PHYS_PFN(mp_sb_addr(&d->geo, unit, sb)),
+		      PHYS_PFN(d->geo.sb_size));
+}
+
+/*
+ * Take an online range of @unit away from Linux with alloc_contig_range()
+ * (bounded: it gives up on pages it cannot migrate) and mark the pages
+ * PageOffline, owned by us with a refcount of 1; d->contig records them.
+ * The range is whole pageblocks of one memory block.  hp_lock is dropped
+ * meanwhile; the unit is busy so the notifier refuses offlining it.
+ */
+static int mp_contig_take(struct mp_dev *d, u64 unit, unsigned long pfn,
+			  unsigned long nr_pages)
+{
+	struct mp_unit *u = &d->units[unit];
+	unsigned long i;
+	u64 first;
+	int rc;
+
+	/*
+	 * Callers take range after range, and with init_on_alloc each take
+	 * zeroes what it gets: give the CPU up in between, or the worker
+	 * trips the soft lockup watchdog.
+	 */
+	cond_resched();
+	/* no migration for an UNPLUG that cannot be sent */
+	if (!mp_request_ready(d))
+		return -EBUSY;
+	u->busy = MP_BUSY_CONTIG;
+	mutex_unlock(&d->hp_lock);
+	rc = mp_compat_alloc_contig(pfn, nr_pages);
+	mutex_lock(&d->hp_lock);
+	u->busy = MP_BUSY_NONE;
+	if (rc) {
+		d->stats.contig_failures++;
+		trace_memplug_unplug_failed(mp_trace_dev(d), unit, PFN_PHYS(pfn),
+					    PFN_PHYS(nr_pages),
+					    MP_UNPLUG_CONTIG, rc);
+		return rc;
+	}
+	page_offline_begin();
+	for (i = 0; i < nr_pages; i++)
+		mp_set_page_offline(pfn_to_page(pfn + i));
+	page_offline_end();
+	adjust_managed_page_count(pfn_to_page(pfn), -(long)nr_pages);
+	first = mp_contig_idx(d, pfn);
+	bitmap_set(d->contig, first,
+		   mp_contig_idx(d, pfn + nr_pages - 1) - first + 1);
+	d->stats.taken_pages += nr_pages;
+	return 0;
+}
+
+/* Take whole sub blocks of @unit, if the unplug guard sees room. */
+int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
+		  unsigned long nr_pages)
+{
+	unsigned long used, free_here;
+
+	used = mp_range_used(pfn, nr_pages, &free_here);
+	if (!mp_room_for(d, unit, pfn, nr_pages, used, free_here))
+		return -ENOMEM;
+	return mp_contig_take(d, unit, pfn, nr_pages);
+}
+
+/* Does the pageblock of @pfn (up to @end) hold a page in use, not taken? */
+static bool mp_pageblock_used(const struct mp_dev *d, unsigned long pfn,
+			      unsigned long end)
+{
+	return !mp_pfn_taken(d, pfn) &&
+	       mp_range_used(pfn, mp_pageblock_end(pfn, end) - pfn, NULL);
+}
+
+/*
+ * With init_on_alloc, alloc_contig_range() zeroes everything it takes in
+ * one loop that never reschedules: a whole big block at once keeps the
+ * worker on the CPU long enough under TCG for the soft lockup watchdog.
+ * Take at most this much per call (mp_contig_take() reschedules between).
+ */
+#define MP_TAKE_MAX_PAGES	PHYS_PFN(SZ_128M)
+
+/* mp_contig_take() of [@pfn, @end) in pieces of at most MP_TAKE_MAX_PAGES */
+static int mp_contig_take_all(struct mp_dev *d, u64 unit, unsigned long pfn,
+			      unsigned long end)
+{
+	unsigned long next;
+	int rc = 0;
+
+	for (; !rc && pfn < end; pfn = next) {
+		next = min(end, ALIGN_DOWN(pfn + MP_TAKE_MAX_PAGES,
+					   pageblock_nr_pages));
+		rc = mp_contig_take(d, unit, pfn, next - pfn);
+	}
+	return rc;
+}
+
+/*
+ * Take the pages in use of an online range that is about to be offlined,
+ * so that offlining it has nothing left to migrate.  Mostly free: only the
+ * pageblocks in use, run by run, chosen before the first is taken (what
+ * migrates lands in free pageblocks of the range at worst, and offlining
+ * moves it once more); free pageblocks stay in the buddy, where taking
+ * them would zero them (init_on_alloc) for nothing.  Otherwise all of it,
+ * MP_TAKE_MAX_PAGES at a time: what migrates out of one piece can land in
+ * a later one and move again, a cost bounded by the pieces' free pages.
+ * On failure what was taken stays taken: the caller gives it back.
+ */
+int mp_take_in_use(struct mp_dev *d, u64 unit, unsigned long pfn,
+		   unsigned long nr_pages)
+{
+	unsigned long end = pfn + nr_pages, p, nr_pbs, nr_used = 0, i, run;
+	unsigned long *used;
+	bool whole = true;
+	int rc = 0;
+
+	nr_pbs = DIV_ROUND_UP(end - ALIGN_DOWN(pfn, pageblock_nr_pages),
+			      pageblock_nr_pages);
+	used = bitmap_zalloc(nr_pbs, GFP_KERNEL);
+	if (!used)
+		return -ENOMEM;
+	for (p = pfn, i = 0; p < end; p = mp_pageblock_end(p, end), i++) {
+		if (mp_pageblock_used(d, p, end)) {
+			__set_bit(i, used);
+			nr_used++;
+		}
+		/*
+		 * alloc_contig_range() cannot take pages it does not find free
+		 * or movable: our PageOffline ones (unplugged sub blocks, taken
+		 * pageblocks) make it fail
+		 */
+		if (!mp_pfn_in_linux(d, p) || mp_pfn_taken(d, p))
+			whole = false;
+	}
+	if (whole && nr_used * MP_TAKE_WHOLE_RATIO > nr_pbs) {
+		rc = mp_contig_take_all(d, unit, pfn, end);
+		goto out;
+	}
+	for (p = pfn, i = 0; !rc && p < end;) {
+		if (!test_bit(i, used)) {
+			p = mp_pageblock_end(p, end);
+			i++;
+			continue;
+		}
+		run = p;
+		do {
+			p = mp_pageblock_end(p, end);
+			i++;
+		} while (p < end && test_bit(i, used));
+		rc = mp_contig_take_all(d, unit, run, p);
+	}
+out:
+	bitmap_free(used);
+	return rc;
+}
