@@ -16,34 +16,10 @@
 #include "compat.h"
 #include "memplug_trace.h"
 
-static bool mp_bbm_plugged(struct mp_dev *d, u64 unit)
-{
-	return d->units[unit].nr_plugged;
-}
-
-/* Ambiguous answer: the device may or may not have done it. */
-static void mp_bbm_ambiguous(struct mp_dev *d, u64 unit)
-{
-	mp_mark_plugged(d, unit, 0, 1, true);
-}
-
+/* A big block is one sub block. */
 static int mp_bbm_unplug_req(struct mp_dev *d, u64 unit)
 {
-	int rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG,
-			    mp_unit_addr(&d->geo, unit), d->geo.unit_size,
-			    NULL);
-
-	if (rc == VIRTIO_MEM_RESP_ACK) {
-		mp_mark_unplugged(d, unit, 0, 1);
-		return 0;
-	}
-	trace_memplug_unplug_failed(mp_trace_dev(d), unit,
-				    mp_unit_addr(&d->geo, unit),
-				    d->geo.unit_size, mp_unplug_reason_of(rc),
-				    rc);
-	if (mp_req_outcome(rc) == MP_OUT_AMBIGUOUS)
-		mp_bbm_ambiguous(d, unit);
-	return -EAGAIN;
+	return mp_unplug_sbs(d, unit, 0, 1) == MP_OUT_DONE ? 0 : -EAGAIN;
 }
 
 /* Plug and add one more big block. */
@@ -53,47 +29,29 @@ static int mp_bbm_plug_one(struct mp_dev *d)
 	u64 unit;
 	int rc;
 
-	/*
-	 * A plugged big block that is not (completely) added yet costs no
-	 * request.
-	 */
-	for (unit = 0; unit < d->geo.nr_units; unit++) {
-		u = &d->units[unit];
-		if (!mp_unit_complete(d, u) && u->nr_plugged && !u->nr_held &&
-		    !u->busy && !u->skip) {
-			if (!mp_guard_allows(d))
-				return -ENOMEM;
-			if (mp_add_unit(d, unit)) {
-				u->skip = 1;
-				return -EAGAIN;
-			}
-			return 0;
-		}
-	}
+	lockdep_assert_held(&d->hp_lock);
+
+	/* a plugged big block not (completely) added yet costs no request */
+	rc = mp_add_stray(d);
+	if (rc != -ENOENT)
+		return rc;
 
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
-		if (!u->added && !u->nr_plugged && !u->busy &&
+		if (!mp_unit_added(u) && !u->nr_plugged && !u->busy &&
 		    mp_unit_usable(&d->geo, &d->cfg, unit))
 			break;
 	}
 	if (unit == d->geo.nr_units)
 		return -ENOSPC;
-	if (!mp_guard_allows(d))
+	if (!mp_growth_guard_allows(d))
 		return -ENOMEM;
 
-	rc = mp_request(d, VIRTIO_MEM_REQ_PLUG, mp_unit_addr(&d->geo, unit),
-			d->geo.unit_size, NULL);
-	if (rc != VIRTIO_MEM_RESP_ACK) {
-		if (mp_req_outcome(rc) == MP_OUT_AMBIGUOUS)
-			mp_bbm_ambiguous(d, unit);
+	if (mp_plug_sbs(d, unit, 0, 1) != MP_OUT_DONE)
 		return -EAGAIN;
-	}
-	mp_mark_plugged(d, unit, 0, 1, false);
-
 	if (mp_add_unit(d, unit)) {
 		/* never leave it half done: give the big block back */
-		if (!d->units[unit].added)
+		if (!mp_unit_added(&d->units[unit]))
 			mp_bbm_unplug_req(d, unit);
 		return -EAGAIN;
 	}
@@ -120,7 +78,7 @@ static int mp_bbm_remove(struct mp_dev *d, u64 unit,
 	 * Removed per memory block and failed half way: never leave it half
 	 * done, add the removed memory blocks back.
 	 */
-	if (rc && u->added && !mp_unit_complete(d, u))
+	if (rc && mp_unit_added(u) && !mp_unit_complete(d, u))
 		mp_add_unit(d, unit);
 	return rc;
 }
@@ -128,23 +86,16 @@ static int mp_bbm_remove(struct mp_dev *d, u64 unit,
 /* Unplug one big block, the cheapest first. */
 static int mp_bbm_unplug_one(struct mp_dev *d)
 {
-	enum mp_unit_class best_class = MP_CLASS_BUSY, c;
-	u64 unit, best = 0;
+	enum mp_unit_class best_class;
+	u64 best;
 	int rc;
 
-	for (unit = 0; unit < d->geo.nr_units; unit++) {
-		if (!mp_bbm_plugged(d, unit) || d->units[unit].nr_held)
-			continue;
-		c = mp_unit_class(&d->units[unit]);
-		if (mp_unplug_before(c, unit, best_class, best)) {
-			best_class = c;
-			best = unit;
-		}
-	}
-	if (best_class == MP_CLASS_BUSY)
+	lockdep_assert_held(&d->hp_lock);
+
+	if (!mp_unplug_pick(d, &best, &best_class))
 		return -EAGAIN;
 
-	if (d->units[best].added) {
+	if (mp_unit_added(&d->units[best])) {
 		rc = mp_bbm_remove(d, best, best_class);
 		if (rc) {
 			d->units[best].skip = 1;

@@ -70,13 +70,16 @@
 #define MEMPLUG_HAVE_MEMMAP_PAGE_OFFLINE 0
 #endif
 
-/*
- * The non-atomic page type operations __SetPageOffline() and
- * __ClearPageOffline() (only those exist for page types).
- */
-#define mp_nonatomic(op)		__ ## op
-#define mp_set_page_offline(page)	mp_nonatomic(SetPageOffline)(page)
-#define mp_clear_page_offline(page)	mp_nonatomic(ClearPageOffline)(page)
+/* page types have only the non-atomic operations, in every version */
+static inline void mp_set_page_offline(struct page *page)
+{
+	__SetPageOffline(page);
+}
+
+static inline void mp_clear_page_offline(struct page *page)
+{
+	__ClearPageOffline(page);
+}
 
 /*
  * Keep one freshly onlined page (refcount 1, not in the buddy) logically

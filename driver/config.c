@@ -60,6 +60,8 @@ void mp_refresh_config(struct mp_dev *d)
 	const char *field;
 	u64 value;
 
+	lockdep_assert_held(&d->hp_lock);
+
 	mp_read_config(d, &c, false);
 	if (mp_config_fixed_changed(&d->cfg, &c, &field, &value))
 		why = "cannot change at runtime";

@@ -160,6 +160,8 @@ int mp_fault_before_send(struct mp_dev *d, u16 type)
 	u32 every = READ_ONCE(fi->every);
 	u32 kind = READ_ONCE(fi->kind);
 
+	lockdep_assert_held(&d->req_lock);
+
 	fi->pending = MP_FAULT_NONE;
 	if (!every || kind < MP_FAULT_NACK || kind > MP_FAULT_SWALLOW)
 		return 0;
@@ -193,6 +195,8 @@ int mp_fault_answer(struct mp_dev *d, u16 type, u64 addr, u64 size)
 	struct mp_fault_inject *fi = &d->fault;
 	u32 kind = fi->pending;
 	int rc;
+
+	lockdep_assert_held(&d->req_lock);
 
 	fi->pending = MP_FAULT_NONE;
 	switch (kind) {

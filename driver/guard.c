@@ -200,7 +200,7 @@ static const char mp_hint_no_mom[] =
  * May one more unit be added?  Updates the state shown in sysfs and logs
  * once per blocked episode.  hp_lock held.
  */
-bool mp_guard_allows(struct mp_dev *d)
+bool mp_growth_guard_allows(struct mp_dev *d)
 {
 	u64 reserve = (u64)READ_ONCE(growth_reserve_mb) << 20;
 	u64 cost = mp_unit_cost(d);
@@ -236,8 +236,10 @@ bool mp_guard_allows(struct mp_dev *d)
 }
 
 /* Nothing more to add: not blocked.  hp_lock held. */
-void mp_guard_clear(struct mp_dev *d)
+void mp_growth_guard_clear(struct mp_dev *d)
 {
+	lockdep_assert_held(&d->hp_lock);
+
 	if (d->guard_blocked && d->vdev)
 		dev_dbg(&d->vdev->dev, "growth guard: request reached, unblocked\n");
 	spin_lock(&d->guard_lock);
@@ -342,6 +344,8 @@ bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail)
 {
 	u64 headroom;
 
+	lockdep_assert_held(&d->hp_lock);
+
 	if (!used)
 		return true;
 	headroom = max3(used / 4, MP_UNPLUG_HEADROOM, mp_watermark_band());
@@ -375,6 +379,8 @@ bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail)
  */
 void mp_unplug_guard_pass_end(struct mp_dev *d, u64 wanted)
 {
+	lockdep_assert_held(&d->hp_lock);
+
 	if (d->unplug_blocked &&
 	    (!d->unplug_refused || d->nr_plugged <= wanted)) {
 		if (d->vdev)

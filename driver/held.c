@@ -22,6 +22,8 @@ int mp_unplug_all(struct mp_dev *d)
 	u64 unit;
 	u32 sb;
 
+	lockdep_assert_held(&d->hp_lock);
+
 	if (rc == VIRTIO_MEM_RESP_ACK) {
 		dev_info(&d->vdev->dev, "unplugged all memory left plugged before the driver bound\n");
 		d->need_unplug_all = false;
@@ -125,14 +127,8 @@ static int mp_resolve_one(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 	case MP_HELD_UNPLUG:
 		break;
 	}
-	rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG, addr, size, NULL);
-	if (rc != VIRTIO_MEM_RESP_ACK) {
-		trace_memplug_unplug_failed(mp_trace_dev(d), unit, addr, size,
-					    mp_unplug_reason_of(rc), rc);
-		return -EAGAIN;
-	}
-	mp_mark_unplugged(d, unit, sb, nr);
-	return 0;
+	/* ambiguous: they stay held, as they are */
+	return mp_unplug_sbs(d, unit, sb, nr) == MP_OUT_DONE ? 0 : -EAGAIN;
 }
 
 /*
@@ -144,6 +140,8 @@ int mp_resolve_held(struct mp_dev *d)
 	u64 unit;
 	u32 sb, nr;
 	int rc = 0;
+
+	lockdep_assert_held(&d->hp_lock);
 
 	for (unit = 0; unit < d->geo.nr_units && d->nr_held; unit++) {
 		struct mp_unit *u = &d->units[unit];

@@ -57,30 +57,46 @@ MODULE_PARM_DESC(remove_timeout_ms,
 		 "How long offlining may go without a memory block going offline before it is interrupted (it fails, the memory stays, the worker tries again later), in ms, 1000 .. 3600000 (default: 60000)");
 
 /*
- * Add units that have plugged (not held) sub blocks but are not (completely)
- * added: after adoption, or after an add failed or an UNPLUG was refused.
- * Called when no more memory has to be plugged or unplugged.
+ * Add one unit that mp_unit_wants_adding().  0: added one; -ENOENT: there
+ * is none; -ENOMEM: the growth guard said no; -EAGAIN: adding failed (the
+ * unit is skipped for the rest of the pass).
  */
-int mp_add_strays(struct mp_dev *d)
+int mp_add_stray(struct mp_dev *d)
 {
 	struct mp_unit *u;
 	u64 unit;
-	int rc = 0;
+
+	lockdep_assert_held(&d->hp_lock);
 
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
-		if (mp_unit_complete(d, u) || u->nr_plugged <= u->nr_held ||
-		    u->busy || u->nr_going || u->skip)
+		if (!mp_unit_wants_adding(d, u))
 			continue;
-		/* the growth guard applies to strays too */
-		if (!mp_guard_allows(d))
-			return -EAGAIN;
+		if (!mp_growth_guard_allows(d))
+			return -ENOMEM;
 		if (mp_add_unit(d, unit)) {
 			u->skip = 1;
-			rc = -EAGAIN;
+			return -EAGAIN;
 		}
+		return 0;
 	}
-	return rc;
+	return -ENOENT;
+}
+
+/*
+ * Add every unit that mp_unit_wants_adding(), once no more memory has to
+ * be plugged or unplugged.  -EAGAIN: some are left (retried later).
+ */
+int mp_add_strays(struct mp_dev *d)
+{
+	int rc, ret = 0;
+
+	do {
+		rc = mp_add_stray(d);
+		if (rc == -EAGAIN)
+			ret = -EAGAIN;
+	} while (!rc || rc == -EAGAIN);
+	return rc == -ENOMEM ? -EAGAIN : ret;
 }
 
 /*
@@ -126,6 +142,8 @@ static void mp_set_present(struct mp_dev *d, u64 unit, u16 nr)
 {
 	struct mp_unit *u = &d->units[unit];
 
+	lockdep_assert_held(&d->hp_lock);
+
 	if (!u->nr_present && nr) {
 		if (!d->nr_added++ && d->vdev)
 			dev_info(&d->vdev->dev, "memory added: module pinned until the device is resized to 0\n");
@@ -133,7 +151,6 @@ static void mp_set_present(struct mp_dev *d, u64 unit, u16 nr)
 		d->nr_added--;
 	}
 	u->nr_present = nr;
-	u->added = !!nr;
 }
 
 static bool mp_mb_pick(const struct mp_dev *d, u64 first, u32 mb,
@@ -391,8 +408,9 @@ static void mp_unit_give_taken(struct mp_dev *d, u64 unit)
 				      mp_mb_pages(d));
 }
 
-static bool mp_mb_takes(const struct mp_dev *d, u64 unit, u32 mb,
-			const unsigned long *mask)
+/* Is memory block @mb of @unit online and not selected by @mask? */
+static bool mp_mb_to_take(const struct mp_dev *d, u64 unit, u32 mb,
+			  const unsigned long *mask)
 {
 	return !test_bit(mb, mask) && mp_unit_mb_online(d, unit, mb);
 }
@@ -418,12 +436,12 @@ static int mp_unit_take_in_use(struct mp_dev *d, u64 unit,
 	int rc = 0;
 
 	for (mb = 0; !rc && mb < nr_mb; mb = end) {
-		if (!mp_mb_takes(d, unit, mb, mask)) {
+		if (!mp_mb_to_take(d, unit, mb, mask)) {
 			end = mb + 1;
 			continue;
 		}
 		for (end = mb + 1; end < nr_mb && !d->memmap_pages &&
-		     mp_mb_takes(d, unit, end, mask) &&
+		     mp_mb_to_take(d, unit, end, mask) &&
 		     mp_mb_same_zone(d, unit, mb, end); end++)
 			;
 		rc = mp_take_in_use(d, unit, mp_mb_pfn(d, unit, mb),
@@ -456,6 +474,8 @@ int mp_remove_unit_bounded(struct mp_dev *d, u64 unit)
 	u32 mb, nr_mb = mp_mb_per_unit(d);
 	unsigned long *quick;
 	int rc;
+
+	lockdep_assert_held(&d->hp_lock);
 
 	quick = bitmap_zalloc(nr_mb, GFP_KERNEL);
 	if (!quick)
@@ -528,6 +548,8 @@ out:
  */
 bool mp_pin(struct mp_dev *d)
 {
+	lockdep_assert_held(&d->hp_lock);
+
 	if (d->pinned)
 		return true;
 	if (!try_module_get(THIS_MODULE)) {
@@ -546,6 +568,8 @@ bool mp_pin(struct mp_dev *d)
  */
 void mp_update_pin(struct mp_dev *d)
 {
+	lockdep_assert_held(&d->hp_lock);
+
 	if (d->pinned && !d->nr_added && !d->orphan) {
 		d->pinned = false;
 		module_put(THIS_MODULE);

@@ -179,22 +179,12 @@ static void mp_release_region(struct mp_dev *d)
 	kfree(res);
 }
 
-static int mp_probe(struct virtio_device *vdev)
+static struct mp_dev *mp_alloc_dev(struct virtio_device *vdev)
 {
-	struct device *dev = &vdev->dev;
-	const char *field;
-	struct mp_dev *d;
-	u64 value;
-	int rc;
+	struct mp_dev *d = kzalloc(sizeof(*d), GFP_KERNEL);
 
-	if (!vdev->config->get) {
-		dev_err(dev, "config space not accessible\n");
-		return -EINVAL;
-	}
-
-	d = kzalloc(sizeof(*d), GFP_KERNEL);
 	if (!d)
-		return -ENOMEM;
+		return NULL;
 	d->vdev = vdev;
 	vdev->priv = d;
 	INIT_LIST_HEAD(&d->list);
@@ -206,54 +196,142 @@ static int mp_probe(struct virtio_device *vdev)
 	INIT_DELAYED_WORK(&d->work, mp_work_fn);
 	d->mgid = -1;
 	d->kdump = is_kdump_kernel();
+	return d;
+}
+
+/* Read and check the config, and set up the geometry and state for it. */
+static int mp_init_config(struct mp_dev *d)
+{
+	const char *field;
+	u64 value;
+	int rc;
 
 	mp_read_config(d, &d->cfg, true);
 	if (mp_validate(&d->cfg, &field, &value) != MP_CFG_OK) {
-		dev_err(dev, "invalid device config: %s=0x%llx; not using the device\n",
+		dev_err(&d->vdev->dev, "invalid device config: %s=0x%llx; not using the device\n",
 			field, value);
-		rc = -EINVAL;
-		goto err_free;
+		return -EINVAL;
 	}
 	rc = mp_init_geometry(d);
 	if (rc)
-		goto err_free;
+		return rc;
 	d->ops = d->geo.bbm ? &mp_bbm_ops : &mp_sbm_ops;
 	/*
 	 * The resource keeps a pointer to its name: not into module memory,
 	 * which a forced unload frees while memory may stay (mp_remove()).
 	 */
 	d->res_name = kstrdup_const(MP_RESOURCE_NAME, GFP_KERNEL);
-	if (!d->res_name) {
-		rc = -ENOMEM;
-		goto err_free;
-	}
+	return d->res_name ? 0 : -ENOMEM;
+}
+
+/*
+ * Is the device region ours to use?  Not while an earlier binding still
+ * has memory in it, nor when another driver added it.  Claims it.
+ */
+static int mp_init_region(struct mp_dev *d)
+{
+	struct device *dev = &d->vdev->dev;
+
 	if (mp_find_orphan(d->cfg.addr, d->cfg.addr + d->cfg.region_size)) {
 		dev_err(dev, "memory of this region is still added by an earlier binding; not binding again\n");
-		rc = -EBUSY;
-		goto err_free;
+		return -EBUSY;
 	}
+	if (d->kdump)
+		return 0;
 	/*
 	 * Memory of the region already in Linux that is not ours: another
 	 * driver (virtio_mem, unbound or unloaded with memory added) put
 	 * it there.  Our UNPLUG_ALL below would make the host discard RAM
 	 * that Linux still uses.
 	 */
-	if (!d->kdump &&
-	    region_intersects(d->cfg.addr, d->cfg.region_size,
+	if (region_intersects(d->cfg.addr, d->cfg.region_size,
 			      IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE) !=
 	    REGION_DISJOINT) {
 		dev_err(dev, "region 0x%llx+0x%llx is already System RAM, added by another driver; not using the device (reboot to hand it to memplug)\n",
 			d->cfg.addr, d->cfg.region_size);
-		rc = -EBUSY;
-		goto err_free;
+		return -EBUSY;
 	}
-	if (!d->kdump) {
-		rc = mp_claim_region(d);
-		if (rc)
-			goto err_free;
-	}
-	d->nid = mp_pick_nid(d);
+	return mp_claim_region(d);
+}
 
+/* The memory group, the memmap decision, the notifier and callback. */
+static int mp_init_hotplug(struct mp_dev *d)
+{
+	struct device *dev = &d->vdev->dev;
+	int rc;
+
+	/* the kernel wants at least one memory block as group unit */
+	rc = memory_group_register_dynamic(d->nid,
+					   PHYS_PFN(d->geo.unit_size));
+	if (rc < 0) {
+		dev_err(dev, "cannot register memory group: %d\n", rc);
+		return rc;
+	}
+	d->mgid = rc;
+
+	mp_memmap_init(d);
+	if (d->memmap_on_memory)
+		dev_info(dev, "memmap_on_memory: each memory block hosts its own memmap (%lu pages)%s\n",
+			 d->memmap_pages,
+			 d->per_mb ? ", added one memory block at a time" : "");
+
+	rc = mp_hotplug_register(d);
+	if (rc) {
+		memory_group_unregister(d->mgid);
+		return rc;
+	}
+	mp_pm_register(d);
+	return 0;
+}
+
+/* The device is ready: start the worker. */
+static void mp_start(struct mp_dev *d)
+{
+	struct device *dev = &d->vdev->dev;
+	int rc;
+
+	rc = device_add_group(dev, &mp_attr_group);
+	if (rc)
+		dev_warn(dev, "sysfs attributes not available: %d\n", rc);
+	else
+		d->sysfs_added = true;
+
+	virtio_device_ready(d->vdev);
+
+	if (d->cfg.plugged_size) {
+		/*
+		 * Memory plugged before we bound (reboot without device
+		 * reset, module reload): we know nothing about it, so hand
+		 * it all back first and start from zero.
+		 */
+		dev_info(dev, "device reports 0x%llx bytes plugged; unplugging all first\n",
+			 d->cfg.plugged_size);
+		d->need_unplug_all = true;
+	}
+	atomic_set(&d->config_changed, 1);
+	mp_kick(d);
+}
+
+static int mp_probe(struct virtio_device *vdev)
+{
+	struct device *dev = &vdev->dev;
+	struct mp_dev *d;
+	int rc;
+
+	if (!vdev->config->get) {
+		dev_err(dev, "config space not accessible\n");
+		return -EINVAL;
+	}
+	d = mp_alloc_dev(vdev);
+	if (!d)
+		return -ENOMEM;
+	rc = mp_init_config(d);
+	if (rc)
+		goto err_free;
+	rc = mp_init_region(d);
+	if (rc)
+		goto err_free;
+	d->nid = mp_pick_nid(d);
 	rc = mp_init_vq(d);
 	if (rc)
 		goto err_region;
@@ -271,51 +349,12 @@ static int mp_probe(struct virtio_device *vdev)
 		dev_info(dev, "kdump kernel: no hotplug, unplugged memory hidden from /proc/vmcore\n");
 		return 0;
 	}
-
-	/* the kernel wants at least one memory block as group unit */
-	rc = memory_group_register_dynamic(d->nid,
-					   PHYS_PFN(d->geo.unit_size));
-	if (rc < 0) {
-		dev_err(dev, "cannot register memory group: %d\n", rc);
+	rc = mp_init_hotplug(d);
+	if (rc)
 		goto err_vq;
-	}
-	d->mgid = rc;
-
-	mp_memmap_init(d);
-	if (d->memmap_on_memory)
-		dev_info(dev, "memmap_on_memory: each memory block hosts its own memmap (%lu pages)%s\n",
-			 d->memmap_pages,
-			 d->per_mb ? ", added one memory block at a time" : "");
-
-	rc = mp_hotplug_register(d);
-	if (rc)
-		goto err_group;
-	mp_pm_register(d);
-
-	rc = device_add_group(dev, &mp_attr_group);
-	if (rc)
-		dev_warn(dev, "sysfs attributes not available: %d\n", rc);
-	else
-		d->sysfs_added = true;
-
-	virtio_device_ready(vdev);
-
-	if (d->cfg.plugged_size) {
-		/*
-		 * Memory plugged before we bound (reboot without device
-		 * reset, module reload): we know nothing about it, so hand
-		 * it all back first and start from zero.
-		 */
-		dev_info(dev, "device reports 0x%llx bytes plugged; unplugging all first\n",
-			 d->cfg.plugged_size);
-		d->need_unplug_all = true;
-	}
-	atomic_set(&d->config_changed, 1);
-	mp_kick(d);
+	mp_start(d);
 	return 0;
 
-err_group:
-	memory_group_unregister(d->mgid);
 err_vq:
 	mp_fault_dev_exit(d);
 	mp_teardown_vq(d);
@@ -347,7 +386,7 @@ static void mp_leak(struct mp_dev *d)
 	mutex_lock(&d->hp_lock);
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
-		if (!u->added)
+		if (!mp_unit_added(u))
 			continue;
 		pr_crit("leaked: 0x%llx-0x%llx, %u of %u memory blocks online, %llu of %u sub blocks plugged%s\n",
 			mp_unit_addr(&d->geo, unit),
@@ -360,7 +399,7 @@ static void mp_leak(struct mp_dev *d)
 	}
 	mutex_unlock(&d->hp_lock);
 	mp_pm_unregister(d);
-	mp_hotplug_unregister(d, false);
+	mp_hotplug_unregister(d);
 	cancel_delayed_work_sync(&d->work);
 	/*
 	 * the memory group still has memory blocks, the resources their
@@ -437,12 +476,14 @@ static void mp_remove(struct virtio_device *vdev)
 		return;
 	}
 	mp_pm_unregister(d);
-	mp_hotplug_unregister(d, false);
+	mp_hotplug_unregister(d);
 	/* nothing can queue it any more (stopping), make sure of it */
 	cancel_delayed_work_sync(&d->work);
 	memory_group_unregister(d->mgid);
 	mp_release_region(d);
+	mutex_lock(&d->hp_lock);
 	mp_update_pin(d);
+	mutex_unlock(&d->hp_lock);
 	mp_free_state(d);
 	vdev->priv = NULL;
 	kfree(d);

@@ -135,18 +135,27 @@ enum mp_busy {
 	MP_BUSY_CONTIG,		/* alloc_contig_range() running */
 };
 
-/* memory block counters are u16: mp_geometry_init() caps a unit at 65535 */
+/*
+ * memory block counters are u16: mp_geometry_init() caps a unit at 65535.
+ * All fields under hp_lock; busy units are changed by the worker alone
+ * (with hp_lock dropped); sysfs reads single fields with READ_ONCE().
+ */
 struct mp_unit {
-	u8 added;		/* added to Linux */
 	u8 busy;		/* enum mp_busy */
-	u16 nr_online;		/* online memory blocks */
-	u16 nr_movable;		/* ... of which in ZONE_MOVABLE */
-	u16 nr_going;		/* memory blocks going on/offline */
+	u8 skip;		/* worker: failed this pass, try others */
+	u16 nr_online;		/* online memory blocks (notifier) */
+	u16 nr_movable;		/* ... of which in ZONE_MOVABLE (notifier) */
+	u16 nr_going;		/* memory blocks going on/offline (notifier) */
+	u16 nr_present;		/* memory blocks added (see per_mb) */
 	u32 nr_plugged;		/* plugged sub blocks (incl. held) */
 	u32 nr_held;		/* held sub blocks */
-	u8 skip;		/* worker: failed this pass, try others */
-	u16 nr_present;		/* memory blocks added (see per_mb) */
 };
+
+/* Is any memory block of the unit added to Linux? */
+static inline bool mp_unit_added(const struct mp_unit *u)
+{
+	return u->nr_present;
+}
 
 struct mp_stats {
 	u64 plug_reqs;
@@ -378,6 +387,8 @@ int mp_init_vq(struct mp_dev *d);
 void mp_teardown_vq(struct mp_dev *d);
 int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state);
 bool mp_request_ready(struct mp_dev *d);
+enum mp_outcome mp_plug_sbs(struct mp_dev *d, u64 unit, u32 sb, u64 nr);
+enum mp_outcome mp_unplug_sbs(struct mp_dev *d, u64 unit, u32 sb, u64 nr);
 
 /* config.c: the device config */
 void mp_read_config(struct mp_dev *d, struct mp_config *c, bool probe);
@@ -392,7 +403,9 @@ bool mp_sb_in_linux(const struct mp_dev *d, u64 unit, u32 sb);
 bool mp_unit_online(const struct mp_unit *u);
 enum mp_unit_class mp_unit_class(const struct mp_unit *u);
 bool mp_any_unit_blocked(const struct mp_dev *d);
-bool mp_mb_online(const struct mp_dev *d, u64 addr);
+bool mp_unit_wants_adding(const struct mp_dev *d, const struct mp_unit *u);
+bool mp_unplug_pick(const struct mp_dev *d, u64 *unit,
+		    enum mp_unit_class *class);
 bool mp_unit_mb_online(const struct mp_dev *d, u64 unit, u32 mb);
 unsigned long mp_mb_pfn(const struct mp_dev *d, u64 unit, u32 mb);
 unsigned long mp_mb_pages(const struct mp_dev *d);
@@ -400,8 +413,8 @@ bool mp_pfn_in_linux(const struct mp_dev *d, unsigned long pfn);
 bool mp_pfn_taken_in_linux(const struct mp_dev *d, unsigned long pfn);
 
 /* guard.c: may the guest afford adding a unit, or migrating pages away? */
-bool mp_guard_allows(struct mp_dev *d);
-void mp_guard_clear(struct mp_dev *d);
+bool mp_growth_guard_allows(struct mp_dev *d);
+void mp_growth_guard_clear(struct mp_dev *d);
 unsigned int mp_growth_reserve_mb(void);
 u64 mp_unplug_room(unsigned long pfn, unsigned long free_here);
 bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail);
@@ -414,8 +427,6 @@ bool mp_range_is_free(unsigned long pfn, unsigned long nr_pages);
 bool mp_room_for(struct mp_dev *d, u64 unit, unsigned long pfn,
 		 unsigned long nr_pages, unsigned long used,
 		 unsigned long free_here);
-void mp_give_range(struct mp_dev *d, unsigned long pfn,
-		   unsigned long nr_pages);
 void mp_give_taken(struct mp_dev *d, unsigned long pfn,
 		   unsigned long nr_pages);
 void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb);
@@ -431,6 +442,7 @@ void mp_update_pin(struct mp_dev *d);
 int mp_add_unit(struct mp_dev *d, u64 unit);
 int mp_remove_unit(struct mp_dev *d, u64 unit);
 int mp_remove_unit_bounded(struct mp_dev *d, u64 unit);
+int mp_add_stray(struct mp_dev *d);
 int mp_add_strays(struct mp_dev *d);
 
 /* held.c: sub blocks the device has to tell about */
@@ -464,7 +476,7 @@ int mp_pass(struct mp_dev *d);
 
 /* notifier.c: the online page callback and the memory notifier */
 int mp_hotplug_register(struct mp_dev *d);
-void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback);
+void mp_hotplug_unregister(struct mp_dev *d);
 struct mp_dev *mp_find_orphan(u64 start, u64 end);
 struct mp_dev *mp_first_orphan(void);
 

@@ -358,7 +358,7 @@ int mp_hotplug_register(struct mp_dev *d)
 	rc = register_memory_notifier(&d->mem_nb);
 	if (rc) {
 		mutex_unlock(&mp_cb_lock);
-		mp_hotplug_unregister(d, false);
+		mp_hotplug_unregister(d);
 		return rc;
 	}
 	d->nb_registered = true;
@@ -370,7 +370,7 @@ err_free:
 	return rc;
 }
 
-void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback)
+void mp_hotplug_unregister(struct mp_dev *d)
 {
 	mutex_lock(&mp_cb_lock);
 	if (d->nb_registered)
@@ -382,7 +382,7 @@ void mp_hotplug_unregister(struct mp_dev *d, bool keep_callback)
 		list_del_init(&d->list);
 	mutex_unlock(&mp_devices_lock);
 
-	if (d->cb_registered && !keep_callback) {
+	if (d->cb_registered) {
 		d->cb_registered = false;
 		if (!--mp_cb_users)
 			restore_online_page_callback(mp_online_page_cb);

@@ -137,7 +137,7 @@ static void mp_free_taken(unsigned long pfn, unsigned long nr_pages)
 }
 
 /* Does the pageblock at @pfn go back to the buddy in mp_give()? */
-static bool mp_give_back(const struct mp_dev *d, unsigned long pfn, bool all)
+static bool mp_pageblock_goes_back(const struct mp_dev *d, unsigned long pfn, bool all)
 {
 	return all ? mp_pfn_taken(d, pfn) : mp_pfn_taken_in_linux(d, pfn);
 }
@@ -159,13 +159,13 @@ static void mp_give(struct mp_dev *d, unsigned long pfn,
 
 	while (pfn < end) {
 		/* a run of pageblocks that are all given back, or all not */
-		taken = mp_give_back(d, pfn, all);
+		taken = mp_pageblock_goes_back(d, pfn, all);
 		next = pfn;
 		do {
 			if (taken)
 				__clear_bit(mp_contig_idx(d, next), d->contig);
 			next = mp_pageblock_end(next, end);
-		} while (next < end && mp_give_back(d, next, all) == taken);
+		} while (next < end && mp_pageblock_goes_back(d, next, all) == taken);
 		if (taken)
 			mp_free_taken(pfn, next - pfn);
 		else if (all)
@@ -175,8 +175,8 @@ static void mp_give(struct mp_dev *d, unsigned long pfn,
 }
 
 /* Every page of the range is ours: give all of it to Linux. */
-void mp_give_range(struct mp_dev *d, unsigned long pfn,
-		   unsigned long nr_pages)
+static void mp_give_range(struct mp_dev *d, unsigned long pfn,
+			  unsigned long nr_pages)
 {
 	mp_give(d, pfn, nr_pages, true);
 }
@@ -208,6 +208,8 @@ static int mp_contig_take(struct mp_dev *d, u64 unit, unsigned long pfn,
 	unsigned long i;
 	u64 first;
 	int rc;
+
+	lockdep_assert_held(&d->hp_lock);
 
 	/*
 	 * Callers take range after range, and with init_on_alloc each take
@@ -247,6 +249,8 @@ int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 		  unsigned long nr_pages)
 {
 	unsigned long used, free_here;
+
+	lockdep_assert_held(&d->hp_lock);
 
 	used = mp_range_used(pfn, nr_pages, &free_here);
 	if (!mp_room_for(d, unit, pfn, nr_pages, used, free_here))

@@ -135,6 +135,8 @@ static int mp_reset_device(struct mp_dev *d)
 	struct virtio_device *vdev = d->vdev;
 	int rc;
 
+	lockdep_assert_held(&d->req_lock);
+
 	virtio_reset_device(vdev);
 	vdev->config->del_vqs(vdev);
 	d->vq = NULL;
@@ -173,6 +175,8 @@ static int mp_unstick(struct mp_dev *d)
 	unsigned int len;
 	u32 ms;
 	int rc;
+
+	lockdep_assert_held(&d->req_lock);
 
 	if (d->vq && mp_reap(d, &len)) {
 		d->req_stuck = false;
@@ -214,6 +218,93 @@ bool mp_request_ready(struct mp_dev *d)
 	return ready;
 }
 
+/* Queue the request in d->req (filled in) and notify the device. */
+static int mp_send(struct mp_dev *d)
+{
+	struct scatterlist sg_req, sg_resp, *sgs[2];
+	int rc;
+
+	sg_init_one(&sg_req, &d->req, sizeof(d->req));
+	sg_init_one(&sg_resp, &d->resp, sizeof(d->resp));
+	sgs[0] = &sg_req;
+	sgs[1] = &sg_resp;
+	rc = virtqueue_add_sgs(d->vq, sgs, 1, 1, d, GFP_KERNEL);
+	if (!rc)
+		virtqueue_kick(d->vq);
+	return rc;
+}
+
+/*
+ * Make sense of the answer in d->resp, @len bytes: VIRTIO_MEM_RESP_* or
+ * -EPROTO, counted in the stats; *@state gets a STATE answer.
+ */
+static int mp_decode(struct mp_dev *d, u16 type, u64 addr, u64 size,
+		     unsigned int len, int *state)
+{
+	struct virtio_device *vdev = d->vdev;
+	struct mp_resp ans;
+
+	switch (mp_resp_decode(type, len, virtio16_to_cpu(vdev, d->resp.type),
+			       virtio16_to_cpu(vdev, d->resp.u.state.state),
+			       &ans)) {
+	case MP_ANS_SHORT:
+		d->stats.bad_resps++;
+		dev_warn_ratelimited(&vdev->dev, "%s: malformed answer (%u bytes)\n",
+				     mp_req_name(type), len);
+		return -EPROTO;
+	case MP_ANS_UNKNOWN_TYPE:
+		d->stats.bad_resps++;
+		dev_warn_ratelimited(&vdev->dev, "%s: unknown answer type %u\n",
+				     mp_req_name(type), ans.type);
+		return -EPROTO;
+	case MP_ANS_UNKNOWN_STATE:
+		d->stats.acks++;
+		d->stats.bad_resps++;
+		dev_warn_ratelimited(&vdev->dev, "STATE: unknown state %u\n",
+				     ans.state);
+		return -EPROTO;
+	case MP_ANS_ACK:
+		d->stats.acks++;
+		if (ans.has_state)
+			*state = ans.state;
+		break;
+	case MP_ANS_NACK:
+		d->stats.nacks++;
+		break;
+	case MP_ANS_BUSY:
+		d->stats.busy++;
+		break;
+	case MP_ANS_ERROR:
+		d->stats.errors++;
+		dev_warn_ratelimited(&vdev->dev, "%s 0x%llx+0x%llx: device answered ERROR\n",
+				     mp_req_name(type), addr, size);
+		break;
+	}
+	dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx -> %u\n", mp_req_name(type),
+		addr, size, ans.type);
+	return ans.type;
+}
+
+/*
+ * The request queue is usable, or why not: -ENODEV (suspended, or no
+ * queue) or mp_unstick()'s answer.  req_lock held.
+ */
+static int mp_queue_usable(struct mp_dev *d)
+{
+	int rc;
+
+	lockdep_assert_held(&d->req_lock);
+	/* suspended: the queue is gone, and resetting the device is no fix */
+	if (d->frozen)
+		return -ENODEV;
+	if (d->req_stuck) {
+		rc = mp_unstick(d);
+		if (rc)
+			return rc;
+	}
+	return d->vq ? 0 : -ENODEV;
+}
+
 /*
  * Send one request and wait for the answer.  Returns VIRTIO_MEM_RESP_*,
  * or -ETIMEDOUT (no answer in time; the buffer stays queued and is reaped
@@ -225,14 +316,12 @@ bool mp_request_ready(struct mp_dev *d)
 int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 {
 	struct virtio_device *vdev = d->vdev;
-	struct scatterlist sg_req, sg_resp, *sgs[2];
-	struct mp_resp ans;
 	unsigned int len = 0;
 	u64 nb = size / d->geo.dev_block_size;
 	bool swallow;
-	u64 t0;
 	int st = -1;
 	long left;
+	u64 t0;
 	int rc;
 
 	if (!vdev)
@@ -242,32 +331,18 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		return -EINVAL;
 
 	mutex_lock(&d->req_lock);
-	/* suspended: the queue is gone, and resetting the device is no fix */
-	if (d->frozen) {
-		rc = -ENODEV;
+	rc = mp_queue_usable(d);
+	if (rc)
 		goto out;
-	}
-	if (d->req_stuck) {
-		rc = mp_unstick(d);
-		if (rc)
-			goto out;
-	}
-	if (!d->vq) {
-		rc = -ENODEV;
-		goto out;
-	}
 
 	t0 = ktime_get_ns();
+	mp_count_req(d, type);
+	trace_memplug_request(mp_trace_dev(d), type, addr, size);
 	rc = mp_fault_before_send(d, type);
 	swallow = rc == MP_FAULT_SWALLOWED;
-	if (swallow) {
-		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected: never answered\n",
-			mp_req_name(type), addr, size);
-	} else if (rc) {
+	if (rc && !swallow) {
 		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected %d\n",
 			mp_req_name(type), addr, size, rc);
-		mp_count_req(d, type);
-		trace_memplug_request(mp_trace_dev(d), type, addr, size);
 		goto out_answer;
 	}
 
@@ -277,18 +352,13 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	/* plug, unplug and state share one layout */
 	d->req.u.plug.addr = cpu_to_virtio64(vdev, addr);
 	d->req.u.plug.nb_blocks = cpu_to_virtio16(vdev, (u16)nb);
-
-	sg_init_one(&sg_req, &d->req, sizeof(d->req));
-	sg_init_one(&sg_resp, &d->resp, sizeof(d->resp));
-	sgs[0] = &sg_req;
-	sgs[1] = &sg_resp;
-	mp_count_req(d, type);
-	trace_memplug_request(mp_trace_dev(d), type, addr, size);
-	if (!swallow) {
-		rc = virtqueue_add_sgs(d->vq, sgs, 1, 1, d, GFP_KERNEL);
+	if (swallow) {
+		dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx: injected: never answered\n",
+			mp_req_name(type), addr, size);
+	} else {
+		rc = mp_send(d);
 		if (rc)
 			goto out_answer;
-		virtqueue_kick(d->vq);
 	}
 
 	left = wait_event_timeout(d->resp_wq, mp_reap(d, &len),
@@ -307,57 +377,66 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	}
 
 	rc = mp_fault_answer(d, type, addr, size);
-	if (rc)
-		goto out_answer;
-	switch (mp_resp_decode(type, len, virtio16_to_cpu(vdev, d->resp.type),
-			       virtio16_to_cpu(vdev, d->resp.u.state.state),
-			       &ans)) {
-	case MP_ANS_SHORT:
-		d->stats.bad_resps++;
-		dev_warn_ratelimited(&vdev->dev, "%s: malformed answer (%u bytes)\n",
-				     mp_req_name(type), len);
-		rc = -EPROTO;
-		goto out_answer;
-	case MP_ANS_UNKNOWN_TYPE:
-		d->stats.bad_resps++;
-		dev_warn_ratelimited(&vdev->dev, "%s: unknown answer type %u\n",
-				     mp_req_name(type), ans.type);
-		rc = -EPROTO;
-		goto out_answer;
-	case MP_ANS_UNKNOWN_STATE:
-		d->stats.acks++;
-		d->stats.bad_resps++;
-		dev_warn_ratelimited(&vdev->dev, "STATE: unknown state %u\n",
-				     ans.state);
-		rc = -EPROTO;
-		goto out_answer;
-	case MP_ANS_ACK:
-		d->stats.acks++;
-		if (ans.has_state) {
-			if (state)
-				*state = ans.state;
-			st = ans.state;
-		}
-		break;
-	case MP_ANS_NACK:
-		d->stats.nacks++;
-		break;
-	case MP_ANS_BUSY:
-		d->stats.busy++;
-		break;
-	case MP_ANS_ERROR:
-		d->stats.errors++;
-		dev_warn_ratelimited(&vdev->dev, "%s 0x%llx+0x%llx: device answered ERROR\n",
-				     mp_req_name(type), addr, size);
-		break;
-	}
-	rc = ans.type;
-	dev_dbg(&vdev->dev, "%s 0x%llx+0x%llx -> %u\n", mp_req_name(type),
-		addr, size, ans.type);
+	if (!rc)
+		rc = mp_decode(d, type, addr, size, len, &st);
+	if (rc == VIRTIO_MEM_RESP_ACK && st >= 0 && state)
+		*state = st;
 out_answer:
 	trace_memplug_answer(mp_trace_dev(d), type, addr, size, rc, st,
 			     ktime_get_ns() - t0);
 out:
 	mutex_unlock(&d->req_lock);
 	return rc;
+}
+
+/* Record an answer for @nr sub blocks from @sb of @unit on (into the next units). */
+static void mp_mark_answer(struct mp_dev *d, u16 type, enum mp_outcome out,
+			   u64 unit, u32 sb, u64 nr)
+{
+	u32 n;
+
+	for (; nr; nr -= n, unit++, sb = 0) {
+		n = min_t(u64, nr, d->geo.sb_per_unit - sb);
+		if (out == MP_OUT_AMBIGUOUS || type == VIRTIO_MEM_REQ_PLUG)
+			mp_mark_plugged(d, unit, sb, n,
+					out == MP_OUT_AMBIGUOUS);
+		else
+			mp_mark_unplugged(d, unit, sb, n);
+	}
+}
+
+/*
+ * PLUG or UNPLUG @nr sub blocks from sub block @sb of @unit on with one
+ * request (a run past the end of the unit goes on into the next ones:
+ * whole units), and record the answer in the sub block state: done,
+ * refused (nothing changes) or ambiguous (plugged and held until STATE
+ * tells).  A failed UNPLUG is traced with its reason.
+ */
+static enum mp_outcome mp_request_sbs(struct mp_dev *d, u16 type, u64 unit,
+				      u32 sb, u64 nr)
+{
+	u64 addr = mp_sb_addr(&d->geo, unit, sb);
+	u64 size = nr * d->geo.sb_size;
+	enum mp_outcome out;
+	int rc;
+
+	lockdep_assert_held(&d->hp_lock);
+	rc = mp_request(d, type, addr, size, NULL);
+	out = mp_req_outcome(rc);
+	if (out != MP_OUT_DONE && type == VIRTIO_MEM_REQ_UNPLUG)
+		trace_memplug_unplug_failed(mp_trace_dev(d), unit, addr, size,
+					    mp_unplug_reason_of(rc), rc);
+	if (out != MP_OUT_REFUSED)
+		mp_mark_answer(d, type, out, unit, sb, nr);
+	return out;
+}
+
+enum mp_outcome mp_plug_sbs(struct mp_dev *d, u64 unit, u32 sb, u64 nr)
+{
+	return mp_request_sbs(d, VIRTIO_MEM_REQ_PLUG, unit, sb, nr);
+}
+
+enum mp_outcome mp_unplug_sbs(struct mp_dev *d, u64 unit, u32 sb, u64 nr)
+{
+	return mp_request_sbs(d, VIRTIO_MEM_REQ_UNPLUG, unit, sb, nr);
 }

@@ -35,74 +35,37 @@ static bool mp_sbm_is_held(struct mp_dev *d, u64 unit, u32 sb)
 /* PLUG a run of sub blocks; online ones go to Linux at once. */
 static int mp_sbm_plug_run(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 {
-	int rc;
 	u32 i;
 
-	rc = mp_request(d, VIRTIO_MEM_REQ_PLUG, mp_sb_addr(&d->geo, unit, sb),
-			(u64)nr * d->geo.sb_size, NULL);
-	if (rc == VIRTIO_MEM_RESP_ACK) {
-		mp_mark_plugged(d, unit, sb, nr, false);
-		if (mp_unit_online(&d->units[unit]))
-			for (i = 0; i < nr; i++)
-				mp_sb_give_to_linux(d, unit, sb + i);
-		return 0;
-	}
-	if (mp_req_outcome(rc) == MP_OUT_AMBIGUOUS)
-		mp_mark_plugged(d, unit, sb, nr, true);
-	return -EAGAIN;
+	if (mp_plug_sbs(d, unit, sb, nr) != MP_OUT_DONE)
+		return -EAGAIN;
+	if (mp_unit_online(&d->units[unit]))
+		for (i = 0; i < nr; i++)
+			mp_sb_give_to_linux(d, unit, sb + i);
+	return 0;
 }
 
 /*
- * UNPLUG a run of sub blocks whose pages Linux no longer uses.
- * 0: unplugged; -EBUSY: refused (still plugged); -EIO: ambiguous (now
- * held).
+ * UNPLUG a run of sub blocks whose pages Linux no longer uses (past the
+ * end of @unit: whole units).  0: unplugged; -EBUSY: refused (still
+ * plugged); -EIO: ambiguous (now held).
  */
-static int mp_sbm_unplug_run(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
+static int mp_sbm_unplug_run(struct mp_dev *d, u64 unit, u32 sb, u64 nr)
 {
-	int rc;
-
-	rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG,
-			mp_sb_addr(&d->geo, unit, sb),
-			(u64)nr * d->geo.sb_size, NULL);
-	if (rc == VIRTIO_MEM_RESP_ACK) {
-		mp_mark_unplugged(d, unit, sb, nr);
+	switch (mp_unplug_sbs(d, unit, sb, nr)) {
+	case MP_OUT_DONE:
 		return 0;
-	}
-	trace_memplug_unplug_failed(mp_trace_dev(d), unit,
-				    mp_sb_addr(&d->geo, unit, sb),
-				    (u64)nr * d->geo.sb_size,
-				    mp_unplug_reason_of(rc), rc);
-	if (mp_req_outcome(rc) == MP_OUT_REFUSED)
+	case MP_OUT_REFUSED:
 		return -EBUSY;
-	mp_mark_plugged(d, unit, sb, nr, true);
-	return -EIO;
+	default:
+		return -EIO;
+	}
 }
 
-/*
- * UNPLUG @nr whole units from @first, plugged and not in Linux, with one
- * request.  0, -EBUSY or -EIO as mp_sbm_unplug_run().
- */
+/* UNPLUG @nr whole units from @first, plugged and not in Linux. */
 static int mp_sbm_unplug_units(struct mp_dev *d, u64 first, u64 nr)
 {
-	u64 addr = mp_unit_addr(&d->geo, first), unit;
-	u64 size = nr * d->geo.unit_size;
-	int rc;
-
-	if (nr == 1)
-		return mp_sbm_unplug_run(d, first, 0, d->geo.sb_per_unit);
-	rc = mp_request(d, VIRTIO_MEM_REQ_UNPLUG, addr, size, NULL);
-	if (rc == VIRTIO_MEM_RESP_ACK) {
-		for (unit = first; unit < first + nr; unit++)
-			mp_mark_unplugged(d, unit, 0, d->geo.sb_per_unit);
-		return 0;
-	}
-	trace_memplug_unplug_failed(mp_trace_dev(d), first, addr, size,
-				    mp_unplug_reason_of(rc), rc);
-	if (rc == VIRTIO_MEM_RESP_NACK || rc == VIRTIO_MEM_RESP_BUSY)
-		return -EBUSY;
-	for (unit = first; unit < first + nr; unit++)
-		mp_mark_plugged(d, unit, 0, d->geo.sb_per_unit, true);
-	return -EIO;
+	return mp_sbm_unplug_run(d, first, 0, nr * d->geo.sb_per_unit);
 }
 
 /* ------------------------------------------------------------------ */
@@ -126,7 +89,7 @@ static int mp_sbm_fill(struct mp_dev *d, u64 need, bool online)
 
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
-		if (!u->added || u->busy || u->nr_going || u->skip ||
+		if (!mp_unit_added(u) || u->busy || u->nr_going || u->skip ||
 		    u->nr_plugged == d->geo.sb_per_unit ||
 		    mp_unit_online(u) != online)
 			continue;
@@ -150,7 +113,7 @@ static bool mp_sbm_fresh_full(struct mp_dev *d, u64 unit)
 {
 	struct mp_unit *u = &d->units[unit];
 
-	return !u->added && !u->nr_plugged && !u->busy && !u->skip &&
+	return !mp_unit_added(u) && !u->nr_plugged && !u->busy && !u->skip &&
 	       !u->nr_going &&
 	       mp_sb_usable(&d->geo, &d->cfg, unit, d->geo.sb_per_unit - 1);
 }
@@ -172,7 +135,6 @@ static int mp_sbm_plug_fresh_units(struct mp_dev *d, u64 first, u64 need)
 					d->nr_plugged * d->geo.sb_size)) /
 		  d->geo.unit_size;
 	u64 nr, unit;
-	int rc;
 
 	max = min3(max, fit, need / d->geo.sb_per_unit);
 	for (nr = 0; nr < max && first + nr < d->geo.nr_units; nr++)
@@ -181,17 +143,8 @@ static int mp_sbm_plug_fresh_units(struct mp_dev *d, u64 first, u64 need)
 	if (nr < 2)
 		return -ENOENT;
 
-	rc = mp_request(d, VIRTIO_MEM_REQ_PLUG, mp_unit_addr(&d->geo, first),
-			nr * d->geo.unit_size, NULL);
-	if (rc != VIRTIO_MEM_RESP_ACK) {
-		if (rc != VIRTIO_MEM_RESP_NACK && rc != VIRTIO_MEM_RESP_BUSY)
-			for (unit = first; unit < first + nr; unit++)
-				mp_mark_plugged(d, unit, 0, d->geo.sb_per_unit,
-						true);
+	if (mp_plug_sbs(d, first, 0, nr * d->geo.sb_per_unit) != MP_OUT_DONE)
 		return -EAGAIN;
-	}
-	for (unit = first; unit < first + nr; unit++)
-		mp_mark_plugged(d, unit, 0, d->geo.sb_per_unit, false);
 	for (unit = first; unit < first + nr; unit++) {
 		if (mp_add_unit(d, unit))
 			break;
@@ -213,22 +166,14 @@ static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
 	u32 nr;
 	int rc;
 
+	lockdep_assert_held(&d->hp_lock);
+
 	need = min_t(u64, need, mp_sbm_max_run(d));
 
 	/* plugged sub blocks whose memory block is not added: add it */
-	for (unit = 0; unit < d->geo.nr_units; unit++) {
-		u = &d->units[unit];
-		if (!u->added && u->nr_plugged > u->nr_held && !u->busy &&
-		    !u->skip) {
-			if (!mp_guard_allows(d))
-				return -ENOMEM;
-			if (mp_add_unit(d, unit)) {
-				u->skip = 1;
-				return -EAGAIN;
-			}
-			return 0;
-		}
-	}
+	rc = mp_add_stray(d);
+	if (rc != -ENOENT)
+		return rc;
 
 	/* fill memory blocks that are already added, online ones first */
 	rc = mp_sbm_fill(d, need, true);
@@ -241,13 +186,13 @@ static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
 	/* a fresh memory block */
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
-		if (!u->added && !u->nr_plugged && !u->busy &&
+		if (!mp_unit_added(u) && !u->nr_plugged && !u->busy &&
 		    mp_sb_usable(&d->geo, &d->cfg, unit, 0))
 			break;
 	}
 	if (unit == d->geo.nr_units)
 		return -ENOSPC;
-	if (!mp_guard_allows(d))
+	if (!mp_growth_guard_allows(d))
 		return -ENOMEM;
 	rc = mp_sbm_plug_fresh_units(d, unit, need);
 	if (rc != -ENOENT)
@@ -391,23 +336,15 @@ static int mp_sbm_unplug_batch(struct mp_dev *d, u64 last,
 
 static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
 {
-	enum mp_unit_class best_class = MP_CLASS_BUSY, c;
-	u64 unit, best = 0;
+	enum mp_unit_class best_class;
 	struct mp_unit *u;
 	u32 first = 0, nr;
+	u64 best;
 	int rc;
 
-	for (unit = 0; unit < d->geo.nr_units; unit++) {
-		u = &d->units[unit];
-		if (u->nr_plugged <= u->nr_held)
-			continue;
-		c = mp_unit_class(u);
-		if (mp_unplug_before(c, unit, best_class, best)) {
-			best_class = c;
-			best = unit;
-		}
-	}
-	if (best_class == MP_CLASS_BUSY)
+	lockdep_assert_held(&d->hp_lock);
+
+	if (!mp_unplug_pick(d, &best, &best_class))
 		return -EAGAIN;
 	u = &d->units[best];
 
@@ -466,7 +403,7 @@ static int mp_sbm_remove_empty(struct mp_dev *d)
 
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
-		if (!u->added || u->nr_plugged || u->busy || u->nr_going)
+		if (!mp_unit_added(u) || u->nr_plugged || u->busy || u->nr_going)
 			continue;
 		if (mp_remove_unit(d, unit))
 			rc = -EAGAIN;

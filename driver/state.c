@@ -20,6 +20,8 @@ void mp_mark_plugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr, bool held)
 	struct mp_unit *u = &d->units[unit];
 	u64 idx;
 
+	lockdep_assert_held(&d->hp_lock);
+
 	for (idx = mp_sb_index(d, unit, sb); nr--; idx++) {
 		if (!__test_and_set_bit(idx, d->plugged)) {
 			d->nr_plugged++;
@@ -36,6 +38,8 @@ void mp_mark_unplugged(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
 {
 	struct mp_unit *u = &d->units[unit];
 	u64 idx;
+
+	lockdep_assert_held(&d->hp_lock);
 
 	for (idx = mp_sb_index(d, unit, sb); nr--; idx++) {
 		if (__test_and_clear_bit(idx, d->plugged)) {
@@ -59,12 +63,12 @@ bool mp_sb_in_linux(const struct mp_dev *d, u64 unit, u32 sb)
 
 bool mp_unit_online(const struct mp_unit *u)
 {
-	return u->added && u->nr_online;
+	return mp_unit_added(u) && u->nr_online;
 }
 
 enum mp_unit_class mp_unit_class(const struct mp_unit *u)
 {
-	return mp_classify(u->busy || u->nr_going || u->skip, u->added,
+	return mp_classify(u->busy || u->nr_going || u->skip, mp_unit_added(u),
 			   u->nr_online, u->nr_movable);
 }
 
@@ -83,7 +87,7 @@ bool mp_any_unit_blocked(const struct mp_dev *d)
 }
 
 /* Is the memory block at @addr online? */
-bool mp_mb_online(const struct mp_dev *d, u64 addr)
+static bool mp_mb_online(const struct mp_dev *d, u64 addr)
 {
 	return test_bit((addr - d->geo.first_addr) / d->geo.mb_size,
 			d->online);
@@ -128,4 +132,42 @@ bool mp_pfn_in_linux(const struct mp_dev *d, unsigned long pfn)
 bool mp_pfn_taken_in_linux(const struct mp_dev *d, unsigned long pfn)
 {
 	return mp_pfn_taken(d, pfn) && mp_pfn_in_linux(d, pfn);
+}
+
+/*
+ * Plugged sub blocks that Linux should have but does not: after an add
+ * failed, an UNPLUG was refused, adoption.  Not while the unit is in
+ * transition or was given up on for this pass.
+ */
+bool mp_unit_wants_adding(const struct mp_dev *d, const struct mp_unit *u)
+{
+	return !mp_unit_complete(d, u) && u->nr_plugged > u->nr_held &&
+	       !u->busy && !u->nr_going && !u->skip;
+}
+
+/*
+ * The unit to unplug from next, among those with plugged sub blocks that
+ * are not held: the cheapest class first (mp_unplug_before()).  False when
+ * all of them are in transition.
+ */
+bool mp_unplug_pick(const struct mp_dev *d, u64 *unit,
+		    enum mp_unit_class *class)
+{
+	enum mp_unit_class best_class = MP_CLASS_BUSY, c;
+	const struct mp_unit *u;
+	u64 i, best = 0;
+
+	for (i = 0; i < d->geo.nr_units; i++) {
+		u = &d->units[i];
+		if (u->nr_plugged <= u->nr_held)
+			continue;
+		c = mp_unit_class(u);
+		if (mp_unplug_before(c, i, best_class, best)) {
+			best_class = c;
+			best = i;
+		}
+	}
+	*unit = best;
+	*class = best_class;
+	return best_class != MP_CLASS_BUSY;
 }

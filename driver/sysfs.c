@@ -179,24 +179,17 @@ static ssize_t unit_states_show(struct device *dev,
 				struct device_attribute *attr, char *buf)
 {
 	struct mp_dev *d = mp_dev_of(dev);
-	unsigned long long n[5] = { 0 };
+	/* indexed by enum mp_unit_class, in the order printed */
+	unsigned long long n[MP_CLASS_BUSY + 1] = { 0 };
 	u64 unit;
 
 	/* a snapshot per unit, not of the device: no hp_lock (see above) */
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		const struct mp_unit *u = &d->units[unit];
-		u16 online = READ_ONCE(u->nr_online);
 
-		if (READ_ONCE(u->busy) || READ_ONCE(u->nr_going))
-			n[4]++;
-		else if (!READ_ONCE(u->added))
-			n[0]++;
-		else if (!online)
-			n[1]++;
-		else if (READ_ONCE(u->nr_movable) == online)
-			n[2]++;
-		else
-			n[3]++;
+		n[mp_classify(READ_ONCE(u->busy) || READ_ONCE(u->nr_going),
+			      READ_ONCE(u->nr_present) != 0, READ_ONCE(u->nr_online),
+			      READ_ONCE(u->nr_movable))]++;
 	}
 	return sysfs_emit(buf,
 			  "not_added %llu offline %llu online_movable %llu online_kernel %llu busy %llu\n",

@@ -134,6 +134,8 @@ int mp_pass(struct mp_dev *d)
 	int rc, held_rc = 0;
 	u64 wanted;
 
+	lockdep_assert_held(&d->hp_lock);
+
 	if (d->need_unplug_all) {
 		rc = mp_unplug_all(d);
 		if (rc)
@@ -144,7 +146,7 @@ int mp_pass(struct mp_dev *d)
 	wanted = d->target_zero ? 0 :
 		 mp_wanted_granules(&d->geo, d->cfg.requested_size);
 	if (wanted <= d->nr_plugged)
-		mp_guard_clear(d);
+		mp_growth_guard_clear(d);
 	rc = mp_converge(d, wanted);
 	mp_unplug_guard_pass_end(d, wanted);
 	return rc ? rc : held_rc;
