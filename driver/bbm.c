@@ -16,25 +16,22 @@
 #include "compat.h"
 #include "memplug_trace.h"
 
-/* A big block is one sub block. */
-static int mp_bbm_unplug_req(struct mp_dev *d, u64 unit)
+/*
+ * Plug and add one more big block: BBM works one big block at a time,
+ * whatever is @missing.  (A big block is one sub block.)
+ */
+static enum mp_step mp_bbm_plug_step(struct mp_dev *d, u64 missing)
 {
-	return mp_unplug_sbs(d, unit, 0, 1) == MP_OUT_DONE ? 0 : -EAGAIN;
-}
-
-/* Plug and add one more big block. */
-static int mp_bbm_plug_one(struct mp_dev *d)
-{
+	enum mp_step step;
 	struct mp_unit *u;
 	u64 unit;
-	int rc;
 
 	lockdep_assert_held(&d->hp_lock);
 
 	/* a plugged big block not (completely) added yet costs no request */
-	rc = mp_add_stray(d);
-	if (rc != -ENOENT)
-		return rc;
+	step = mp_add_stray(d);
+	if (step != MP_STEP_NONE)
+		return step;
 
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
@@ -43,19 +40,19 @@ static int mp_bbm_plug_one(struct mp_dev *d)
 			break;
 	}
 	if (unit == d->geo.nr_units)
-		return -ENOSPC;
+		return MP_STEP_FULL;
 	if (!mp_growth_guard_allows(d))
-		return -ENOMEM;
+		return MP_STEP_GUARD;
 
 	if (mp_plug_sbs(d, unit, 0, 1) != MP_OUT_DONE)
-		return -EAGAIN;
+		return MP_STEP_RETRY;
 	if (mp_add_unit(d, unit)) {
 		/* never leave it half done: give the big block back */
 		if (!mp_unit_added(&d->units[unit]))
-			mp_bbm_unplug_req(d, unit);
-		return -EAGAIN;
+			mp_unplug_sbs(d, unit, 0, 1);
+		return MP_STEP_RETRY;
 	}
-	return 0;
+	return MP_STEP_DONE;
 }
 
 /*
@@ -83,48 +80,35 @@ static int mp_bbm_remove(struct mp_dev *d, u64 unit,
 	return rc;
 }
 
-/* Unplug one big block, the cheapest first. */
-static int mp_bbm_unplug_one(struct mp_dev *d)
+/* Unplug one big block, the cheapest first, whatever is in @excess. */
+static enum mp_step mp_bbm_unplug_step(struct mp_dev *d, u64 excess)
 {
 	enum mp_unit_class best_class;
 	u64 best;
-	int rc;
 
 	lockdep_assert_held(&d->hp_lock);
 
 	if (!mp_unplug_pick(d, &best, &best_class))
-		return -EAGAIN;
+		return MP_STEP_RETRY;
 
-	if (mp_unit_added(&d->units[best])) {
-		rc = mp_bbm_remove(d, best, best_class);
-		if (rc) {
-			d->units[best].skip = 1;
-			return -EAGAIN;
-		}
+	if (mp_unit_added(&d->units[best]) &&
+	    mp_bbm_remove(d, best, best_class)) {
+		d->units[best].skip = 1;
+		return MP_STEP_RETRY;
 	}
 	/*
 	 * Removed from Linux.  If the device refuses the UNPLUG the big
 	 * block stays plugged but not added: retried later, or simply
 	 * re-added when memory is wanted again.
 	 */
-	rc = mp_bbm_unplug_req(d, best);
-	if (rc && d->target_zero) {
+	if (mp_unplug_sbs(d, best, 0, 1) == MP_OUT_DONE)
+		return MP_STEP_DONE;
+	if (d->target_zero) {
 		/* remove(): get everything out of Linux first */
 		d->units[best].skip = 1;
-		return 0;
+		return MP_STEP_DONE;
 	}
-	return rc;
-}
-
-/* BBM works one big block at a time, whatever the distance to the target */
-static int mp_bbm_plug_step(struct mp_dev *d, u64 missing)
-{
-	return mp_bbm_plug_one(d);
-}
-
-static int mp_bbm_unplug_step(struct mp_dev *d, u64 excess)
-{
-	return mp_bbm_unplug_one(d);
+	return MP_STEP_RETRY;
 }
 
 const struct mp_mode_ops mp_bbm_ops = {

@@ -89,14 +89,6 @@ MODULE_PARM_DESC(growth_reserve_mb,
 /* generic KASAN (the one x86-64 has): one shadow byte per 8 bytes */
 #define MP_KASAN_SHADOW_SHIFT	3
 
-/*
- * Headroom the unplug guard keeps at least, on top of what moves: room is
- * counted above every zone's high watermark and reserve already, this is
- * for what others allocate while the pages move and after.  The floor grows
- * with the guest as its watermarks do (mp_watermark_band()).
- */
-#define MP_UNPLUG_HEADROOM	((u64)SZ_8M)
-
 unsigned int mp_growth_reserve_mb(void)
 {
 	return READ_ONCE(growth_reserve_mb);
@@ -205,7 +197,7 @@ bool mp_growth_guard_allows(struct mp_dev *d)
 	u64 reserve = (u64)READ_ONCE(growth_reserve_mb) << 20;
 	u64 cost = mp_unit_cost(d);
 	u64 avail = mp_unmovable_free(d->nid);
-	u64 more = avail > reserve ? (avail - reserve) / cost : 0;
+	u64 more = mp_growth_units(avail, reserve, cost);
 
 	lockdep_assert_held(&d->hp_lock);
 	if (more && d->guard_blocked && d->vdev)
@@ -346,10 +338,13 @@ bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail)
 
 	lockdep_assert_held(&d->hp_lock);
 
-	if (!used)
-		return true;
-	headroom = max3(used / 4, MP_UNPLUG_HEADROOM, mp_watermark_band());
-	if (used + headroom <= avail)
+	/*
+	 * Room is counted above every zone's high watermark and reserve
+	 * already; the headroom is for what others allocate while the pages
+	 * move and after, and grows with the guest as its watermarks do.
+	 */
+	if (!used || mp_unplug_fits(used, avail, mp_watermark_band(),
+				    &headroom))
 		return true;
 	spin_lock(&d->guard_lock);
 	d->unplug_blocked = true;

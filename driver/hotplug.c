@@ -57,11 +57,10 @@ MODULE_PARM_DESC(remove_timeout_ms,
 		 "How long offlining may go without a memory block going offline before it is interrupted (it fails, the memory stays, the worker tries again later), in ms, 1000 .. 3600000 (default: 60000)");
 
 /*
- * Add one unit that mp_unit_wants_adding().  0: added one; -ENOENT: there
- * is none; -ENOMEM: the growth guard said no; -EAGAIN: adding failed (the
- * unit is skipped for the rest of the pass).
+ * Add one unit that mp_unit_wants_adding().  A unit that fails to be
+ * added is set aside for the rest of the pass.
  */
-int mp_add_stray(struct mp_dev *d)
+enum mp_step mp_add_stray(struct mp_dev *d)
 {
 	struct mp_unit *u;
 	u64 unit;
@@ -73,30 +72,30 @@ int mp_add_stray(struct mp_dev *d)
 		if (!mp_unit_wants_adding(d, u))
 			continue;
 		if (!mp_growth_guard_allows(d))
-			return -ENOMEM;
+			return MP_STEP_GUARD;
 		if (mp_add_unit(d, unit)) {
 			u->skip = 1;
-			return -EAGAIN;
+			return MP_STEP_RETRY;
 		}
-		return 0;
+		return MP_STEP_DONE;
 	}
-	return -ENOENT;
+	return MP_STEP_NONE;
 }
 
 /*
  * Add every unit that mp_unit_wants_adding(), once no more memory has to
- * be plugged or unplugged.  -EAGAIN: some are left (retried later).
+ * be plugged or unplugged.  MP_STEP_RETRY: some are left.
  */
-int mp_add_strays(struct mp_dev *d)
+enum mp_step mp_add_strays(struct mp_dev *d)
 {
-	int rc, ret = 0;
+	enum mp_step step, ret = MP_STEP_DONE;
 
 	do {
-		rc = mp_add_stray(d);
-		if (rc == -EAGAIN)
-			ret = -EAGAIN;
-	} while (!rc || rc == -EAGAIN);
-	return rc == -ENOMEM ? -EAGAIN : ret;
+		step = mp_add_stray(d);
+		if (step == MP_STEP_RETRY)
+			ret = MP_STEP_RETRY;
+	} while (step == MP_STEP_DONE || step == MP_STEP_RETRY);
+	return step == MP_STEP_GUARD ? MP_STEP_RETRY : ret;
 }
 
 /*

@@ -326,6 +326,15 @@ static inline u64 mp_sb_index(const struct mp_dev *d, u64 unit, u32 sb)
 	return unit * d->geo.sb_per_unit + sb;
 }
 
+/* How a step of the worker went (the modes' steps and their parts). */
+enum mp_step {
+	MP_STEP_DONE = 0,	/* progress, or a unit set aside for the pass */
+	MP_STEP_NONE,		/* nothing of this kind to do: try the next way */
+	MP_STEP_RETRY,		/* failed: end the pass, retry with backoff */
+	MP_STEP_GUARD,		/* the growth guard said no: retry with backoff */
+	MP_STEP_FULL,		/* nothing more fits in the usable region */
+};
+
 static inline u32 mp_mb_per_unit(const struct mp_dev *d)
 {
 	return (u32)(d->geo.unit_size / d->geo.mb_size);
@@ -442,8 +451,8 @@ void mp_update_pin(struct mp_dev *d);
 int mp_add_unit(struct mp_dev *d, u64 unit);
 int mp_remove_unit(struct mp_dev *d, u64 unit);
 int mp_remove_unit_bounded(struct mp_dev *d, u64 unit);
-int mp_add_stray(struct mp_dev *d);
-int mp_add_strays(struct mp_dev *d);
+enum mp_step mp_add_stray(struct mp_dev *d);
+enum mp_step mp_add_strays(struct mp_dev *d);
 
 /* held.c: sub blocks the device has to tell about */
 int mp_unplug_all(struct mp_dev *d);
@@ -451,17 +460,14 @@ int mp_resolve_held(struct mp_dev *d);
 
 /*
  * bbm.c, sbm.c: the mode, chosen once at probe (d->ops).  A step plugs or
- * unplugs some of what is @missing or in @excess (sub blocks): 0 when it
- * did something or marked a unit to skip for this pass, -ENOMEM when the
- * growth guard said no, -ENOSPC when nothing more fits, another error to
- * end the pass (retried with backoff).  @finish (may be NULL) runs at the
- * end of every pass: non-zero asks for another one.
+ * unplugs some of what is @missing or in @excess (sub blocks) and says
+ * how it went.  @finish (may be NULL) runs at the end of every pass.
  */
 struct mp_mode_ops {
 	const char *name;
-	int (*plug_step)(struct mp_dev *d, u64 missing);
-	int (*unplug_step)(struct mp_dev *d, u64 excess);
-	int (*finish)(struct mp_dev *d);
+	enum mp_step (*plug_step)(struct mp_dev *d, u64 missing);
+	enum mp_step (*unplug_step)(struct mp_dev *d, u64 excess);
+	enum mp_step (*finish)(struct mp_dev *d);
 };
 
 extern const struct mp_mode_ops mp_bbm_ops;

@@ -312,3 +312,29 @@ enum mp_held_action mp_held_decide(int rc, u16 state, u32 nr, u32 dev_blocks)
 		return MP_HELD_SPLIT;
 	return dev_blocks > 1 ? MP_HELD_SPLIT_DEVICE : MP_HELD_UNPLUG;
 }
+
+bool mp_unplug_fits(u64 used, u64 avail, u64 floor, u64 *headroom)
+{
+	u64 h = used / 4;
+
+	if (h < MP_UNPLUG_HEADROOM)
+		h = MP_UNPLUG_HEADROOM;
+	if (h < floor)
+		h = floor;
+	*headroom = h;
+	/* nothing in use moves anywhere: always fits */
+	return !used || (used + h >= used && used + h <= avail);
+}
+
+u64 mp_growth_units(u64 avail, u64 reserve, u64 cost)
+{
+	if (!cost || avail <= reserve)
+		return 0;
+	return (avail - reserve) / cost;
+}
+
+bool mp_take_whole(u64 nr_used, u64 nr_pageblocks)
+{
+	/* nr_used * MP_TAKE_WHOLE_RATIO > nr_pageblocks, without overflow */
+	return nr_used > nr_pageblocks / MP_TAKE_WHOLE_RATIO;
+}

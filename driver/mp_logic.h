@@ -274,4 +274,31 @@ u32 mp_backoff_next(u32 cur_ms);
 
 bool mp_stuck_reset(u32 tries, u64 stuck_ms, u32 timeout_ms);
 
+/*
+ * The unplug guard's rule: @used bytes in use may be migrated away when
+ * @avail bytes are available elsewhere for them plus a headroom of a
+ * quarter of them, at least MP_UNPLUG_HEADROOM and at least @floor (the
+ * kernel's own buffer, guard.c).  *@headroom gets the headroom used.
+ */
+#define MP_UNPLUG_HEADROOM	(8ULL << 20)
+
+bool mp_unplug_fits(u64 used, u64 avail, u64 floor, u64 *headroom);
+
+/*
+ * The growth guard's count: how many more units, costing @cost bytes of
+ * unmovable memory each, fit in @avail bytes free above the watermarks
+ * while @reserve bytes stay free.
+ */
+u64 mp_growth_units(u64 avail, u64 reserve, u64 cost);
+
+/*
+ * Take a range in use as a whole when more than 1/MP_TAKE_WHOLE_RATIO of
+ * its @nr_pageblocks hold pages in use (@nr_used): zeroing the free rest
+ * then costs less than migrating what lands in it twice.  Otherwise only
+ * the runs of pageblocks in use are taken.
+ */
+#define MP_TAKE_WHOLE_RATIO	8
+
+bool mp_take_whole(u64 nr_used, u64 nr_pageblocks);
+
 #endif /* MEMPLUG_MP_LOGIC_H */

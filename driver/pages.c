@@ -91,13 +91,6 @@ bool mp_room_for(struct mp_dev *d, u64 unit, unsigned long pfn,
 }
 
 /*
- * Take a range in use as a whole when more than 1/MP_TAKE_WHOLE_RATIO of
- * its pageblocks hold pages in use: zeroing the free rest then costs less
- * than migrating what lands in it twice.
- */
-#define MP_TAKE_WHOLE_RATIO	8
-
-/*
  * Hand pages that never left the onlining path (kept PageOffline with a
  * refcount of 1 by the online page callback) to the buddy, in naturally
  * aligned chunks.
@@ -326,7 +319,7 @@ int mp_take_in_use(struct mp_dev *d, u64 unit, unsigned long pfn,
 		if (!mp_pfn_in_linux(d, p) || mp_pfn_taken(d, p))
 			whole = false;
 	}
-	if (whole && nr_used * MP_TAKE_WHOLE_RATIO > nr_pbs) {
+	if (whole && mp_take_whole(nr_used, nr_pbs)) {
 		rc = mp_contig_take_all(d, unit, pfn, end);
 		goto out;
 	}

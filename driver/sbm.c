@@ -33,39 +33,24 @@ static bool mp_sbm_is_held(struct mp_dev *d, u64 unit, u32 sb)
 }
 
 /* PLUG a run of sub blocks; online ones go to Linux at once. */
-static int mp_sbm_plug_run(struct mp_dev *d, u64 unit, u32 sb, u32 nr)
+static enum mp_step mp_sbm_plug_run(struct mp_dev *d, u64 unit, u32 sb,
+				    u32 nr)
 {
 	u32 i;
 
 	if (mp_plug_sbs(d, unit, sb, nr) != MP_OUT_DONE)
-		return -EAGAIN;
+		return MP_STEP_RETRY;
 	if (mp_unit_online(&d->units[unit]))
 		for (i = 0; i < nr; i++)
 			mp_sb_give_to_linux(d, unit, sb + i);
-	return 0;
-}
-
-/*
- * UNPLUG a run of sub blocks whose pages Linux no longer uses (past the
- * end of @unit: whole units).  0: unplugged; -EBUSY: refused (still
- * plugged); -EIO: ambiguous (now held).
- */
-static int mp_sbm_unplug_run(struct mp_dev *d, u64 unit, u32 sb, u64 nr)
-{
-	switch (mp_unplug_sbs(d, unit, sb, nr)) {
-	case MP_OUT_DONE:
-		return 0;
-	case MP_OUT_REFUSED:
-		return -EBUSY;
-	default:
-		return -EIO;
-	}
+	return MP_STEP_DONE;
 }
 
 /* UNPLUG @nr whole units from @first, plugged and not in Linux. */
-static int mp_sbm_unplug_units(struct mp_dev *d, u64 first, u64 nr)
+static enum mp_outcome mp_sbm_unplug_units(struct mp_dev *d, u64 first,
+					   u64 nr)
 {
-	return mp_sbm_unplug_run(d, first, 0, nr * d->geo.sb_per_unit);
+	return mp_unplug_sbs(d, first, 0, nr * d->geo.sb_per_unit);
 }
 
 /* ------------------------------------------------------------------ */
@@ -79,9 +64,9 @@ static u32 mp_sbm_max_run(struct mp_dev *d)
 
 /*
  * Plug the lowest run of unplugged sub blocks in an added memory block
- * that is (not) online.  -ENOENT: there is none.
+ * that is (not) online.
  */
-static int mp_sbm_fill(struct mp_dev *d, u64 need, bool online)
+static enum mp_step mp_sbm_fill(struct mp_dev *d, u64 need, bool online)
 {
 	struct mp_unit *u;
 	u64 unit;
@@ -105,7 +90,7 @@ static int mp_sbm_fill(struct mp_dev *d, u64 need, bool online)
 				break;
 		return mp_sbm_plug_run(d, unit, sb, nr);
 	}
-	return -ENOENT;
+	return MP_STEP_NONE;
 }
 
 /* Can @unit be plugged and added completely, as part of a batch? */
@@ -124,10 +109,11 @@ static bool mp_sbm_fresh_full(struct mp_dev *d, u64 unit)
  * it was added (see memplug.h), and a memory block must be removable
  * alone.  A batch is at most MP_SBM_BATCH bytes (the worker still looks
  * for new requests between batches), what the growth guard lets through
- * and what one request carries.  -ENOENT: fewer than two memory blocks
- * fit, plug one at a time.
+ * and what one request carries.  MP_STEP_NONE: fewer than two memory
+ * blocks fit, plug one at a time.
  */
-static int mp_sbm_plug_fresh_units(struct mp_dev *d, u64 first, u64 need)
+static enum mp_step mp_sbm_plug_fresh_units(struct mp_dev *d, u64 first,
+					    u64 need)
 {
 	u64 max = min_t(u64, MP_SBM_BATCH / d->geo.unit_size,
 			MP_MAX_BLOCKS_PER_REQ / d->geo.dev_blocks_per_unit);
@@ -141,47 +127,47 @@ static int mp_sbm_plug_fresh_units(struct mp_dev *d, u64 first, u64 need)
 		if (!mp_sbm_fresh_full(d, first + nr))
 			break;
 	if (nr < 2)
-		return -ENOENT;
+		return MP_STEP_NONE;
 
 	if (mp_plug_sbs(d, first, 0, nr * d->geo.sb_per_unit) != MP_OUT_DONE)
-		return -EAGAIN;
+		return MP_STEP_RETRY;
 	for (unit = first; unit < first + nr; unit++) {
 		if (mp_add_unit(d, unit))
 			break;
 	}
 	if (unit == first + nr)
-		return 0;
+		return MP_STEP_DONE;
 	/*
 	 * Roll back what is not added; if refused it stays plugged, not
 	 * added.  What is added stays: it is plugged and in Linux.
 	 */
 	mp_sbm_unplug_units(d, unit, first + nr - unit);
-	return -EAGAIN;
+	return MP_STEP_RETRY;
 }
 
-static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
+static enum mp_step mp_sbm_plug_step(struct mp_dev *d, u64 need)
 {
+	enum mp_step step;
 	struct mp_unit *u;
 	u64 unit;
 	u32 nr;
-	int rc;
 
 	lockdep_assert_held(&d->hp_lock);
 
 	need = min_t(u64, need, mp_sbm_max_run(d));
 
 	/* plugged sub blocks whose memory block is not added: add it */
-	rc = mp_add_stray(d);
-	if (rc != -ENOENT)
-		return rc;
+	step = mp_add_stray(d);
+	if (step != MP_STEP_NONE)
+		return step;
 
 	/* fill memory blocks that are already added, online ones first */
-	rc = mp_sbm_fill(d, need, true);
-	if (rc != -ENOENT)
-		return rc;
-	rc = mp_sbm_fill(d, need, false);
-	if (rc != -ENOENT)
-		return rc;
+	step = mp_sbm_fill(d, need, true);
+	if (step != MP_STEP_NONE)
+		return step;
+	step = mp_sbm_fill(d, need, false);
+	if (step != MP_STEP_NONE)
+		return step;
 
 	/* a fresh memory block */
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
@@ -191,24 +177,24 @@ static int mp_sbm_plug_step(struct mp_dev *d, u64 need)
 			break;
 	}
 	if (unit == d->geo.nr_units)
-		return -ENOSPC;
+		return MP_STEP_FULL;
 	if (!mp_growth_guard_allows(d))
-		return -ENOMEM;
-	rc = mp_sbm_plug_fresh_units(d, unit, need);
-	if (rc != -ENOENT)
-		return rc;
+		return MP_STEP_GUARD;
+	step = mp_sbm_plug_fresh_units(d, unit, need);
+	if (step != MP_STEP_NONE)
+		return step;
 	for (nr = 1; nr < need && nr < d->geo.sb_per_unit; nr++)
 		if (!mp_sb_usable(&d->geo, &d->cfg, unit, nr))
 			break;
-	rc = mp_sbm_plug_run(d, unit, 0, nr);
-	if (rc)
-		return rc;
+	step = mp_sbm_plug_run(d, unit, 0, nr);
+	if (step != MP_STEP_DONE)
+		return step;
 	if (mp_add_unit(d, unit)) {
 		/* roll back; if refused it stays plugged, not added */
-		mp_sbm_unplug_run(d, unit, 0, nr);
-		return -EAGAIN;
+		mp_unplug_sbs(d, unit, 0, nr);
+		return MP_STEP_RETRY;
 	}
-	return 0;
+	return MP_STEP_DONE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -238,19 +224,23 @@ static u32 mp_sbm_top_run(struct mp_dev *d, u64 unit, u64 need, u32 *first)
 }
 
 /* Taken pages of a run: UNPLUG, or give them back when refused. */
-static int mp_sbm_unplug_taken(struct mp_dev *d, u64 unit, u32 first, u32 nr)
+static enum mp_step mp_sbm_unplug_taken(struct mp_dev *d, u64 unit, u32 first,
+					u32 nr)
 {
-	int rc = mp_sbm_unplug_run(d, unit, first, nr);
 	u32 i;
 
-	if (rc == -EBUSY) {
+	switch (mp_unplug_sbs(d, unit, first, nr)) {
+	case MP_OUT_DONE:
+		return MP_STEP_DONE;
+	case MP_OUT_REFUSED:
 		/* the device said no: give the memory back */
 		for (i = 0; i < nr; i++)
 			mp_sb_give_to_linux(d, unit, first + i);
-		return -EAGAIN;
+		return MP_STEP_RETRY;
+	default:
+		/* ambiguous: the sub blocks are held, their pages stay offline */
+		return MP_STEP_RETRY;
 	}
-	/* ambiguous: the sub blocks are held, their pages stay offline */
-	return rc ? -EAGAIN : 0;
 }
 
 /*
@@ -258,7 +248,8 @@ static int mp_sbm_unplug_taken(struct mp_dev *d, u64 unit, u32 first, u32 nr)
  * plugged sub blocks with one alloc_contig_range(); if that fails, try
  * single sub blocks from the top.
  */
-static int mp_sbm_unplug_online(struct mp_dev *d, u64 unit, u64 need)
+static enum mp_step mp_sbm_unplug_online(struct mp_dev *d, u64 unit,
+					 u64 need)
 {
 	unsigned long sb_pages = PHYS_PFN(d->geo.sb_size);
 	u32 first = 0, nr;
@@ -281,7 +272,7 @@ static int mp_sbm_unplug_online(struct mp_dev *d, u64 unit, u64 need)
 		return mp_sbm_unplug_taken(d, unit, sb, 1);
 	}
 	d->units[unit].skip = 1;
-	return 0;
+	return MP_STEP_DONE;
 }
 
 /*
@@ -289,16 +280,15 @@ static int mp_sbm_unplug_online(struct mp_dev *d, u64 unit, u64 need)
  * unplug order picked) and the units right below it of the same class.
  * Free online movable memory blocks are offlined and removed one by one,
  * as they were added, from the top; units not added are unplugged with
- * one request.  -ENOENT: no batch of two or more, go unit by unit.
+ * one request.  MP_STEP_NONE: no batch of two or more, go unit by unit.
  */
-static int mp_sbm_unplug_batch(struct mp_dev *d, u64 last,
-			       enum mp_unit_class class, u64 need)
+static enum mp_step mp_sbm_unplug_batch(struct mp_dev *d, u64 last,
+					enum mp_unit_class class, u64 need)
 {
 	u64 max = min_t(u64, MP_SBM_BATCH / d->geo.unit_size,
 			MP_MAX_BLOCKS_PER_REQ / d->geo.dev_blocks_per_unit);
 	u64 nr, first, removed;
 	struct mp_unit *u;
-	int rc;
 
 	max = min(max, need / d->geo.sb_per_unit);
 	for (nr = 1; nr < max && nr <= last; nr++) {
@@ -308,22 +298,23 @@ static int mp_sbm_unplug_batch(struct mp_dev *d, u64 last,
 			break;
 	}
 	if (nr < 2)
-		return -ENOENT;
+		return MP_STEP_NONE;
 	first = last + 1 - nr;
 
 	if (class == MP_CLASS_NOT_ADDED) {
-		rc = mp_sbm_unplug_units(d, first, nr);
-		if (rc && d->target_zero) {
+		if (mp_sbm_unplug_units(d, first, nr) == MP_OUT_DONE)
+			return MP_STEP_DONE;
+		if (d->target_zero) {
 			/* remove(): get everything out of Linux first */
 			d->units[last].skip = 1;
-			return 0;
+			return MP_STEP_DONE;
 		}
-		return rc ? -EAGAIN : 0;
+		return MP_STEP_RETRY;
 	}
 	/* racy hint as for one unit: offlining migrates what came since */
 	if (!mp_range_is_free(PHYS_PFN(mp_unit_addr(&d->geo, first)),
 			      PHYS_PFN(nr * d->geo.unit_size)))
-		return -ENOENT;
+		return MP_STEP_NONE;
 	for (removed = 0; removed < nr; removed++) {
 		u = &d->units[last - removed];
 		if (u->busy || u->nr_going || mp_remove_unit(d, last - removed))
@@ -331,29 +322,29 @@ static int mp_sbm_unplug_batch(struct mp_dev *d, u64 last,
 		d->stats.fast_unplugs++;
 	}
 	/* none removed: go unit by unit; else the next step unplugs them */
-	return removed ? 0 : -ENOENT;
+	return removed ? MP_STEP_DONE : MP_STEP_NONE;
 }
 
-static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
+static enum mp_step mp_sbm_unplug_step(struct mp_dev *d, u64 need)
 {
 	enum mp_unit_class best_class;
+	enum mp_step step;
 	struct mp_unit *u;
 	u32 first = 0, nr;
 	u64 best;
-	int rc;
 
 	lockdep_assert_held(&d->hp_lock);
 
 	if (!mp_unplug_pick(d, &best, &best_class))
-		return -EAGAIN;
+		return MP_STEP_RETRY;
 	u = &d->units[best];
 
 	if (u->nr_plugged == d->geo.sb_per_unit && !u->nr_held &&
 	    (best_class == MP_CLASS_NOT_ADDED ||
 	     best_class == MP_CLASS_MOVABLE)) {
-		rc = mp_sbm_unplug_batch(d, best, best_class, need);
-		if (rc != -ENOENT)
-			return rc;
+		step = mp_sbm_unplug_batch(d, best, best_class, need);
+		if (step != MP_STEP_NONE)
+			return step;
 	}
 
 	if (best_class != MP_CLASS_NOT_ADDED && u->nr_plugged <= need &&
@@ -369,10 +360,10 @@ static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
 		if (best_class == MP_CLASS_OFFLINE) {
 			if (mp_remove_unit(d, best))
 				u->skip = 1;
-			return 0;
+			return MP_STEP_DONE;
 		}
 		if (!mp_remove_unit_bounded(d, best))
-			return 0;
+			return MP_STEP_DONE;
 	}
 
 	if (best_class == MP_CLASS_NOT_ADDED ||
@@ -381,34 +372,35 @@ static int mp_sbm_unplug_step(struct mp_dev *d, u64 need)
 		nr = mp_sbm_top_run(d, best, need, &first);
 		if (!nr) {
 			u->skip = 1;
-			return 0;
+			return MP_STEP_DONE;
 		}
-		rc = mp_sbm_unplug_run(d, best, first, nr);
-		if (rc && d->target_zero) {
+		if (mp_unplug_sbs(d, best, first, nr) == MP_OUT_DONE)
+			return MP_STEP_DONE;
+		if (d->target_zero) {
 			/* remove(): get everything out of Linux first */
 			u->skip = 1;
-			return 0;
+			return MP_STEP_DONE;
 		}
-		return rc ? -EAGAIN : 0;
+		return MP_STEP_RETRY;
 	}
 	return mp_sbm_unplug_online(d, best, need);
 }
 
 /* Memory blocks without plugged sub blocks go away. */
-static int mp_sbm_remove_empty(struct mp_dev *d)
+static enum mp_step mp_sbm_remove_empty(struct mp_dev *d)
 {
+	enum mp_step step = MP_STEP_DONE;
 	struct mp_unit *u;
 	u64 unit;
-	int rc = 0;
 
 	for (unit = 0; unit < d->geo.nr_units; unit++) {
 		u = &d->units[unit];
 		if (!mp_unit_added(u) || u->nr_plugged || u->busy || u->nr_going)
 			continue;
 		if (mp_remove_unit(d, unit))
-			rc = -EAGAIN;
+			step = MP_STEP_RETRY;
 	}
-	return rc;
+	return step;
 }
 
 const struct mp_mode_ops mp_sbm_ops = {

@@ -76,6 +76,7 @@ void mp_start_worker(struct mp_dev *d)
 static int mp_converge(struct mp_dev *d, u64 wanted)
 {
 	const struct mp_mode_ops *ops = d->ops;
+	enum mp_step step;
 	u64 unit;
 	int rc = 0;
 
@@ -84,41 +85,39 @@ static int mp_converge(struct mp_dev *d, u64 wanted)
 
 	while (!rc && d->nr_plugged != wanted) {
 		if (mp_worker_should_yield(d)) {
-			rc = -EINTR;
+			rc = -EAGAIN;
 			break;
 		}
 		if (d->nr_plugged < wanted) {
 			/* pinned before anything is plugged and added */
-			if (!mp_pin(d)) {
-				rc = -EAGAIN;
-				break;
-			}
-			rc = ops->plug_step(d, wanted - d->nr_plugged);
-			if (rc == -ENOMEM) {
-				/* growth guard: re-checked with backoff */
-				rc = -EAGAIN;
-				break;
-			}
-			if (rc == -ENOSPC) {
-				/* blocked units may free up: retry later */
-				if (mp_any_unit_blocked(d))
-					break;
-				dev_warn_ratelimited(&d->vdev->dev,
-						     "requested size 0x%llx does not fit in the usable region\n",
-						     d->cfg.requested_size);
-				rc = 0;
-				break;
-			}
+			step = mp_pin(d) ?
+			       ops->plug_step(d, wanted - d->nr_plugged) :
+			       MP_STEP_RETRY;
 		} else {
-			rc = ops->unplug_step(d, d->nr_plugged - wanted);
+			step = ops->unplug_step(d, d->nr_plugged - wanted);
 		}
+		if (step == MP_STEP_FULL) {
+			/* units in transition may free up: retry later */
+			if (mp_any_unit_blocked(d)) {
+				rc = -EAGAIN;
+				break;
+			}
+			dev_warn_ratelimited(&d->vdev->dev,
+					     "requested size 0x%llx does not fit in the usable region\n",
+					     d->cfg.requested_size);
+			break;
+		}
+		/* a guard refusal is re-checked with backoff too */
+		if (step != MP_STEP_DONE)
+			rc = -EAGAIN;
 		cond_resched();
 	}
-	if (!rc && !d->target_zero && d->nr_plugged == wanted)
-		rc = mp_add_strays(d);
-	if (ops->finish && ops->finish(d))
+	if (!rc && !d->target_zero && d->nr_plugged == wanted &&
+	    mp_add_strays(d) != MP_STEP_DONE)
 		rc = -EAGAIN;
-	return rc ? -EAGAIN : 0;
+	if (ops->finish && ops->finish(d) != MP_STEP_DONE)
+		rc = -EAGAIN;
+	return rc;
 }
 
 /*

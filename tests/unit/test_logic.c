@@ -573,6 +573,60 @@ static void test_held_decide(void **state)
 			 MP_HELD_RETRY);
 }
 
+static void test_unplug_fits(void **state)
+{
+	const u64 mib = 1ULL << 20;
+	u64 h;
+
+	(void)state;
+	/* nothing in use: always, whatever is available */
+	assert_true(mp_unplug_fits(0, 0, 0, &h));
+	/* a quarter of what moves, at least 8 MiB */
+	assert_true(mp_unplug_fits(100 * mib, 125 * mib, 0, &h));
+	assert_int_equal(h, 25 * mib);
+	assert_false(mp_unplug_fits(100 * mib, 125 * mib - 1, 0, &h));
+	assert_true(mp_unplug_fits(4 * mib, 12 * mib, 0, &h));
+	assert_int_equal(h, MP_UNPLUG_HEADROOM);
+	assert_false(mp_unplug_fits(4 * mib, 12 * mib - 1, 0, &h));
+	/* the kernel's min-to-high band raises the floor (seed 1) */
+	assert_false(mp_unplug_fits(4 * mib, 12 * mib, 22 * mib, &h));
+	assert_int_equal(h, 22 * mib);
+	assert_true(mp_unplug_fits(4 * mib, 26 * mib, 22 * mib, &h));
+	/* but not above a quarter of a large range */
+	assert_true(mp_unplug_fits(1024 * mib, 1280 * mib, 22 * mib, &h));
+	assert_int_equal(h, 256 * mib);
+	/* no wrap-around for absurd numbers */
+	assert_false(mp_unplug_fits(~0ULL - 1, ~0ULL, 0, &h));
+}
+
+static void test_growth_units(void **state)
+{
+	const u64 mib = 1ULL << 20;
+
+	(void)state;
+	assert_int_equal(mp_growth_units(0, 0, 2 * mib), 0);
+	assert_int_equal(mp_growth_units(64 * mib, 64 * mib, 2 * mib), 0);
+	assert_int_equal(mp_growth_units(64 * mib, 32 * mib, 2 * mib), 16);
+	assert_int_equal(mp_growth_units(65 * mib, 32 * mib, 2 * mib), 16);
+	assert_int_equal(mp_growth_units(32 * mib, 64 * mib, 2 * mib), 0);
+	/* a cost of 0 would divide by zero: nothing fits */
+	assert_int_equal(mp_growth_units(64 * mib, 0, 0), 0);
+}
+
+static void test_take_whole(void **state)
+{
+	(void)state;
+	/* 1/8 or less in use: only the runs in use */
+	assert_false(mp_take_whole(0, 64));
+	assert_false(mp_take_whole(8, 64));
+	assert_true(mp_take_whole(9, 64));
+	assert_false(mp_take_whole(1, 15));
+	assert_true(mp_take_whole(2, 15));
+	assert_true(mp_take_whole(1, 7));
+	/* the same rule as nr_used * 8 > nr_pageblocks, without overflow */
+	assert_true(mp_take_whole(~0ULL / 4, ~0ULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -595,6 +649,9 @@ int main(void)
 		cmocka_unit_test(test_resp_state),
 		cmocka_unit_test(test_req_outcome),
 		cmocka_unit_test(test_held_decide),
+		cmocka_unit_test(test_unplug_fits),
+		cmocka_unit_test(test_growth_units),
+		cmocka_unit_test(test_take_whole),
 	};
 
 	return cmocka_run_group_tests_name("mp_logic", tests, NULL, NULL);
