@@ -57,27 +57,6 @@
 #include "memplug.h"
 #include "compat.h"
 
-/* more than a TiB kept free is a typo, not a policy */
-#define MP_GROWTH_RESERVE_MAX_MB	(1024 * 1024)
-
-static unsigned int growth_reserve_mb = 64;
-
-static int mp_set_growth_reserve(const char *val,
-				 const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, 0, MP_GROWTH_RESERVE_MAX_MB);
-}
-
-static const struct kernel_param_ops mp_growth_reserve_ops = {
-	.set = mp_set_growth_reserve,
-	.get = param_get_uint,
-};
-
-module_param_cb(growth_reserve_mb, &mp_growth_reserve_ops, &growth_reserve_mb,
-		0644);
-MODULE_PARM_DESC(growth_reserve_mb,
-		 "Growth guard: unmovable-capable memory (ZONE_NORMAL/DMA32/DMA, above the watermarks) that must stay free after adding memory, in MiB, 0 .. 1048576 (default: 64)");
-
 /*
  * Bookkeeping per memory block besides the memmap: struct memory_block
  * and its sysfs nodes, page tables of the direct map and of the memmap,
@@ -88,11 +67,6 @@ MODULE_PARM_DESC(growth_reserve_mb,
 
 /* generic KASAN (the one x86-64 has): one shadow byte per 8 bytes */
 #define MP_KASAN_SHADOW_SHIFT	3
-
-unsigned int mp_growth_reserve_mb(void)
-{
-	return READ_ONCE(growth_reserve_mb);
-}
 
 /* When a guard refused, for sysfs: milliseconds since boot, never 0. */
 static u64 mp_guard_now_ms(void)
@@ -194,7 +168,7 @@ static const char mp_hint_no_mom[] =
  */
 bool mp_growth_guard_allows(struct mp_dev *d)
 {
-	u64 reserve = (u64)READ_ONCE(growth_reserve_mb) << 20;
+	u64 reserve = (u64)READ_ONCE(mp_params.growth_reserve_mb) << 20;
 	u64 cost = mp_unit_cost(d);
 	u64 avail = mp_unmovable_free(d->nid);
 	u64 more = mp_growth_units(avail, reserve, cost);
@@ -221,7 +195,7 @@ bool mp_growth_guard_allows(struct mp_dev *d)
 			 "growth guard: stopping at 0x%llx of 0x%llx bytes: adding 0x%llx bytes needs %llu KiB of unmovable memory (ZONE_NORMAL/DMA32), %llu KiB free above the watermarks, growth_reserve_mb=%u; to grow further: %s, more boot memory, or a lower growth_reserve_mb\n",
 			 d->nr_plugged * d->geo.sb_size, d->cfg.requested_size,
 			 d->geo.unit_size, cost >> 10, avail >> 10,
-			 READ_ONCE(growth_reserve_mb),
+			 READ_ONCE(mp_params.growth_reserve_mb),
 			 d->memmap_on_memory ? mp_hint_mom : mp_hint_no_mom);
 	}
 	return false;

@@ -25,38 +25,6 @@
 #include "memplug_trace.h"
 
 /*
- * offline_pages() retries migrating a page until it moves or a signal is
- * pending.  A page that never moves (pinned, e.g. referenced by a pipe
- * after vmsplice()) would keep it retrying for good, with the kernel's
- * hotplug locks held.  Our own walks keep such pages away from offlining
- * (they are taken with alloc_contig_range(), which gives up, see
- * mp_remove_unit_bounded()), but a walk is a racy snapshot: a page
- * allocated and pinned after it is offlining's to migrate.  So offlining
- * runs in a thread that accepts SIGKILL and gets it when no memory block
- * of the range went offline for this long.
- */
-#define MP_REMOVE_TIMEOUT_MIN_MS	1000
-#define MP_REMOVE_TIMEOUT_MAX_MS	(60 * 60 * 1000)
-
-static unsigned int remove_timeout_ms = 60000;
-
-static int mp_set_remove_timeout(const char *val, const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, MP_REMOVE_TIMEOUT_MIN_MS,
-				     MP_REMOVE_TIMEOUT_MAX_MS);
-}
-
-static const struct kernel_param_ops mp_remove_timeout_ops = {
-	.set = mp_set_remove_timeout,
-	.get = param_get_uint,
-};
-
-module_param_cb(remove_timeout_ms, &mp_remove_timeout_ops, &remove_timeout_ms,
-		0644);
-MODULE_PARM_DESC(remove_timeout_ms,
-		 "How long offlining may go without a memory block going offline before it is interrupted (it fails, the memory stays, the worker tries again later), in ms, 1000 .. 3600000 (default: 60000)");
-
-/*
  * Add one unit that mp_unit_wants_adding().  A unit that fails to be
  * added is set aside for the rest of the pass.
  */
@@ -218,15 +186,24 @@ static int mp_removal_fn(void *arg)
 }
 
 /*
- * offline_and_remove_memory() of [@addr, @addr + @size), interrupted
- * when no memory block went offline for remove_timeout_ms (see there):
- * it then fails with -EINTR and leaves the memory as it was.  hp_lock
+ * offline_pages() retries migrating a page until it moves or a signal is
+ * pending.  A page that never moves (pinned, e.g. referenced by a pipe
+ * after vmsplice()) would keep it retrying for good, with the kernel's
+ * hotplug locks held.  Our own walks keep such pages away from offlining
+ * (they are taken with alloc_contig_range(), which gives up, see
+ * mp_remove_unit_bounded()), but a walk is a racy snapshot: a page
+ * allocated and pinned after it is offlining's to migrate.  So offlining
+ * runs in a thread that accepts SIGKILL and gets it when no memory block
+ * of the range went offline for remove_timeout_ms.
+ *
+ * offline_and_remove_memory() of [@addr, @addr + @size) that way: when
+ * interrupted it fails with -EINTR and leaves the memory as it was.  hp_lock
  * dropped, the unit busy.
  */
 static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
 {
 	struct mp_removal r = { .addr = addr, .size = size };
-	unsigned long timeout = msecs_to_jiffies(READ_ONCE(remove_timeout_ms));
+	unsigned long timeout = msecs_to_jiffies(READ_ONCE(mp_params.remove_timeout_ms));
 	struct task_struct *task;
 	bool interrupted = false;
 	u64 seen;
@@ -325,75 +302,84 @@ static int mp_add_mbs(struct mp_dev *d, u64 unit, u16 *nr_present)
 }
 
 /*
- * Add, or offline and remove, memory blocks of @unit: adding adds all that
- * are missing, removing removes those that @mask selects (NULL: all), each
- * run of them with one call.  Every removal covers whole add granules (see
- * memplug.h, "Add granule"): with per_mb any memory block, otherwise only
- * the whole unit, which is how it was added.  hp_lock held, dropped
- * meanwhile; the unit is busy.
+ * The worker works on @unit with hp_lock dropped (adding, removing): the
+ * unit is busy meanwhile, nobody else changes it.
  */
-static int mp_hotplug(struct mp_dev *d, u64 unit, bool add,
-		      const unsigned long *mask)
+static void mp_unit_release(struct mp_dev *d, u64 unit, enum mp_busy why)
 {
-	struct mp_unit *u = &d->units[unit];
+	lockdep_assert_held(&d->hp_lock);
+	d->units[unit].busy = why;
+	mutex_unlock(&d->hp_lock);
+}
+
+static void mp_unit_reclaim(struct mp_dev *d, u64 unit, u16 nr_present)
+{
+	mutex_lock(&d->hp_lock);
+	d->units[unit].busy = MP_BUSY_NONE;
+	mp_set_present(d, unit, nr_present);
+}
+
+/* Add the memory blocks of @unit that are missing, a run per call. */
+int mp_add_unit(struct mp_dev *d, u64 unit)
+{
+	u16 nr_present = d->units[unit].nr_present;
 	u64 addr = mp_unit_addr(&d->geo, unit);
-	u64 size = d->geo.unit_size;
-	u16 nr_present = u->nr_present;
 	int rc;
 
 	lockdep_assert_held(&d->hp_lock);
 	/* memory in Linux needs the module: no add without the reference */
-	if (add && !mp_pin(d))
+	if (!mp_pin(d))
 		return -ENODEV;
-	if (!add && mask && !d->per_mb &&
-	    !bitmap_full(mask, mp_mb_per_unit(d))) {
+	mp_unit_release(d, unit, MP_BUSY_ADD);
+	rc = mp_add_mbs(d, unit, &nr_present);
+	mp_unit_reclaim(d, unit, nr_present);
+	trace_memplug_unit_add(mp_trace_dev(d), addr, d->geo.unit_size, rc);
+	if (rc) {
+		d->stats.add_failures++;
+		dev_warn_ratelimited(&d->vdev->dev, "adding memory 0x%llx+0x%llx failed: %d%s\n",
+				     addr, d->geo.unit_size, rc,
+				     nr_present ? " (partly added, could not roll back)" : "");
+	}
+	return rc;
+}
+
+/*
+ * Offline and remove the memory blocks of @unit that @mask selects (NULL:
+ * all), a run per call.  Every removal covers whole add granules (see
+ * memplug.h, "Add granule"): with per_mb any memory block, otherwise only
+ * the whole unit, which is how it was added.
+ */
+static int mp_remove_unit_mbs(struct mp_dev *d, u64 unit,
+			      const unsigned long *mask)
+{
+	u16 nr_present = d->units[unit].nr_present;
+	u64 addr = mp_unit_addr(&d->geo, unit);
+	u64 size = d->geo.unit_size;
+	int rc;
+
+	lockdep_assert_held(&d->hp_lock);
+	if (mask && !d->per_mb && !bitmap_full(mask, mp_mb_per_unit(d))) {
 		/* never split what one add_memory_driver_managed() added */
 		WARN_ON_ONCE(1);
 		return -EINVAL;
 	}
-	u->busy = add ? MP_BUSY_ADD : MP_BUSY_REMOVE;
-	mutex_unlock(&d->hp_lock);
-	rc = add ? mp_add_mbs(d, unit, &nr_present) :
-		   mp_remove_mbs(d, unit, mask, &nr_present);
-	mutex_lock(&d->hp_lock);
-	u->busy = MP_BUSY_NONE;
-	mp_set_present(d, unit, nr_present);
-	if (add)
-		trace_memplug_unit_add(mp_trace_dev(d), addr, size, rc);
-	else
-		trace_memplug_unit_remove(mp_trace_dev(d), addr, size, rc);
-	if (!rc)
-		return 0;
-	if (add) {
-		d->stats.add_failures++;
-		dev_warn_ratelimited(&d->vdev->dev, "adding memory 0x%llx+0x%llx failed: %d%s\n",
-				     addr, size, rc,
-				     nr_present ? " (partly added, could not roll back)" : "");
-		return rc;
+	mp_unit_release(d, unit, MP_BUSY_REMOVE);
+	rc = mp_remove_mbs(d, unit, mask, &nr_present);
+	mp_unit_reclaim(d, unit, nr_present);
+	trace_memplug_unit_remove(mp_trace_dev(d), addr, size, rc);
+	if (rc) {
+		d->stats.remove_failures++;
+		trace_memplug_unplug_failed(mp_trace_dev(d), unit, addr, size,
+					    MP_UNPLUG_OFFLINE, rc);
+		dev_dbg(&d->vdev->dev, "offlining/removing 0x%llx+0x%llx failed: %d\n",
+			addr, size, rc);
 	}
-	d->stats.remove_failures++;
-	trace_memplug_unplug_failed(mp_trace_dev(d), unit, addr, size,
-				    MP_UNPLUG_OFFLINE, rc);
-	dev_dbg(&d->vdev->dev, "offlining/removing 0x%llx+0x%llx failed: %d\n",
-		addr, size, rc);
 	return rc;
-}
-
-int mp_add_unit(struct mp_dev *d, u64 unit)
-{
-	return mp_hotplug(d, unit, true, NULL);
 }
 
 int mp_remove_unit(struct mp_dev *d, u64 unit)
 {
-	return mp_hotplug(d, unit, false, NULL);
-}
-
-/* Remove the memory blocks of @unit that @mask selects (per_mb only). */
-static int mp_remove_unit_mbs(struct mp_dev *d, u64 unit,
-			      const unsigned long *mask)
-{
-	return mp_hotplug(d, unit, false, mask);
+	return mp_remove_unit_mbs(d, unit, NULL);
 }
 
 /* Give back what was taken in the online memory blocks of @unit. */

@@ -29,16 +29,6 @@
 #include "compat.h"
 #include "memplug_trace.h"
 
-static bool force_bbm;
-module_param(force_bbm, bool, 0444);
-MODULE_PARM_DESC(force_bbm,
-		 "Use big block mode even when the device block size fits in a memory block (default: off)");
-
-static unsigned long bbm_block_size;
-module_param(bbm_block_size, ulong, 0444);
-MODULE_PARM_DESC(bbm_block_size,
-		 "Big block size in bytes for big block mode: a power of two, multiple of device and memory block size; 0 = max(device block, memory block) (default: 0)");
-
 static void mp_config_changed(struct virtio_device *vdev)
 {
 	struct mp_dev *d = vdev->priv;
@@ -69,11 +59,11 @@ static int mp_init_geometry(struct mp_dev *d)
 	u64 nr_sb;
 
 	gs = mp_geometry_init(&d->geo, &d->cfg, memory_block_size_bytes(),
-			      PAGE_SIZE << pageblock_order, force_bbm,
-			      bbm_block_size);
+			      PAGE_SIZE << pageblock_order,
+			      mp_params.force_bbm, mp_params.bbm_block_size);
 	if (gs == MP_GEO_BAD_BBM_SIZE) {
 		dev_warn(dev, "bbm_block_size=0x%lx unusable, using 0x%llx\n",
-			 bbm_block_size, d->geo.unit_size);
+			 mp_params.bbm_block_size, d->geo.unit_size);
 	} else if (gs != MP_GEO_OK) {
 		dev_err(dev, "region 0x%llx+0x%llx (block size 0x%llx) cannot be used: %s\n",
 			d->cfg.addr, d->cfg.region_size, d->cfg.block_size,

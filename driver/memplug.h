@@ -391,6 +391,17 @@ static inline bool mp_worker_should_yield(const struct mp_dev *d)
  * call cycle.  The modes are reached through d->ops only.
  */
 
+/* params.c: the module parameters (see docs/sysfs-attributes.md) */
+struct mp_params {
+	bool force_bbm;			/* load time only */
+	unsigned long bbm_block_size;	/* load time only */
+	unsigned int req_timeout_ms;	/* writable: READ_ONCE() */
+	unsigned int remove_timeout_ms;	/* writable: READ_ONCE() */
+	unsigned int growth_reserve_mb;	/* writable: READ_ONCE() */
+};
+
+extern struct mp_params mp_params;
+
 /* request.c: one request to the device and its answer */
 int mp_init_vq(struct mp_dev *d);
 void mp_teardown_vq(struct mp_dev *d);
@@ -424,7 +435,6 @@ bool mp_pfn_taken_in_linux(const struct mp_dev *d, unsigned long pfn);
 /* guard.c: may the guest afford adding a unit, or migrating pages away? */
 bool mp_growth_guard_allows(struct mp_dev *d);
 void mp_growth_guard_clear(struct mp_dev *d);
-unsigned int mp_growth_reserve_mb(void);
 u64 mp_unplug_room(unsigned long pfn, unsigned long free_here);
 bool mp_unplug_guard_allows(struct mp_dev *d, u64 unit, u64 used, u64 avail);
 void mp_unplug_guard_pass_end(struct mp_dev *d, u64 wanted);

@@ -129,39 +129,50 @@ static void mp_free_taken(unsigned long pfn, unsigned long nr_pages)
 	free_contig_range(pfn, nr_pages);
 }
 
+/* What mp_give() gives to Linux. */
+enum mp_give_what {
+	/*
+	 * An unplugged sub block being given to Linux, every page in it is
+	 * ours: taken pageblocks go back with free_contig_range(), the
+	 * others as pages kept offline while onlining.
+	 */
+	MP_GIVE_ALL,
+	/*
+	 * After a removal that failed: only the taken pageblocks of sub
+	 * blocks meant for Linux; the others are in the buddy already, or
+	 * unplugged and must stay ours.
+	 */
+	MP_GIVE_TAKEN,
+};
+
 /* Does the pageblock at @pfn go back to the buddy in mp_give()? */
-static bool mp_pageblock_goes_back(const struct mp_dev *d, unsigned long pfn, bool all)
+static bool mp_pageblock_goes_back(const struct mp_dev *d, unsigned long pfn,
+				   enum mp_give_what what)
 {
-	return all ? mp_pfn_taken(d, pfn) : mp_pfn_taken_in_linux(d, pfn);
+	return what == MP_GIVE_ALL ? mp_pfn_taken(d, pfn) :
+				     mp_pfn_taken_in_linux(d, pfn);
 }
 
-/*
- * Give the pages of [pfn, pfn + nr_pages), in one online memory block, to
- * the buddy.  @all: the range is an unplugged sub block being given to
- * Linux, every page in it is ours: taken pageblocks go back with
- * free_contig_range(), the others as pages kept offline while onlining.
- * Else only the taken pageblocks of sub blocks meant for Linux go back
- * (a removal that failed); the others are in the buddy already, or
- * unplugged and must stay ours.
- */
+/* Give pages of [pfn, pfn + nr_pages), in one online memory block, to the buddy. */
 static void mp_give(struct mp_dev *d, unsigned long pfn,
-		    unsigned long nr_pages, bool all)
+		    unsigned long nr_pages, enum mp_give_what what)
 {
 	unsigned long end = pfn + nr_pages, next;
 	bool taken;
 
 	while (pfn < end) {
 		/* a run of pageblocks that are all given back, or all not */
-		taken = mp_pageblock_goes_back(d, pfn, all);
+		taken = mp_pageblock_goes_back(d, pfn, what);
 		next = pfn;
 		do {
 			if (taken)
 				__clear_bit(mp_contig_idx(d, next), d->contig);
 			next = mp_pageblock_end(next, end);
-		} while (next < end && mp_pageblock_goes_back(d, next, all) == taken);
+		} while (next < end &&
+			 mp_pageblock_goes_back(d, next, what) == taken);
 		if (taken)
 			mp_free_taken(pfn, next - pfn);
-		else if (all)
+		else if (what == MP_GIVE_ALL)
 			mp_online_fresh(pfn, next - pfn);
 		pfn = next;
 	}
@@ -171,14 +182,14 @@ static void mp_give(struct mp_dev *d, unsigned long pfn,
 static void mp_give_range(struct mp_dev *d, unsigned long pfn,
 			  unsigned long nr_pages)
 {
-	mp_give(d, pfn, nr_pages, true);
+	mp_give(d, pfn, nr_pages, MP_GIVE_ALL);
 }
 
 /* Give back what a failed removal took in the online range. */
 void mp_give_taken(struct mp_dev *d, unsigned long pfn,
 		   unsigned long nr_pages)
 {
-	mp_give(d, pfn, nr_pages, false);
+	mp_give(d, pfn, nr_pages, MP_GIVE_TAKEN);
 }
 
 void mp_sb_give_to_linux(struct mp_dev *d, u64 unit, u32 sb)

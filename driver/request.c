@@ -20,30 +20,6 @@
 #include "compat.h"
 #include "memplug_trace.h"
 
-/*
- * 0 would time out every request at once and reset the device over and
- * over; hours would leave the worker stuck behind a dead device.
- */
-#define MP_REQ_TIMEOUT_MIN_MS	100
-#define MP_REQ_TIMEOUT_MAX_MS	(10 * 60 * 1000)
-
-static unsigned int req_timeout_ms = 30000;
-
-static int mp_set_req_timeout(const char *val, const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, MP_REQ_TIMEOUT_MIN_MS,
-				     MP_REQ_TIMEOUT_MAX_MS);
-}
-
-static const struct kernel_param_ops mp_req_timeout_ops = {
-	.set = mp_set_req_timeout,
-	.get = param_get_uint,
-};
-
-module_param_cb(req_timeout_ms, &mp_req_timeout_ops, &req_timeout_ms, 0644);
-MODULE_PARM_DESC(req_timeout_ms,
-		 "How long to wait for the device to answer a request before treating the answer as missing, in ms, 100 .. 600000 (default: 30000)");
-
 /* mp_logic.c decodes answers with its own copy of the spec's values */
 static_assert(MP_REQ_PLUG == VIRTIO_MEM_REQ_PLUG);
 static_assert(MP_REQ_UNPLUG == VIRTIO_MEM_REQ_UNPLUG);
@@ -186,7 +162,8 @@ static int mp_unstick(struct mp_dev *d)
 	if (d->stuck_tries < U32_MAX)
 		d->stuck_tries++;
 	ms = jiffies_to_msecs(jiffies - d->stuck_since);
-	if (!mp_stuck_reset(d->stuck_tries, ms, req_timeout_ms))
+	if (!mp_stuck_reset(d->stuck_tries, ms,
+			    READ_ONCE(mp_params.req_timeout_ms)))
 		return -ETIMEDOUT;
 	dev_warn(dev, "device kept a request for %u ms after it timed out: resetting the device\n",
 		 ms);
@@ -362,7 +339,7 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 	}
 
 	left = wait_event_timeout(d->resp_wq, mp_reap(d, &len),
-				  msecs_to_jiffies(req_timeout_ms));
+				  msecs_to_jiffies(READ_ONCE(mp_params.req_timeout_ms)));
 	if (!left) {
 		d->req_stuck = true;
 		d->stuck_since = jiffies;
@@ -371,7 +348,7 @@ int mp_request(struct mp_dev *d, u16 type, u64 addr, u64 size, u16 *state)
 		dev_warn_ratelimited(&vdev->dev,
 				     "%s 0x%llx+0x%llx: no answer within %u ms\n",
 				     mp_req_name(type), addr, size,
-				     req_timeout_ms);
+				     READ_ONCE(mp_params.req_timeout_ms));
 		rc = -ETIMEDOUT;
 		goto out_answer;
 	}

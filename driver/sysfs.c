@@ -119,7 +119,7 @@ static ssize_t growth_guard_show(struct device *dev,
 		return sysfs_emit(buf, "ok\n");
 	return sysfs_emit(buf,
 			  "blocked: next unit needs %llu KiB of unmovable memory, %llu KiB free above watermarks, reserve %u MiB\n",
-			  need >> 10, avail >> 10, mp_growth_reserve_mb());
+			  need >> 10, avail >> 10, READ_ONCE(mp_params.growth_reserve_mb));
 }
 static DEVICE_ATTR_RO(growth_guard);
 
