@@ -192,14 +192,14 @@ enum mp_worker_state {
 };
 
 struct mp_dev {
-	struct virtio_device *vdev;	/* NULL once orphaned */
-	struct virtqueue *vq;
+	struct virtio_device *vdev;	/* NULL once orphaned (hp_lock) */
+	struct virtqueue *vq;		/* req_lock */
 	struct list_head list;		/* mp_devices; mp_devices_lock */
-	bool orphan;			/* driver unbound, memory left */
-	bool kdump;			/* is_kdump_kernel(): no hotplug */
-	bool cb_registered;		/* counted in mp_cb_users */
-	bool nb_registered;
-	bool sysfs_added;
+	bool orphan;			/* driver unbound, memory left; hp_lock */
+	bool kdump;			/* is_kdump_kernel(): no hotplug; fixed */
+	bool cb_registered;		/* counted in mp_cb_users; mp_cb_lock */
+	bool nb_registered;		/* mp_cb_lock */
+	bool sysfs_added;		/* probe and remove only */
 
 	/* request path: req_lock */
 	struct mutex req_lock;
@@ -220,7 +220,7 @@ struct mp_dev {
 	int mgid;
 	u64 region_end;			/* geo.first_addr + nr_units * unit */
 
-	/* hp_lock protects everything below */
+	/* hp_lock protects everything from here to stats */
 	struct mutex hp_lock;
 	struct mp_config cfg;		/* last valid config */
 	struct mp_unit *units;
@@ -267,10 +267,11 @@ struct mp_dev {
 	 */
 	spinlock_t kick_lock;
 	bool stopping;
+	/* written by the worker alone, read by sysfs with READ_ONCE() */
 	u32 backoff_ms;
+	enum mp_worker_state worker_state;
 	const struct mp_mode_ops *ops;	/* the mode, fixed at probe */
-	enum mp_worker_state worker_state;	/* sysfs "worker" */
-	bool cfg_warned;		/* invalid runtime config logged */
+	bool cfg_warned;		/* invalid runtime config logged; hp_lock */
 
 	/*
 	 * Self-hosted memmap, fixed after probe.  per_mb: add and remove one
@@ -308,6 +309,7 @@ struct mp_dev {
 	u64 unplug_headroom;		/* bytes to keep free on top */
 	u64 unplug_last_ms;		/* boot time of the last refusal, 0 = never */
 
+	/* set up at probe, torn down at remove */
 	struct notifier_block mem_nb;
 	/* refuses hibernation before it starts (main.c) */
 	struct notifier_block pm_nb;
@@ -315,6 +317,7 @@ struct mp_dev {
 #ifdef CONFIG_PROC_VMCORE
 	struct vmcore_cb vmcore_cb;
 	bool vmcore_registered;
+	/* the last STATE answer, for reading the vmcore; hp_lock */
 	u64 vmcore_cache_addr;		/* device block, state cached */
 	bool vmcore_cache_valid;
 	bool vmcore_cache_plugged;
