@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "vm"))
 
 from ktap import KTAP  # noqa: E402
-from testbed import GiB, MiB, TOP, VM, Device, TestFailure, human  # noqa: E402
+from testbed import GiB, TOP, VM, Device, TestFailure, human  # noqa: E402
 
 # TCG: a Debian boot takes a minute or two, a DKMS build several
 BOOT_TIMEOUT = int(os.environ.get("INSTALL_BOOT_TIMEOUT", "900"))
