@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-vm \
-	check-static check-dkms check-install check-long check-cpus check-random \
+	check-ktap check-static check-dkms check-install check-long check-cpus check-random \
 	check-checkers check-debug fuzz bench bench-publish dkms-install dkms-uninstall \
 	deb clean
 
@@ -36,6 +36,8 @@ check: build
 	@scripts/check.sh
 
 # Single suites, for development.
+check-ktap:
+	@scripts/check.sh ktap
 check-unit:
 	@scripts/check.sh unit
 check-tools: tools

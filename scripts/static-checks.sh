@@ -1,27 +1,23 @@
 #!/usr/bin/env bash
-# Static checks, as TAP: checkpatch --strict on the driver, W=1 and sparse
+# Static checks, as KTAP: checkpatch --strict on the driver, W=1 and sparse
 # (C=2) builds against every test kernel, clang-format on the userspace C,
 # no call cycle between the driver's files.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${MEMPLUG_CACHE:-$top/.cache}
-cd "$top"
+cd "$top" || exit 1
+# shellcheck source=scripts/ktap.sh
+. scripts/ktap.sh
 
 rels=$(cat "$cache/kernels/list")
-n=0 pass=0 fail=0
-tap() {	# tap NAME OUTPUT_FILE: ok if the command succeeded with no output
-	local name=$1 rc=$2 out=$3
-	n=$((n + 1))
-	if [ "$rc" -eq 0 ] && [ ! -s "$out" ]; then
-		echo "ok $n $name"; pass=$((pass + 1))
-	else
-		echo "not ok $n $name"; fail=$((fail + 1))
-		sed -e 's/^/# /' "$out" | head -n 40
-	fi
+tap() {	# tap NAME RC OUTPUT_FILE: ok if the command succeeded with no output
+	local rc=$2
+	[ -s "$3" ] && rc=1
+	ktap_result "$rc" "$1" "$(head -n 40 "$3")"
 }
 
-echo "TAP version 13"
-echo "1..$((3 + 2 * $(wc -l <<<"$rels")))"
+ktap_header
+ktap_plan $((3 + 2 * $(wc -l <<<"$rels")))
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -63,5 +59,4 @@ tap "clang-format tools/ tests/vm/agent/" 0 "$tmp/out"
 python3 scripts/callgraph.py driver > "$tmp/out" 2>&1
 tap "no call cycle between driver files" $? "$tmp/out"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+ktap_summary

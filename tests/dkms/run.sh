@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# memplug as an installed out-of-tree driver, as TAP: DKMS builds it for
+# memplug as an installed out-of-tree driver, as KTAP: DKMS builds it for
 # every kernel in .cache/kernels/list, the modprobe.d file makes the kernel's
 # real module tree pick memplug over virtio_mem, and the Debian package holds
 # what it should with working maintainer scripts.
@@ -11,43 +11,27 @@
 # Products: build/memplug-dkms_<ver>_all.deb, and build/<rel>/dkms/memplug.ko,
 # the DKMS-built module (decompressed) for the test bed to boot.
 #
-# Ends with "N passed, N failed, N skipped"; a TODO test (todo()) that fails
-# counts as skipped, as TAP says it should.
+# Ends with "N passed, N failed, N skipped" (scripts/ktap.sh).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${MEMPLUG_CACHE:-$top/.cache}
 cd "$top" || exit 1
+# shellcheck source=scripts/ktap.sh
+. scripts/ktap.sh
 
 T=$(mktemp -d /tmp/memplug-dkms.XXXXXX)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$T"' EXIT
 
-n=0 P=0 F=0 S=0
-ok() { # $1: 0 = pass; $2: name; $3: diagnostics shown on failure
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"; P=$((P + 1))
-	else
-		echo "not ok $n - $2"; F=$((F + 1))
-		[ -z "${3:-}" ] || sed 's/^/# /' <<<"$3" | tail -n 30
-	fi
-}
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; S=$((S + 1)); }
-todo() { # $1: 0 = pass; $2: name; $3: why it is still to do
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"; P=$((P + 1))
-	else
-		echo "not ok $n - $2 # TODO $3"; S=$((S + 1))
-	fi
-}
+# ok RC NAME [DIAG]: a result; a failure shows the last 30 lines of DIAG
+ok() { ktap_result "$1" "$2" "$(tail -n 30 <<<"${3:-}")"; }
 
-VER=$(scripts/dkms.sh version) || { echo "Bail out! no version in driver/dkms.conf"; exit 1; }
+ktap_header
+VER=$(scripts/dkms.sh version) || ktap_bail "no version in driver/dkms.conf"
 mapfile -t rels < <(grep -v '^[[:space:]]*$' "$cache/kernels/list" 2>/dev/null)
-[ ${#rels[@]} -gt 0 ] || { echo "Bail out! no kernels in $cache/kernels/list (run scripts/deps.sh)"; exit 1; }
+[ ${#rels[@]} -gt 0 ] || ktap_bail "no kernels in $cache/kernels/list (run scripts/deps.sh)"
 
 per_kernel=7
-echo "TAP version 13"
-echo "1..$((3 + per_kernel * ${#rels[@]} + 8))"
+ktap_plan $((3 + per_kernel * ${#rels[@]} + 8))
 echo "# memplug $VER, kernels: ${rels[*]}"
 
 # --- DKMS on a private tree ------------------------------------------------
@@ -76,7 +60,7 @@ for rel in "${rels[@]}"; do
 	ok $rc "$rel: dkms build" "$out"
 	if [ -z "$ko" ]; then
 		for t in "vermagic" "version" "no fault injection" "dkms install" "modalias picks memplug" "build/$rel/dkms/memplug.ko"; do
-			skip "$rel: $t" "dkms build failed"
+			ktap_skip "$rel: $t" "dkms build failed"
 		done
 		continue
 	fi
@@ -120,7 +104,7 @@ for rel in "${rels[@]}"; do
 		ok $? "$rel: modalias picks memplug, modprobe virtio_mem loads memplug" \
 			"$out"$'\n'"with memplug.conf:"$'\n'"$with"$'\n'"without:"$'\n'"$without"$'\n'"modprobe virtio_mem:"$'\n'"$byname"
 	else
-		skip "$rel: modalias picks memplug" "no module tree in $mods"
+		ktap_skip "$rel: modalias picks memplug" "no module tree in $mods"
 	fi
 
 	# for the test bed: the module exactly as DKMS built (and signed) it
@@ -150,7 +134,7 @@ rc=$?
 [ "$deb" = "$top/build/memplug-dkms_${VER}_all.deb" ] && [ -f "$deb" ] || rc=1
 ok $rc "dkms.sh deb builds build/memplug-dkms_${VER}_all.deb" "$(cat "$T/deb.log")"
 if [ $rc -ne 0 ]; then
-	for t in control contents modes scripts postinst prerm lintian; do skip "deb: $t" "no package"; done
+	for t in control contents modes scripts postinst prerm lintian; do ktap_skip "deb: $t" "no package"; done
 else
 	# control fields
 	field() { dpkg-deb -f "$deb" "$1"; }
@@ -227,9 +211,8 @@ else
 		out=$(lintian --fail-on error "$deb" 2>&1)
 		ok $? "deb: lintian (errors)" "$out"
 	else
-		skip "deb: lintian" "lintian not installed"
+		ktap_skip "deb: lintian" "lintian not installed"
 	fi
 fi
 
-echo "$P passed, $F failed, $S skipped"
-[ "$F" -eq 0 ]
+ktap_summary

@@ -27,7 +27,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "vm"))
 
-from testbed import GiB, MiB, TOP, VM, Device, TestFailure, human  # noqa: E402
+from ktap import KTAP  # noqa: E402
+from testbed import GiB, TOP, VM, Device, TestFailure, human  # noqa: E402
 
 # TCG: a Debian boot takes a minute or two, a DKMS build several
 BOOT_TIMEOUT = int(os.environ.get("INSTALL_BOOT_TIMEOUT", "900"))
@@ -76,37 +77,6 @@ class DiskVM(VM):
                 return f.read().splitlines()[-n:]
         except OSError:
             return []
-
-
-class KTAP:
-    def __init__(self, planned):
-        self.n = self.passed = self.failed = self.skipped = 0
-        print("KTAP version 1")
-        print("1..%d" % planned, flush=True)
-
-    def ok(self, name, diag=None):
-        self.n += 1
-        self.passed += 1
-        print("ok %d %s" % (self.n, name), flush=True)
-        for line in (diag or "").splitlines():
-            print("# " + line, flush=True)
-
-    def not_ok(self, name, why):
-        self.n += 1
-        self.failed += 1
-        print("not ok %d %s" % (self.n, name), flush=True)
-        for line in str(why).splitlines()[:160]:
-            print("# " + line, flush=True)
-
-    def skip(self, name, why):
-        self.n += 1
-        self.skipped += 1
-        print("ok %d %s # SKIP %s" % (self.n, name, why), flush=True)
-
-    def summary(self):
-        print("%d passed, %d failed, %d skipped" % (self.passed, self.failed, self.skipped),
-              flush=True)
-        return 1 if self.failed else 0
 
 
 def prepare(args):
@@ -180,7 +150,7 @@ def run(args):
         "memplugctl resize 0 --wait; sysfs plugged_size 0",
         "kernel log without problems",
     ]
-    tap = KTAP(len(steps))
+    tap = KTAP(planned=len(steps))
     vm = None
     try:
         disk = os.path.join(work, "disk.qcow2")
@@ -345,7 +315,7 @@ def run(args):
                 why = str(e)
                 if vm and vm.proc and vm.proc.poll() is not None:
                     why += "\nQEMU exited; console:\n" + "\n".join(vm.console_tail())
-                tap.not_ok(name, why)
+                tap.fail(name, why, limit=160)
                 broken = name
         if vm and vm.sock:
             vm.poweroff()

@@ -19,13 +19,13 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 export MEMPLUG_CACHE=${MEMPLUG_CACHE:-$top/.cache}
 cd "$top" || exit 1
-
-bail() { echo "Bail out! $*"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+# shellcheck source=scripts/ktap.sh
+. scripts/ktap.sh
 
 t0=$(date +%s)
 rel=$(grep -E '^6\.12\.' "$MEMPLUG_CACHE/kernels/list" 2>/dev/null | head -n1)
-[ -n "$rel" ] || bail "no 6.12 kernel in $MEMPLUG_CACHE/kernels/list (run scripts/deps.sh)"
-[ "$(id -u)" = 0 ] || bail "needs root (debootstrap, chroot)"
+[ -n "$rel" ] || ktap_bail "no 6.12 kernel in $MEMPLUG_CACHE/kernels/list (run scripts/deps.sh)"
+[ "$(id -u)" = 0 ] || ktap_bail "needs root (debootstrap, chroot)"
 
 T=$(mktemp -d /tmp/memplug-install.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -33,13 +33,13 @@ trap 'rm -rf "$T"' EXIT
 # the guest agent and the static memplugctl the guest runs
 if ! { make -s -C tests/vm/agent && make -s -C tools/memplugctl all static; } \
 	>"$T/build.log" 2>&1; then
-	bail "build of the agent or memplugctl failed: $(tail -n 5 "$T/build.log")"
+	ktap_bail "build of the agent or memplugctl failed: $(tail -n 5 "$T/build.log")"
 fi
-deb=$(scripts/dkms.sh deb "$T" 2>"$T/deb.log") || bail "make deb failed: $(tail -n 5 "$T/deb.log")"
+deb=$(scripts/dkms.sh deb "$T" 2>"$T/deb.log") || ktap_bail "make deb failed: $(tail -n 5 "$T/deb.log")"
 
 echo "# image: $MEMPLUG_CACHE/install-image/base-$rel.raw (built on the first run, about 6 minutes)"
 tests/install/mkimage.sh "$rel" >"$T/mkimage.log" 2>&1 ||
-	bail "building the image failed: $(tail -n 20 "$T/mkimage.log")"
+	ktap_bail "building the image failed: $(tail -n 20 "$T/mkimage.log")"
 t1=$(date +%s)
 echo "# image ready in $((t1 - t0))s"
 

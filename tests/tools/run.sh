@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Tests of the host tool memplugctl (tools/memplugctl), TAP version 13 output.
+# Tests of the host tool memplugctl (tools/memplugctl), KTAP output.
 # Run from anywhere:  tests/tools/run.sh
 #
 #  1. cmocka unit tests of the size/argument helpers (folded into our count)
@@ -12,12 +12,15 @@
 #     every case must end with a clear error (or success) within a bound
 #  5. static checks: man page, clang build, cppcheck; valgrind runs
 #
-# The last line is "N passed, N failed, N skipped"; exit 1 on any failure.
+# The last line is "N passed, N failed, N skipped" (scripts/ktap.sh); exit 1
+# on any failure.
 # Environment: QEMU (default qemu-system-x86_64), KEEP=1 keeps the work dir.
 set -u
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/tests/tools
+# shellcheck source=scripts/ktap.sh
+. "$top/scripts/ktap.sh"
 memplugctl=$top/tools/memplugctl/memplugctl
 qemu=${QEMU:-qemu-system-x86_64}
 # Every memplugctl run is bounded: a hang is a failure, not a stuck CI job.
@@ -43,29 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-n=0 passed=0 failed=0 skipped=0
-
-ok() {
-	n=$((n + 1)) passed=$((passed + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	n=$((n + 1)) failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	local line
-	for line in "$@"; do
-		echo "# $line"
-	done
-}
-
-skip() {
-	n=$((n + 1)) skipped=$((skipped + 1))
-	echo "ok $n - $1 # SKIP $2"
-}
-
-# Print the captured output of the last run as TAP diagnostics.
+# Print the captured output of the last run as KTAP diagnostics.
 dump_run() {
 	echo "# exit status: $rc"
 	sed -n '1,15s/^/#   stdout: /p' "$work/out"
@@ -93,32 +74,32 @@ expect() {
 	shift 5
 	run "$@"
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-		not_ok "$name" "timed out after ${bound}s (hang)"
+		ktap_fail "$name" "timed out after ${bound}s (hang)"
 		dump_run
 		return 1
 	fi
 	if [ "$rc" != "$want" ]; then
-		not_ok "$name" "expected exit status $want"
+		ktap_fail "$name" "expected exit status $want"
 		dump_run
 		return 1
 	fi
 	if [ -n "$out_re" ] && ! grep -Eq -- "$out_re" "$work/out"; then
-		not_ok "$name" "stdout does not match: $out_re"
+		ktap_fail "$name" "stdout does not match: $out_re"
 		dump_run
 		return 1
 	fi
 	if [ -n "$err_re" ] && ! grep -Eq -- "$err_re" "$work/err"; then
-		not_ok "$name" "stderr does not match: $err_re"
+		ktap_fail "$name" "stderr does not match: $err_re"
 		dump_run
 		return 1
 	fi
 	if [ "$want" != 0 ] && [ "$want" != 2 ] &&
 	   { [ "$(wc -l <"$work/err")" != 1 ] || ! grep -q '^memplugctl: ' "$work/err"; }; then
-		not_ok "$name" "error is not one 'memplugctl: ' line"
+		ktap_fail "$name" "error is not one 'memplugctl: ' line"
 		dump_run
 		return 1
 	fi
-	ok "$name"
+	ktap_ok "$name"
 }
 
 # json_field FIELD: FIELD of the single JSON object on stdout of the last run.
@@ -147,41 +128,24 @@ free_tcp_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-echo "TAP version 13"
+ktap_header
 
 # ---------------------------------------------------------------------------
 # Build
 
 if ! make -s -C "$top/tools/memplugctl" memplugctl test_size >"$work/build.log" 2>&1; then
-	not_ok "build memplugctl and unit tests" "$(tail -n 20 "$work/build.log")"
-	echo "1..$n"
-	echo "$passed passed, $failed failed, $skipped skipped"
+	ktap_fail "build memplugctl and unit tests" "$(tail -n 20 "$work/build.log")"
+	ktap_plan "$KTAP_N"
+	ktap_summary
 	exit 1
 fi
-ok "build memplugctl and unit tests (gcc, -Werror)"
+ktap_ok "build memplugctl and unit tests (gcc, -Werror)"
 
 # ---------------------------------------------------------------------------
-# 1. cmocka unit tests, renumbered into our TAP stream
+# 1. cmocka unit tests, renumbered into our KTAP stream
 
 CMOCKA_MESSAGE_OUTPUT=TAP "$top/tools/memplugctl/test_size" >"$work/unit.tap" 2>&1
-unit_rc=$?
-unit_plan=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$work/unit.tap" | head -n1)
-unit_seen=0
-while IFS= read -r line; do
-	case $line in
-	"ok "*)
-		unit_seen=$((unit_seen + 1))
-		ok "unit: ${line#ok * - }" ;;
-	"not ok "*)
-		unit_seen=$((unit_seen + 1))
-		not_ok "unit: ${line#not ok * - }" ;;
-	"#"*) echo "$line" ;;
-	esac
-done <"$work/unit.tap"
-if [ -z "$unit_plan" ] || [ "$unit_seen" != "$unit_plan" ] ||
-   { [ "$unit_rc" != 0 ] && [ "$failed" = 0 ]; }; then
-	not_ok "unit: test binary completed its plan" "plan ${unit_plan:-none}, saw $unit_seen, exit $unit_rc"
-fi
+ktap_include "unit: " $? "$work/unit.tap"
 
 # ---------------------------------------------------------------------------
 # 2. Command line checks that need no QEMU
@@ -290,9 +254,9 @@ if grep -q '^virtio0 (memplug):$' "$work/out" &&
    grep -Eq '^  unit states: +not_added 6, offline 0, online_movable 2, online_kernel 0, busy 0$' "$work/out" &&
    grep -Eq '^    plug requests: +2$' "$work/out" &&
    grep -Eq '^    fast unplugs: +0$' "$work/out"; then
-	ok "guest: human fields (mode, block size, region, sizes, unit states, counters)"
+	ktap_ok "guest: human fields (mode, block size, region, sizes, unit states, counters)"
 else
-	not_ok "guest: human fields (mode, block size, region, sizes, unit states, counters)"; dump_run
+	ktap_fail "guest: human fields (mode, block size, region, sizes, unit states, counters)"; dump_run
 fi
 # the guards in their own section, before the counters, times readable
 if [ "$(grep -nE '^  (guards|counters):$' "$work/out" | cut -d: -f2 | tr '\n' ' ')" = \
@@ -305,20 +269,20 @@ if [ "$(grep -nE '^  (guards|counters):$' "$work/out" | cut -d: -f2 | tr '\n' ' 
    grep -Eq '^    unplug last blocked: +83\.456 s after boot$' "$work/out" &&
    grep -Eq '^    retries: +5$' "$work/out" &&
    ! grep -Eq '^    (no_room|unplug_guard|growth_guard|growth_limit|memmap_on)[a-z_]*:' "$work/out"; then
-	ok "guest: guard states with reasons, refusals, last blocked time; retries"
+	ktap_ok "guest: guard states with reasons, refusals, last blocked time; retries"
 else
-	not_ok "guest: guard states with reasons, refusals, last blocked time; retries"; dump_run
+	ktap_fail "guest: guard states with reasons, refusals, last blocked time; retries"; dump_run
 fi
 if grep -Eq '^    future_counter: +7$' "$work/out" &&
    grep -Eq '^    future_thing_size: +1 MiB \(1048576\)$' "$work/out"; then
-	ok "guest: unknown attributes are shown under their own names"
+	ktap_ok "guest: unknown attributes are shown under their own names"
 else
-	not_ok "guest: unknown attributes are shown under their own names"; dump_run
+	ktap_fail "guest: unknown attributes are shown under their own names"; dump_run
 fi
 if ! grep -q 'virtio[12]' "$work/out" && [ "$(grep -c '^virtio' "$work/out")" = 1 ]; then
-	ok "guest: devices of other drivers and unbound ones are not listed"
+	ktap_ok "guest: devices of other drivers and unbound ones are not listed"
 else
-	not_ok "guest: devices of other drivers and unbound ones are not listed"; dump_run
+	ktap_fail "guest: devices of other drivers and unbound ones are not listed"; dump_run
 fi
 expect "guest: --json" 0 '^\{"device":"virtio0","driver":"memplug",' '' -- $G "$fs" --json
 if [ "$(wc -l <"$work/out")" = 1 ] &&
@@ -333,9 +297,9 @@ if [ "$(wc -l <"$work/out")" = 1 ] &&
 	d["unplug_guard_last_blocked_ms"] == 83456 and
 	d["growth_guard_last_blocked_ms"] == 0 and
 	"problems" not in d'; then
-	ok "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
+	ktap_ok "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
 else
-	not_ok "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
+	ktap_fail "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
 	dump_run
 fi
 expect "guest: -d virtio0" 0 '^virtio0 \(memplug\):' '' -- $M -d virtio0 guest --sysfs-root "$fs"
@@ -355,8 +319,8 @@ fake_sysfs "$fs"
 rm "$fs/devices/pci0000:00/virtio0/driver"
 expect "guest: no device bound to memplug" 1 '' '^memplugctl: no virtio device is bound to memplug$' \
 	-- $G "$fs"
-if [ -z "$out" ]; then ok "guest: nothing on stdout without a device"
-else not_ok "guest: nothing on stdout without a device"; dump_run; fi
+if [ -z "$out" ]; then ktap_ok "guest: nothing on stdout without a device"
+else ktap_fail "guest: nothing on stdout without a device"; dump_run; fi
 expect "guest: no device, --json" 1 '' 'no virtio device is bound to memplug' -- $G "$fs" --json
 rmdir "$fs/bus/virtio/drivers/memplug"
 expect "guest: memplug not loaded" 1 '' 'memplug is not loaded' -- $G "$fs"
@@ -373,17 +337,17 @@ echo 12x >"$gdir/plugged_size"
 expect "guest: garbage attribute" 1 'requested size: +2 GiB' \
 	"^memplugctl: virtio0: memplug/plugged_size: not an unsigned number: '12x'$" -- $G "$fs"
 if grep -Eq "^  plugged size: +\? \(not an unsigned number: '12x'\)$" "$work/out"; then
-	ok "guest: garbage attribute shown as ? with the reason"
+	ktap_ok "guest: garbage attribute shown as ? with the reason"
 else
-	not_ok "guest: garbage attribute shown as ? with the reason"; dump_run
+	ktap_fail "guest: garbage attribute shown as ? with the reason"; dump_run
 fi
 expect "guest: garbage attribute, --json" 1 '^\{' 'plugged_size: not an unsigned number' \
 	-- $G "$fs" --json
 if json_check 'd["plugged_size"] is None and "12x" in d["problems"]["plugged_size"] and
 	d["requested_size"] == 2147483648'; then
-	ok "guest: --json gives null and a problems entry for it"
+	ktap_ok "guest: --json gives null and a problems entry for it"
 else
-	not_ok "guest: --json gives null and a problems entry for it"; dump_run
+	ktap_fail "guest: --json gives null and a problems entry for it"; dump_run
 fi
 echo 2147483648 >"$gdir/plugged_size"
 echo "not_added six" >"$gdir/unit_states"
@@ -411,17 +375,17 @@ expect "guest: over-long value" 1 '' 'units_added: longer than 4095 bytes' -- $G
 
 # The static build the test bed puts in the guest's initramfs.
 if ! compgen -G '/usr/lib*/libjansson.a' >/dev/null && ! compgen -G '/usr/lib/*/libjansson.a' >/dev/null; then
-	skip "guest: static build" "no libjansson.a (libjansson-dev)"
+	ktap_skip "guest: static build" "no libjansson.a (libjansson-dev)"
 elif make -s -C "$top/tools/memplugctl" static >"$work/static.log" 2>&1; then
 	if LC_ALL=C file "$top/tools/memplugctl/memplugctl-static" | grep -q 'statically linked'; then
-		ok "guest: make static builds a static binary"
+		ktap_ok "guest: make static builds a static binary"
 	else
-		not_ok "guest: make static builds a static binary" "$(file "$top/tools/memplugctl/memplugctl-static")"
+		ktap_fail "guest: make static builds a static binary" "$(file "$top/tools/memplugctl/memplugctl-static")"
 	fi
 	expect "guest: the static binary works" 0 '"plugged_size":2147483648' '' \
 		-- "$top/tools/memplugctl/memplugctl-static" guest --sysfs-root "$work/sysfs" --json
 else
-	not_ok "guest: make static builds a static binary" "$(tail -n 20 "$work/static.log")"
+	ktap_fail "guest: make static builds a static binary" "$(tail -n 20 "$work/static.log")"
 fi
 
 # ---------------------------------------------------------------------------
@@ -471,19 +435,19 @@ stop_qemu() {
 }
 
 if ! command -v "$qemu" >/dev/null; then
-	skip "qemu: all tests" "$qemu not installed"
+	ktap_skip "qemu: all tests" "$qemu not installed"
 elif ! "$qemu" -device help 2>/dev/null | grep -q '"virtio-mem-pci"'; then
-	skip "qemu: all tests" "$qemu lacks virtio-mem-pci"
+	ktap_skip "qemu: all tests" "$qemu lacks virtio-mem-pci"
 elif ! start_qemu; then
-	not_ok "start QEMU" "$(tail -n 20 "$work/qemu.log")"
+	ktap_fail "start QEMU" "$(tail -n 20 "$work/qemu.log")"
 else
 	export MEMPLUG_QMP=$qmp_sock
 
 	expect "qemu: status lists all virtio-mem devices" 0 '^vmem1:' '' -- $M status
 	if grep -q '^vmem0:' "$work/out" && ! grep -q dimm0 "$work/out"; then
-		ok "qemu: status shows vmem0 and not the pc-dimm"
+		ktap_ok "qemu: status shows vmem0 and not the pc-dimm"
 	else
-		not_ok "qemu: status shows vmem0 and not the pc-dimm"; dump_run
+		ktap_fail "qemu: status shows vmem0 and not the pc-dimm"; dump_run
 	fi
 	expect "qemu: status human block size" 0 'block size: +2 MiB \(2097152\)' '' -- $M -d vmem0 status
 	if grep -Eq 'max size: +8 GiB \(8589934592\)' "$work/out" &&
@@ -491,23 +455,23 @@ else
 	   grep -Eq 'requested size: +0 B \(0\)' "$work/out" &&
 	   grep -Eq 'plugged size: +0 B \(0\)' "$work/out" &&
 	   grep -Eq 'memdev: +/objects/m0' "$work/out"; then
-		ok "qemu: status human fields (region, max, requested, plugged, memdev)"
+		ktap_ok "qemu: status human fields (region, max, requested, plugged, memdev)"
 	else
-		not_ok "qemu: status human fields (region, max, requested, plugged, memdev)"; dump_run
+		ktap_fail "qemu: status human fields (region, max, requested, plugged, memdev)"; dump_run
 	fi
 	expect "qemu: status --json" 0 '^\{' '' -- $M -d vmem0 status --json
 	if [ "$(json_field id)" = vmem0 ] && [ "$(json_field block-size)" = 2097152 ] &&
 	   [ "$(json_field max-size)" = 8589934592 ] && [ "$(json_field requested-size)" = 0 ] &&
 	   [ "$(json_field size)" = 0 ] && [ "$(json_field memdev)" = /objects/m0 ] &&
 	   [ "$(json_field memaddr)" -gt 0 ] 2>/dev/null; then
-		ok "qemu: status --json fields"
+		ktap_ok "qemu: status --json fields"
 	else
-		not_ok "qemu: status --json fields"; dump_run
+		ktap_fail "qemu: status --json fields"; dump_run
 	fi
 	expect "qemu: status --json without -d: one line per device" 0 '"id":"vmem1"' '' \
 		-- $M status --json
-	if [ "$(wc -l <"$work/out")" = 2 ]; then ok "qemu: status --json lists 2 devices"
-	else not_ok "qemu: status --json lists 2 devices"; dump_run; fi
+	if [ "$(wc -l <"$work/out")" = 2 ]; then ktap_ok "qemu: status --json lists 2 devices"
+	else ktap_fail "qemu: status --json lists 2 devices"; dump_run; fi
 	expect "qemu: TCP host:port works" 0 '"block-size":1073741824' '' \
 		-- $M -s "127.0.0.1:$tcp_port" -d vmem1 status --json
 	expect "qemu: -s overrides MEMPLUG_QMP" 0 '^vmem0:' '' \
@@ -515,12 +479,12 @@ else
 
 	expect "qemu: resize 1G accepted" 0 'vmem0: requested size 1 GiB' '' -- $M -d vmem0 resize 1G
 	run $M -d vmem0 status --json
-	if [ "$(json_field requested-size)" = 1073741824 ]; then ok "qemu: requested-size is now 1 GiB"
-	else not_ok "qemu: requested-size is now 1 GiB"; dump_run; fi
+	if [ "$(json_field requested-size)" = 1073741824 ]; then ktap_ok "qemu: requested-size is now 1 GiB"
+	else ktap_fail "qemu: requested-size is now 1 GiB"; dump_run; fi
 	expect "qemu: resize 2048M (MiB units) accepted" 0 '' '' -- $M -d vmem0 resize 2048MiB
 	run $M -d vmem0 status --json
-	if [ "$(json_field requested-size)" = 2147483648 ]; then ok "qemu: requested-size is now 2 GiB"
-	else not_ok "qemu: requested-size is now 2 GiB"; dump_run; fi
+	if [ "$(json_field requested-size)" = 2147483648 ]; then ktap_ok "qemu: requested-size is now 2 GiB"
+	else ktap_fail "qemu: requested-size is now 2 GiB"; dump_run; fi
 
 	expect "qemu: size not a multiple of the block size" 1 '' \
 		'not a multiple of the block size 2 MiB' -- $M -d vmem0 resize 3M
@@ -532,9 +496,9 @@ else
 		-- $M -d vmem0 resize 8194M
 	run $M -d vmem0 status --json
 	if [ "$(json_field requested-size)" = 2147483648 ]; then
-		ok "qemu: rejected resizes left requested-size unchanged"
+		ktap_ok "qemu: rejected resizes left requested-size unchanged"
 	else
-		not_ok "qemu: rejected resizes left requested-size unchanged"; dump_run
+		ktap_fail "qemu: rejected resizes left requested-size unchanged"; dump_run
 	fi
 	expect "qemu: several devices and no -d" 1 '' 'virtio-mem devices \(vmem0, vmem1\): choose one with -d' \
 		-- $M resize 1G
@@ -550,31 +514,31 @@ else
 		'timed out after 2.0 s: vmem0 has 0 B plugged, 4 GiB requested' \
 		-- $M -d vmem0 resize 4G --wait --timeout 2
 	if [ "$elapsed_ms" -ge 1900 ] && [ "$elapsed_ms" -lt 6000 ]; then
-		ok "qemu: --timeout 2 honoured (${elapsed_ms} ms)"
+		ktap_ok "qemu: --timeout 2 honoured (${elapsed_ms} ms)"
 	else
-		not_ok "qemu: --timeout 2 honoured (${elapsed_ms} ms)"
+		ktap_fail "qemu: --timeout 2 honoured (${elapsed_ms} ms)"
 	fi
 	if [ "$(grep -c 'plugged 0 B of 4 GiB' "$work/err")" -le 4 ]; then
-		ok "qemu: progress without a tty is at most a line per second"
+		ktap_ok "qemu: progress without a tty is at most a line per second"
 	else
-		not_ok "qemu: progress without a tty is at most a line per second"; dump_run
+		ktap_fail "qemu: progress without a tty is at most a line per second"; dump_run
 	fi
 	expect "qemu: resize --wait to the plugged size returns at once" 0 '' '' \
 		-- $M -d vmem1 resize 0 --wait --timeout 2
 	expect "qemu: watch --timeout 1 exits 0" 0 '' '' -- $M -d vmem0 watch --timeout 1
-	if [ -z "$out" ]; then ok "qemu: watch printed nothing (no guest, no change)"
-	else not_ok "qemu: watch printed nothing (no guest, no change)"; dump_run; fi
+	if [ -z "$out" ]; then ktap_ok "qemu: watch printed nothing (no guest, no change)"
+	else ktap_fail "qemu: watch printed nothing (no guest, no change)"; dump_run; fi
 	expect "qemu: watch --count 1 --timeout 1 exits 2" 2 '' 'timed out after 0 events' \
 		-- $M watch --count 1 --timeout 0.5
 	expect "qemu: watch of an unknown device fails early" 1 '' "no device with id 'x'" \
 		-- $M -d x watch --timeout 5
 	expect "qemu: resize back to 0" 0 'requested size 0 B' '' -- $M -d vmem0 resize 0
 	run $M -d vmem0 status --json
-	if [ "$(json_field requested-size)" = 0 ]; then ok "qemu: requested-size back to 0"
-	else not_ok "qemu: requested-size back to 0"; dump_run; fi
+	if [ "$(json_field requested-size)" = 0 ]; then ktap_ok "qemu: requested-size back to 0"
+	else ktap_fail "qemu: requested-size back to 0"; dump_run; fi
 
 	stop_qemu
-	if [ -z "$qemu_pid" ]; then ok "qemu: stopped with quit"; else not_ok "qemu: stopped with quit"; fi
+	if [ -z "$qemu_pid" ]; then ktap_ok "qemu: stopped with quit"; else ktap_fail "qemu: stopped with quit"; fi
 	expect "qemu: QEMU gone: connection refused" 1 '' 'cannot connect' -- $M status
 	unset MEMPLUG_QMP
 fi
@@ -590,7 +554,7 @@ fake() {
 	pid=$!
 	pids+=("$pid")
 	if ! wait_socket "$sock"; then
-		not_ok "$1" "fake QMP server ($mode) did not start: $(cat "$work/fake-$mode.log")"
+		ktap_fail "$1" "fake QMP server ($mode) did not start: $(cat "$work/fake-$mode.log")"
 		return
 	fi
 	local name=$1 want=$2 o=$3 e=$4
@@ -651,9 +615,9 @@ if wait_socket "$sock"; then
 		'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z vmem0 size=1073741824 \(1 GiB\)$' '' \
 		-- $M -s "$sock" watch --count 2 --timeout 10
 	if grep -q 'size=2147483648 (2 GiB)' "$work/out" && [ "$(wc -l <"$work/out")" = 2 ]; then
-		ok "fake plug: watch stopped after 2 events"
+		ktap_ok "fake plug: watch stopped after 2 events"
 	else
-		not_ok "fake plug: watch stopped after 2 events"; dump_run
+		ktap_fail "fake plug: watch stopped after 2 events"; dump_run
 	fi
 	wait "$resizer"
 	(sleep 0.5; "$M" -s "$sock" resize 0 >/dev/null 2>&1) &
@@ -662,7 +626,7 @@ if wait_socket "$sock"; then
 		-- $M -s "$sock" -d vmem0 watch --json --count 2 --timeout 10
 	wait "$resizer"
 else
-	not_ok "fake plug: watch" "fake server did not start"
+	ktap_fail "fake plug: watch" "fake server did not start"
 fi
 
 # On a terminal, --wait draws a progress bar (script(1) provides the pty).
@@ -670,17 +634,17 @@ sock=$work/fake-tty.sock
 python3 "$here/fake_qmp.py" plug "$sock" 2>"$work/fake-tty.log" &
 pids+=("$!")
 if ! command -v script >/dev/null; then
-	skip "fake plug: progress bar on a tty" "script(1) not installed"
+	ktap_skip "fake plug: progress bar on a tty" "script(1) not installed"
 elif wait_socket "$sock"; then
 	run script -qec "$M -s $sock resize 3G --wait --timeout 15" /dev/null
 	if [ "$rc" = 0 ] && grep -q $'\r''vmem0 \[#*\.*\] ' "$work/out" &&
 	   grep -q 'vmem0 \[##############################\] 100%  3 GiB / 3 GiB' "$work/out"; then
-		ok "fake plug: progress bar on a tty"
+		ktap_ok "fake plug: progress bar on a tty"
 	else
-		not_ok "fake plug: progress bar on a tty"; dump_run
+		ktap_fail "fake plug: progress bar on a tty"; dump_run
 	fi
 else
-	not_ok "fake plug: progress bar on a tty" "fake server did not start"
+	ktap_fail "fake plug: progress bar on a tty" "fake server did not start"
 fi
 
 # ---------------------------------------------------------------------------
@@ -688,23 +652,23 @@ fi
 
 man_warnings=$(LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$top/docs/memplugctl.1" 2>&1)
 if [ -f "$top/docs/memplugctl.1" ] && [ -z "$man_warnings" ]; then
-	ok "man page renders without groff warnings"
+	ktap_ok "man page renders without groff warnings"
 else
-	not_ok "man page renders without groff warnings" "$man_warnings"
+	ktap_fail "man page renders without groff warnings" "$man_warnings"
 fi
 if command -v man >/dev/null && MANWIDTH=80 man -l "$top/docs/memplugctl.1" 2>&1 | grep -q 'resize'; then
-	ok "man -l docs/memplugctl.1"
+	ktap_ok "man -l docs/memplugctl.1"
 else
-	not_ok "man -l docs/memplugctl.1"
+	ktap_fail "man -l docs/memplugctl.1"
 fi
 if make -s -C "$top/tools/memplugctl" install DESTDIR="$work/inst" PREFIX=/usr \
 		>"$work/install.log" 2>&1 &&
    grep -q "^\.TH MEMPLUGCTL 1 \"[^\"]*\" \"memplug ${ver//./\\.}\" " "$work/inst/usr/share/man/man1/memplugctl.1" &&
    [ "$(stat -c %a "$work/inst/usr/share/man/man1/memplugctl.1")" = 644 ] &&
    [ "$("$work/inst/usr/bin/memplugctl" --version)" = "memplugctl $ver" ]; then
-	ok "make install: binary and man page (footer 'memplug $ver')"
+	ktap_ok "make install: binary and man page (footer 'memplug $ver')"
 else
-	not_ok "make install: binary and man page (footer 'memplug $ver')" \
+	ktap_fail "make install: binary and man page (footer 'memplug $ver')" \
 		"$(tail -n 5 "$work/install.log")" \
 		"$(grep '^\.TH' "$work/inst/usr/share/man/man1/memplugctl.1" 2>&1)"
 fi
@@ -712,23 +676,23 @@ fi
 if command -v clang >/dev/null; then
 	if clang_log=$(clang -Wall -Wextra -Werror -O2 -fsyntax-only \
 			-DMEMPLUG_VERSION="\"$ver\"" "$top"/tools/memplugctl/*.c 2>&1); then
-		ok "clang -Wall -Wextra -Werror builds"
+		ktap_ok "clang -Wall -Wextra -Werror builds"
 	else
-		not_ok "clang -Wall -Wextra -Werror builds" "$clang_log"
+		ktap_fail "clang -Wall -Wextra -Werror builds" "$clang_log"
 	fi
 else
-	skip "clang -Wall -Wextra -Werror builds" "clang not installed"
+	ktap_skip "clang -Wall -Wextra -Werror builds" "clang not installed"
 fi
 
 if command -v cppcheck >/dev/null; then
 	if cpp_log=$(cppcheck -q --enable=warning,portability,performance --error-exitcode=1 \
 			--inline-suppr -I "$top/tools/memplugctl" "$top/tools/memplugctl" 2>&1); then
-		ok "cppcheck finds nothing"
+		ktap_ok "cppcheck finds nothing"
 	else
-		not_ok "cppcheck finds nothing" "$cpp_log"
+		ktap_fail "cppcheck finds nothing" "$cpp_log"
 	fi
 else
-	skip "cppcheck finds nothing" "cppcheck not installed"
+	ktap_skip "cppcheck finds nothing" "cppcheck not installed"
 fi
 
 # valgrind: no invalid accesses, no leaks, memory bounded by the 1 MiB message
@@ -746,9 +710,9 @@ vg() {
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	if [ "$rc" = 99 ] || [ "$rc" = 124 ] || [ -s "$work/vg.log" ]; then
-		not_ok "valgrind: $name" "exit $rc" "$(head -n 30 "$work/vg.log")"
+		ktap_fail "valgrind: $name" "exit $rc" "$(head -n 30 "$work/vg.log")"
 	else
-		ok "valgrind: $name"
+		ktap_ok "valgrind: $name"
 	fi
 }
 # A build of its own: DWARF 4, which Debian 12's valgrind reads whatever
@@ -770,14 +734,13 @@ if command -v valgrind >/dev/null &&
 	kill "$pid" 2>/dev/null
 	heap=$(sed -n 's/.* frees, \([0-9,]*\) bytes allocated.*/\1/p' "$work/vg-heap.log" | tr -d ,)
 	if [ -n "$heap" ] && [ "$heap" -lt $((3 * 1024 * 1024)) ]; then
-		ok "valgrind: 8 MiB reply costs $heap bytes of heap"
+		ktap_ok "valgrind: 8 MiB reply costs $heap bytes of heap"
 	else
-		not_ok "valgrind: heap bounded for 8 MiB reply" "allocated: ${heap:-?}"
+		ktap_fail "valgrind: heap bounded for 8 MiB reply" "allocated: ${heap:-?}"
 	fi
 else
-	skip "valgrind" "valgrind not installed (or the build for it failed)"
+	ktap_skip "valgrind" "valgrind not installed (or the build for it failed)"
 fi
 
-echo "1..$n"
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ]
+ktap_plan "$KTAP_N"
+ktap_summary

@@ -21,6 +21,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import ktap  # noqa: E402
 from testbed import VM, Skip, TestFailure, kernel_series, kernels  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
 
@@ -87,8 +88,7 @@ def main():
             print(p[3])
         return 0
 
-    print("KTAP version 1")
-    print("1..%d" % len(plan), flush=True)
+    tap = ktap.KTAP(planned=len(plan))
     jobs = max(1, args.jobs)
     results = {}
     lock = threading.Lock()
@@ -99,6 +99,7 @@ def main():
         # earlier ones are out
         while printed[0] + 1 in results:
             printed[0] += 1
+            tap.record(results[printed[0]][0])
             sys.stdout.write(results[printed[0]][1])
             sys.stdout.flush()
 
@@ -121,25 +122,20 @@ def main():
         th.start()
     for th in threads:
         th.join()
-    counts = {"pass": 0, "fail": 0, "skip": 0, "xfail": 0}
-    for verdict, _, _ in results.values():
-        counts[verdict] += 1
     if args.save_durations:
         save_durations(args.save_durations, est,
-                       {plan[i - 1][3]: r[2] for i, r in results.items() if r[0] != "skip"})
-    if counts["xfail"]:
-        print("# %d known failing(s) of the reference driver (TODO), counted as skipped"
-              % counts["xfail"])
+                       {plan[i - 1][3]: r[2] for i, r in results.items() if r[0] != ktap.SKIP})
+    todo = sum(1 for r in results.values() if r[0] == ktap.TODO)
+    if todo:
+        print("# %d known failing(s) of the reference driver (TODO), counted as skipped" % todo)
     # A CI log is often read from its tail only: name what failed, and why,
     # next to the counts.
     for i in sorted(results):
         verdict, text, _ = results[i]
-        if verdict == "fail":
+        if verdict == ktap.FAIL:
             why = [ln[len("# FAIL: "):] for ln in text.splitlines() if ln.startswith("# FAIL: ")]
             print("# failed: %s: %s" % (plan[i - 1][3], why[0] if why else "?"))
-    print("%d passed, %d failed, %d skipped" %
-          (counts["pass"], counts["fail"], counts["skip"] + counts["xfail"]))
-    return 1 if counts["fail"] else 0
+    return tap.summary()
 
 
 LONG = False
@@ -173,7 +169,8 @@ def save_durations(path, old, new):
 
 
 def run_one(i, item, out, smp):
-    """Run one scenario; its KTAP lines go to out. Returns the verdict."""
+    """Run one scenario; its KTAP lines go to out. Returns the verdict
+    (ktap.PASS, FAIL, SKIP or TODO)."""
     rel, drv, sc, name = item
 
     def log(msg):
@@ -190,11 +187,11 @@ def run_one(i, item, out, smp):
             raise TestFailure("memplug.ko not built for %s (%s)" % (rel, ko))
         log("# %s: %s" % (name, (sc["fn"].__doc__ or "").strip().split("\n")[0]))
         sc["fn"](t)
-        log("ok %d %s # %.1fs" % (i, name, time.time() - t0))
-        return "pass"
+        log(ktap.result_line(ktap.PASS, i, name, "%.1fs" % (time.time() - t0)))
+        return ktap.PASS
     except Skip as e:
-        log("ok %d %s # SKIP %s" % (i, name, e))
-        return "skip"
+        log(ktap.result_line(ktap.SKIP, i, name, str(e)))
+        return ktap.SKIP
     except Exception as e:  # TestFailure, or a bug in the scenario
         log("# FAIL: %s" % e)
         if not isinstance(e, TestFailure):
@@ -208,11 +205,11 @@ def run_one(i, item, out, smp):
                 for line in lines:
                     log("#   " + line)
         if drv == "virtio_mem" and sc["reference_fails"]:
-            log("not ok %d %s # TODO known virtio_mem failing (%.1fs): %s" %
-                (i, name, time.time() - t0, sc["reference_fails"]))
-            return "xfail"
-        log("not ok %d %s # %.1fs" % (i, name, time.time() - t0))
-        return "fail"
+            log(ktap.result_line(ktap.TODO, i, name, "known virtio_mem failing (%.1fs): %s" %
+                                 (time.time() - t0, sc["reference_fails"])))
+            return ktap.TODO
+        log(ktap.result_line(ktap.FAIL, i, name, "%.1fs" % (time.time() - t0)))
+        return ktap.FAIL
     finally:
         for v in t.vms:
             v.stop()
