@@ -13,12 +13,15 @@
 #  5. static checks: man page, clang build, cppcheck; valgrind runs
 #
 # The last line is "N passed, N failed, N skipped"; exit 1 on any failure.
-# Environment: QEMU (default qemu-system-x86_64), KEEP=1 keeps the work dir.
+# Environment: QEMU (default qemu-system-x86_64), KEEP=1 keeps the work dir,
+# MEMPLUGCTL=PATH tests that binary instead of tools/memplugctl/memplugctl.
 set -u
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/tests/tools
-memplugctl=$top/tools/memplugctl/memplugctl
+# MEMPLUGCTL=PATH: check another build (e.g. an older one, to see which
+# tests it fails); the suite still builds the tree's own for the rest.
+memplugctl=${MEMPLUGCTL:-$top/tools/memplugctl/memplugctl}
 qemu=${QEMU:-qemu-system-x86_64}
 # Every memplugctl run is bounded: a hang is a failure, not a stuck CI job.
 bound=20
@@ -217,6 +220,7 @@ expect "connection refused (tcp)" 1 '' 'cannot connect to QMP at 127.0.0.1:[0-9]
 	-- $M -s "127.0.0.1:$(free_tcp_port)" status
 expect "socket path too long" 1 '' 'too long' -- $M -s "/$(printf 'a%.0s' $(seq 200))" status
 expect "invalid device id" 1 '' "invalid device id" -- $M -s x -d ../vmem0 status
+
 
 # ---------------------------------------------------------------------------
 # 2b. memplugctl guest against fake sysfs trees (no QMP socket involved)
