@@ -221,6 +221,16 @@ expect "connection refused (tcp)" 1 '' 'cannot connect to QMP at 127.0.0.1:[0-9]
 expect "socket path too long" 1 '' 'too long' -- $M -s "/$(printf 'a%.0s' $(seq 200))" status
 expect "invalid device id" 1 '' "invalid device id" -- $M -s x -d ../vmem0 status
 
+# A failed allocation in qmp_connect() must not close fd 0 (stdin): the shim
+# fails the 1 MiB receive buffer and reports any close() of fds 0-2.
+if cc -Wall -Wextra -Werror -O2 -shared -fPIC -o "$work/failalloc.so" "$here/failalloc.c" \
+		2>"$work/failalloc.log"; then
+	expect "out of memory in qmp_connect: one error, fd 0 left open" 1 '' \
+		'^memplugctl: out of memory$' \
+		-- env FAILALLOC_MIN=1048576 LD_PRELOAD="$work/failalloc.so" $M -s "$work/x.sock" status
+else
+	not_ok "out of memory in qmp_connect: build the shim" "$(cat "$work/failalloc.log")"
+fi
 
 # ---------------------------------------------------------------------------
 # 2b. memplugctl guest against fake sysfs trees (no QMP socket involved)

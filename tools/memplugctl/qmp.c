@@ -493,12 +493,14 @@ struct qmp_conn *qmp_connect(const struct qmp_addr *addr, int timeout_ms, char *
 	json_t *ret = NULL;
 	int rc;
 
+	/* Before anything can fail: qmp_close() must not close fd 0. */
+	if (conn)
+		conn->fd = -1;
 	if (!conn || !(conn->buf = malloc(QMP_MAX_MESSAGE)) || !(conn->events = json_array())) {
 		snprintf(err, err_len, "out of memory");
 		qmp_close(conn);
 		return NULL;
 	}
-	conn->fd = -1;
 	conn->timeout_ms = timeout_ms;
 	conn->next_id = 1;
 
