@@ -235,6 +235,27 @@ def serve_bad(conn, mode):
     if cmd is None:
         return
     send(conn, {"return": {}, "id": cmd.get("id")})
+    if mode in ("event-storm", "event-storm-answering"):
+        # Events without end, faster than the client takes them; the
+        # "answering" peer still replies to commands between two bursts.
+        dev = Device()
+        burst = '{"event":"X"}\n' * 20000
+        # A deep socket buffer (root may exceed wmem_max): the client never
+        # finds the socket empty, even when this process is not scheduled.
+        for opt in (getattr(socket, "SO_SNDBUFFORCE", 32), socket.SO_SNDBUF):
+            try:
+                conn.setsockopt(socket.SOL_SOCKET, opt, 64 * MiB)
+                break
+            except OSError:
+                pass
+        while True:
+            send(conn, burst)
+            if mode != "event-storm-answering":
+                continue
+            nxt = client.read_command(timeout=0)
+            while nxt is not None:
+                answer(conn, "good", dev, nxt)
+                nxt = client.read_command(timeout=0)
     cmd = client.read_command(timeout=10)
     if cmd is None:
         return
@@ -250,7 +271,35 @@ def serve_bad(conn, mode):
         except EOFError:
             pass
         return
-    if mode == "nonjson-reply":
+    if mode == "slow-drip":
+        # A reply that never ends, one byte every 50 ms.
+        send(conn, '{"return": [')
+        while True:
+            send(conn, " ")
+            time.sleep(0.05)
+    if mode == "endless-lines":
+        # A pretty-printed reply that never ends, a 3-byte line per write.
+        send(conn, '{"return": [\n')
+        while True:
+            send(conn, "0,\n")
+    if mode == "huge-lines":
+        # A complete 900 KB reply in 3-byte lines, a write each: the client
+        # must assemble it in linear time (a re-parse per line took 33 s
+        # of CPU and more).
+        head = '{"id": %s, "pad": [\n' % json.dumps(cid)
+        tail = '0\n], "return": %s}\r\n' % json.dumps(Device().memory_devices())
+        send(conn, head)
+        for _ in range(300000):
+            send(conn, "0,\n")
+        send(conn, tail)
+    elif mode == "event-bytes":
+        # 64 events of 900 KB each before the reply: the queue must be
+        # bounded in bytes, not only in number.
+        big = json.dumps(event("BIG", {"pad": "x" * (900 * 1024)})) + "\r\n"
+        for _ in range(64):
+            send(conn, big)
+        send(conn, {"return": Device().memory_devices(), "id": cid})
+    elif mode == "nonjson-reply":
         send(conn, "this is not json\r\n")
     elif mode == "wrong-type":
         send(conn, {"return": {"virtio-mem": "yes"}, "id": cid})

@@ -654,6 +654,59 @@ fake lying-event "resize --wait trusts the size query, not events" 2 '' 'timed o
 fake good "dimm0 is not a virtio-mem device" 1 '' "'dimm0' is not a virtio-mem device" \
 	-- $M -d dimm0 resize 2M
 
+# Every wait has a deadline, whatever the peer sends: a flood of events, a
+# drip of bytes, a reply that never ends.  took NAME MAX_MS checks the time
+# of the last run.
+took() {
+	if [ "$elapsed_ms" -lt "$2" ]; then
+		ok "$1 (${elapsed_ms} ms)"
+	else
+		not_ok "$1 (${elapsed_ms} ms, limit $2 ms)"
+	fi
+}
+fake event-storm "events without end and no reply: --qmp-timeout 2 holds" 1 '' \
+	'timed out waiting for the reply to query-memory-devices \([0-9]+ events' \
+	-- $M --qmp-timeout 2 status
+took "fake event-storm: status gave up after the 2 s QMP timeout" 4500
+fake event-storm-answering "events without end: watch --timeout 2 stops" 0 '' '' \
+	-- $M watch --timeout 2
+took "fake event-storm-answering: watch stopped after its 2 s" 4500
+fake event-storm-answering "events without end: watch --count 1 --timeout 2 exits 2" 2 '' \
+	'timed out after 0 events' -- $M watch --count 1 --timeout 2
+took "fake event-storm-answering: watch --count stopped after its 2 s" 4500
+fake slow-drip "a byte every 50 ms, never a message: --qmp-timeout 2 holds" 1 '' \
+	'timed out waiting for the reply to query-memory-devices' -- $M --qmp-timeout 2 status
+took "fake slow-drip: status gave up after the 2 s QMP timeout" 4500
+fake endless-lines "a reply in 3-byte lines that never ends: --qmp-timeout 2 holds" 1 '' \
+	'timed out waiting for the reply|reply too large' -- $M --qmp-timeout 2 status
+took "fake endless-lines: status gave up after the 2 s QMP timeout" 4500
+
+# Linear framing and bounded memory, measured on the client alone (peak RSS
+# and CPU time; wall time is mostly the peer writing 3 bytes at a time).
+RUSAGE=(python3 -c 'import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%d %d\n" % (r.ru_maxrss, (r.ru_utime + r.ru_stime) * 1000))
+sys.exit(rc)' "$work/usage")
+# usage NAME MAX_CPU_MS MAX_RSS_KB: the last run through RUSAGE stayed within both
+usage() {
+	local rss=0 cpu=0
+	read -r rss cpu <"$work/usage" 2>/dev/null
+	if [ "$cpu" -lt "$2" ] && [ "$rss" -lt "$3" ] && [ "$rss" -gt 0 ]; then
+		ok "$1 (${cpu} ms CPU, ${rss} KiB peak RSS)"
+	else
+		not_ok "$1 (${cpu} ms CPU, limit $2; ${rss} KiB peak RSS, limit $3)"
+	fi
+}
+: >"$work/usage"
+fake huge-lines "a 900 KB reply in 3-byte lines" 0 '^vmem0:' '' \
+	-- "${RUSAGE[@]}" $M --qmp-timeout 60 status
+usage "fake huge-lines: assembled in linear time and bounded memory" 5000 $((40 * 1024))
+: >"$work/usage"
+fake event-bytes "64 events of 900 KB before the reply" 0 '^vmem0:' '' \
+	-- "${RUSAGE[@]}" $M status
+usage "fake event-bytes: queued events bounded in bytes (4 MiB)" 10000 $((24 * 1024))
+
 # watch needs a second client to cause the size changes.
 sock=$work/fake-watch.sock
 python3 "$here/fake_qmp.py" plug "$sock" 2>"$work/fake-watch.log" &
@@ -774,6 +827,7 @@ if command -v valgrind >/dev/null &&
 	vg oversized "8 MiB reply" status
 	vg ooo "resize --wait with junk and events" resize 4G --wait --timeout 15
 	vg event-flood "event flood" status
+	vg event-storm "endless events until the QMP timeout" --qmp-timeout 2 status
 	# Heap stays bounded: total allocated well under the 8 MiB sent.
 	sock=$work/vg-heap.sock
 	python3 "$here/fake_qmp.py" oversized "$sock" 2>/dev/null &

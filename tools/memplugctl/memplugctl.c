@@ -173,8 +173,12 @@ static int query_memory_devices(struct qmp_conn *conn, json_t **list)
 	size_t i;
 	json_t *entry;
 
-	if (qmp_execute(conn, "query-memory-devices", NULL, list)) {
-		error_msg("query-memory-devices failed: %s", qmp_error(conn));
+	int rc = qmp_execute(conn, "query-memory-devices", NULL, list);
+
+	if (rc) {
+		/* resize --wait's own deadline: it says so itself */
+		if (rc != QMP_ERR_TIMEOUT || !qmp_timed_out_at_limit(conn))
+			error_msg("query-memory-devices failed: %s", qmp_error(conn));
 		return -1;
 	}
 	if (!json_is_array(*list)) {
@@ -541,18 +545,23 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 	}
 
 	p.last_print = p.t0 - PLAIN_PROGRESS_INTERVAL_MS;
+	/* No query may hold us past --timeout, however slow the peer. */
+	qmp_set_limit(conn, deadline);
 	for (;;) {
 		long long now = now_ms();
 		long long wake;
 		json_t *event;
 		int rc;
 
-		if (now >= next_poll) {
+		if (size != target && now >= next_poll && now < deadline) {
 			struct vmem_info cur;
 
 			/* Events are rate limited by QEMU; polling sees every change. */
-			if (find_device(conn, dev->id, &cur))
+			if (find_device(conn, dev->id, &cur)) {
+				if (qmp_timed_out_at_limit(conn))
+					continue; /* the deadline came first */
 				return EXIT_ERROR;
+			}
 			if (cur.requested_size != target) {
 				error_msg(
 					"requested size of %s was changed to %s by another QMP client",
@@ -560,12 +569,13 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 				return EXIT_ERROR;
 			}
 			size = cur.size;
-			next_poll = now + POLL_INTERVAL_MS;
+			next_poll = now_ms() + POLL_INTERVAL_MS;
 		}
 		if (size == target) {
 			show_progress(&p, size, 1);
 			return EXIT_REACHED;
 		}
+		now = now_ms();
 		if (now >= deadline) {
 			show_progress(&p, size, 1);
 			error_msg("timed out after %u.%01u s: %s has %s plugged, %s requested",
@@ -708,7 +718,8 @@ static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 
 			wait = left > 0 ? (int)left : 0;
 		}
-		rc = qmp_next_event(conn, wait, &event);
+		/* A peer that never stops sending does not hold us past --timeout. */
+		rc = deadline >= 0 && !wait ? QMP_ERR_TIMEOUT : qmp_next_event(conn, wait, &event);
 		if (rc == QMP_ERR_TIMEOUT) {
 			if (opts->count && seen < opts->count) {
 				error_msg("timed out after %u events, %u expected", seen,
