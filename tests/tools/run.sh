@@ -218,8 +218,16 @@ expect "connection refused (unix)" 1 '' 'cannot connect .*Connection refused' \
 	-- $M -s "$work/dead.sock" status
 expect "connection refused (tcp)" 1 '' 'cannot connect to QMP at 127.0.0.1:[0-9]+: Connection refused' \
 	-- $M -s "127.0.0.1:$(free_tcp_port)" status
-expect "socket path too long" 1 '' 'too long' -- $M -s "/$(printf 'a%.0s' $(seq 200))" status
-expect "invalid device id" 1 '' "invalid device id" -- $M -s x -d ../vmem0 status
+# malformed -s and -d are usage errors (64), as the man page says
+expect "socket path too long: usage error" 64 '' 'invalid QMP socket address .*too long' \
+	-- $M -s "/$(printf 'a%.0s' $(seq 200))" status
+expect "malformed MEMPLUG_QMP: usage error naming it" 64 '' \
+	"invalid QMP socket address 'tcp:nohost' \(from MEMPLUG_QMP\)" \
+	-- env MEMPLUG_QMP=tcp:nohost $M status
+expect "invalid device id: usage error" 64 '' "invalid device id '../vmem0'" \
+	-- $M -s x -d ../vmem0 status
+expect "invalid device id for guest: usage error" 64 '' "invalid device id" \
+	-- $M -d 'virtio0;x' guest
 
 # A failed allocation in qmp_connect() must not close fd 0 (stdin): the shim
 # fails the 1 MiB receive buffer and reports any close() of fds 0-2.

@@ -336,18 +336,12 @@ out:
 	return rc;
 }
 
-static struct qmp_conn *connect_qmp(const struct options *opts)
+static struct qmp_conn *connect_qmp(const struct options *opts, const struct qmp_addr *addr)
 {
 	struct qmp_conn *conn;
-	struct qmp_addr addr;
-	const char *why;
 	char err[512];
 
-	if (parse_qmp_addr(opts->socket, &addr, &why)) {
-		error_msg("invalid QMP socket address '%s': %s", opts->socket, why);
-		return NULL;
-	}
-	conn = qmp_connect(&addr, (int)opts->qmp_timeout_ms, err, sizeof(err));
+	conn = qmp_connect(addr, (int)opts->qmp_timeout_ms, err, sizeof(err));
 	if (!conn)
 		error_msg("%s", err);
 	return conn;
@@ -925,7 +919,7 @@ static const char usage_tail[] =
 	"\n"
 	"Sizes: bytes, or a number with k, M, G, T (binary units, also KiB, MiB, ...).\n"
 	"Exit status: 0 success, 1 error, 2 timeout (resize --wait, watch --count),\n"
-	"64 usage error.  See memplugctl(1).\n";
+	"64 usage error (including a malformed -s or -d).  See memplugctl(1).\n";
 
 /* Where the summaries start in the list of commands. */
 #define SUMMARY_COLUMN 40
@@ -1033,8 +1027,10 @@ int main(int argc, char **argv)
 		.timeout_ms = DEFAULT_WAIT_TIMEOUT_MS,
 		.qmp_timeout_ms = DEFAULT_QMP_TIMEOUT_MS,
 	};
+	const char *from_env = "", *why;
 	const struct command *cmd;
 	struct qmp_conn *conn;
+	struct qmp_addr addr;
 	const char *command;
 	unsigned int seen = 0; /* CMD_OPT_* given */
 	int help = 0;
@@ -1140,19 +1136,24 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (opts.device && !valid_device_id(opts.device)) {
-		error_msg("invalid device id '%s'", opts.device);
-		return EXIT_ERROR;
-	}
+	if (opts.device && !valid_device_id(opts.device))
+		return usage_error("invalid device id '%s' (a letter, then letters, digits, "
+				   "'.', '_' or '-')",
+				   opts.device);
 	if (!cmd->qmp)
 		return cmd->run(NULL, &opts);
 
-	if (!opts.socket)
+	if (!opts.socket) {
 		opts.socket = getenv("MEMPLUG_QMP");
+		from_env = " (from MEMPLUG_QMP)";
+	}
 	if (!opts.socket || !*opts.socket)
 		return usage_error("no QMP socket given (use -s ADDR or set MEMPLUG_QMP)");
+	if (parse_qmp_addr(opts.socket, &addr, &why))
+		return usage_error("invalid QMP socket address '%s'%s: %s", opts.socket, from_env,
+				   why);
 
-	conn = connect_qmp(&opts);
+	conn = connect_qmp(&opts, &addr);
 	if (!conn)
 		return EXIT_ERROR;
 	rc = cmd->run(conn, &opts);
