@@ -207,6 +207,8 @@ for bad in 4X "" 1.5G 4GB 0x10 " 4G" 99999999999999999999 16E abc; do
 	expect "garbage size '$bad' rejected before connecting" 64 '' "invalid size" \
 		-- $M -s /nonexistent resize "$bad"
 done
+expect "hex size: says hexadecimal is not a size format" 64 '' \
+	"invalid size '0x10': hexadecimal is not a size format" -- $M -s x resize 0x10
 expect "negative size rejected" 64 '' "invalid size '-1G': .*negative" -- $M -s x resize -1G
 expect "negative size after -- rejected" 64 '' "negative" -- $M -s x resize -- -1G
 expect "bad --timeout rejected" 64 '' 'invalid timeout' -- $M -s x resize 1G --wait --timeout -3
@@ -214,8 +216,13 @@ expect "bad --count rejected" 64 '' 'invalid count' -- $M -s x watch --count 0
 expect "missing socket file" 1 '' 'cannot connect to QMP socket .*No such file' \
 	-- $M -s "$work/nonexistent.sock" status
 python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$work/dead.sock"
-expect "connection refused (unix)" 1 '' 'cannot connect .*Connection refused' \
-	-- $M -s "$work/dead.sock" status
+expect "connection refused (unix): nothing listens" 1 '' \
+	'cannot connect .*Connection refused \(nothing listens on it' -- $M -s "$work/dead.sock" status
+: >"$work/regular-file"
+expect "a regular file is not a socket (not 'Connection refused')" 1 '' \
+	'cannot connect to QMP socket .*regular-file: not a socket \(it is a regular file' \
+	-- $M -s "$work/regular-file" status
+expect "a directory is not a socket" 1 '' 'not a socket \(it is a directory' -- $M -s "$work" status
 expect "connection refused (tcp)" 1 '' 'cannot connect to QMP at 127.0.0.1:[0-9]+: Connection refused' \
 	-- $M -s "127.0.0.1:$(free_tcp_port)" status
 # malformed -s and -d are usage errors (64), as the man page says
@@ -595,6 +602,29 @@ else
 	if [ "$(json_field requested-size)" = 0 ]; then ok "qemu: requested-size back to 0"
 	else not_ok "qemu: requested-size back to 0"; dump_run; fi
 
+	# Another client (as libvirt would) holds the monitor: QEMU accepts the
+	# connection into its backlog but sends no greeting.
+	rm -f "$work/holding"
+	python3 - "$qmp_sock" "$work/holding" <<-'PY' &
+	import socket, sys, time
+	s = socket.socket(socket.AF_UNIX)
+	s.connect(sys.argv[1])
+	s.recv(4096)
+	open(sys.argv[2], "w").close()
+	time.sleep(8)
+	PY
+	holder=$!
+	for i in $(seq 100); do
+		[ -e "$work/holding" ] && break
+		sleep 0.1
+	done
+	expect "qemu: monitor held by another client: the hint says so" 1 '' \
+		'no QMP greeting within 1000 ms: another client probably holds the monitor' \
+		-- $M --qmp-timeout 1 status
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	sleep 0.2
+
 	stop_qemu
 	if [ -z "$qemu_pid" ]; then ok "qemu: stopped with quit"; else not_ok "qemu: stopped with quit"; fi
 	expect "qemu: QEMU gone: connection refused" 1 '' 'cannot connect' -- $M status
@@ -624,6 +654,13 @@ fake() {
 
 QT="--qmp-timeout 3"
 fake silent "no greeting: times out" 1 '' 'no QMP greeting within 3000 ms' -- $M $QT status
+if grep -q 'another client probably holds the monitor' "$work/err" &&
+   grep -q 'or this is not a QMP socket' "$work/err"; then
+	ok "fake silent: the hint names a client holding the monitor, then a wrong socket"
+else
+	not_ok "fake silent: the hint names a client holding the monitor, then a wrong socket"
+	dump_run
+fi
 fake close "peer closes at once" 1 '' 'greeting failed: QMP peer closed the connection' -- $M status
 fake nonjson-greeting "non-JSON greeting" 1 '' 'greeting failed: .*invalid JSON' -- $M status
 fake wrong-greeting "wrong greeting object" 1 '' 'did not send a \{"QMP"' -- $M status

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -559,6 +560,45 @@ fail:
 	return -1;
 }
 
+/*
+ * connect() to a path that is not a socket says "Connection refused", as
+ * for a socket nobody listens on: tell the two apart.
+ */
+static void explain_unix_error(struct qmp_conn *conn, const char *path, int err)
+{
+	struct stat st;
+	const char *what;
+
+	if (err == EAGAIN) {
+		set_error(conn,
+			  "cannot connect to QMP socket %s: its queue is full: other clients wait "
+			  "for the monitor (QEMU serves one client per QMP socket)",
+			  path);
+		return;
+	}
+	if (err != ECONNREFUSED || stat(path, &st)) {
+		set_error(conn, "cannot connect to QMP socket %s: %s", path, strerror(err));
+		return;
+	}
+	if (S_ISSOCK(st.st_mode)) {
+		set_error(conn,
+			  "cannot connect to QMP socket %s: %s (nothing listens on it: QEMU has "
+			  "exited, or it is a stale socket file)",
+			  path, strerror(err));
+		return;
+	}
+	if (S_ISREG(st.st_mode))
+		what = "a regular file";
+	else if (S_ISDIR(st.st_mode))
+		what = "a directory";
+	else
+		what = "a special file";
+	set_error(conn,
+		  "cannot connect to QMP socket %s: not a socket (it is %s; QEMU makes it with "
+		  "-qmp unix:PATH,server=on)",
+		  path, what);
+}
+
 static int open_socket(struct qmp_conn *conn, const struct qmp_addr *addr, long long deadline)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
@@ -570,8 +610,7 @@ static int open_socket(struct qmp_conn *conn, const struct qmp_addr *addr, long 
 		memcpy(sun.sun_path, addr->path, sizeof(addr->path));
 		conn->fd = connect_fd(AF_UNIX, (struct sockaddr *)&sun, sizeof(sun), deadline);
 		if (conn->fd < 0) {
-			set_error(conn, "cannot connect to QMP socket %s: %s", addr->path,
-				  strerror(errno));
+			explain_unix_error(conn, addr->path, errno);
 			return QMP_ERR_IO;
 		}
 		return QMP_OK;
@@ -605,7 +644,10 @@ static int read_greeting(struct qmp_conn *conn)
 
 	rc = read_message(conn, deadline_after(conn, conn->timeout_ms), &msg, &bytes);
 	if (rc == QMP_ERR_TIMEOUT)
-		set_error(conn, "no QMP greeting within %d ms (is this a QMP socket?)",
+		set_error(conn,
+			  "no QMP greeting within %d ms: another client probably holds the "
+			  "monitor (QEMU serves one client per QMP socket; a VM run by libvirt "
+			  "has libvirt's), or this is not a QMP socket",
 			  conn->timeout_ms);
 	if (rc) {
 		char why[sizeof(conn->err)];
