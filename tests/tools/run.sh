@@ -542,7 +542,18 @@ else
 	expect "qemu: -s overrides MEMPLUG_QMP" 0 '^vmem0:' '' \
 		-- env MEMPLUG_QMP=/nonexistent $M -s "$qmp_sock" -d vmem0 status
 
+	expect "qemu: status of a VM started with -S: not running, no driver" 0 \
+		'^  vm: +not running \(prelaunch\)$' '' -- $M -d vmem0 status
+	if grep -Eq '^  driver: +none \(no guest driver has set the device up\)$' "$work/out" &&
+	   grep -Eq '^  warning: +the VM is not running \(prelaunch\)' "$work/out"; then
+		ok "qemu: status says no driver and warns of the stopped VM"
+	else
+		not_ok "qemu: status says no driver and warns of the stopped VM"; dump_run
+	fi
 	expect "qemu: resize 1G accepted" 0 'vmem0: requested size 1 GiB' '' -- $M -d vmem0 resize 1G
+	expect "qemu: status --json: warnings vm-paused and no-driver" 0 \
+		'"vm-status":"prelaunch","vm-running":false,"driver":"none","warnings":\["vm-paused","no-driver"\]' \
+		'' -- $M -d vmem0 status --json
 	run $M -d vmem0 status --json
 	if [ "$(json_field requested-size)" = 1073741824 ]; then ok "qemu: requested-size is now 1 GiB"
 	else not_ok "qemu: requested-size is now 1 GiB"; dump_run; fi
@@ -751,6 +762,35 @@ usage "fake huge-lines: assembled in linear time and bounded memory" 5000 $((40 
 fake event-bytes "64 events of 900 KB before the reply" 0 '^vmem0:' '' \
 	-- "${RUSAGE[@]}" $M status
 usage "fake event-bytes: queued events bounded in bytes (4 MiB)" 10000 $((24 * 1024))
+
+# status flags what keeps a request from being acted upon.
+fake good "status --json: driver ready, VM running, no warnings" 0 \
+	'"vm-status":"running","vm-running":true,"driver":"ready","warnings":\[\]\}$' '' \
+	-- $M status --json
+fake paused "status of a paused VM: a warning" 0 \
+	'^  warning: +the VM is not running \(paused\): the guest cannot plug or unplug memory' '' \
+	-- $M status
+fake paused "status --json of a paused VM: warnings [vm-paused]" 0 \
+	'"vm-status":"paused","vm-running":false,"driver":"ready","warnings":\["vm-paused"\]' '' \
+	-- $M status --json
+sock=$work/fake-nodrv.sock
+python3 "$here/fake_qmp.py" no-driver "$sock" 2>/dev/null &
+pids+=("$!")
+if wait_socket "$sock"; then
+	expect "fake no-driver: status --json, nothing requested: driver none, no warning" 0 \
+		'"driver":"none","warnings":\[\]\}$' '' -- $M -s "$sock" status --json
+	"$M" -s "$sock" resize 6M >/dev/null 2>&1
+	expect "fake no-driver: status --json, requested != plugged: warnings [no-driver]" 0 \
+		'"requested-size":6291456,"size":0,.*"driver":"none","warnings":\["no-driver"\]' '' \
+		-- $M -s "$sock" -d vmem0 status --json
+	expect "fake no-driver: status says no guest driver answers" 0 \
+		'^  warning: +no guest driver answers: 6 MiB requested, 0 B plugged' '' -- $M -s "$sock" status
+else
+	not_ok "fake no-driver: status" "fake server did not start"
+fi
+# A QEMU without these queries (CommandNotFound): no flags, no failure.
+fake old-qemu "status of a QEMU that answers neither query-status nor x-query-virtio-status" 0 \
+	'"size":0,"warnings":\[\]\}$' '' -- $M status --json
 
 # watch needs a second client to cause the size changes.
 sock=$work/fake-watch.sock

@@ -348,11 +348,149 @@ static struct qmp_conn *connect_qmp(const struct options *opts, const struct qmp
 }
 
 /* ------------------------------------------------------------------ */
+/* Is anybody acting on a request?  The VM's run state and the driver */
+
+/* What QEMU says about the VM: query-status. */
+struct vm_state {
+	int known; /* QEMU answered query-status */
+	int running;
+	char status[32]; /* QEMU's RunState: running, paused, prelaunch, ... */
+};
+
+/* A device's guest driver, from its virtio status byte. */
+enum driver_state {
+	DRIVER_UNKNOWN, /* QEMU has no x-query-virtio-status, or the device no id */
+	DRIVER_READY, /* DRIVER_OK set: a driver has set the device up */
+	DRIVER_NONE, /* DRIVER_OK not set: no driver (yet) */
+	DRIVER_FAILED, /* FAILED or NEEDS_RESET set, or QEMU says "broken" */
+};
+
+static const char *const driver_names[] = {
+	[DRIVER_UNKNOWN] = "unknown",
+	[DRIVER_READY] = "ready",
+	[DRIVER_NONE] = "none",
+	[DRIVER_FAILED] = "failed",
+};
+
+#define VIRTIO_S_DRIVER_OK 0x04
+#define VIRTIO_S_NEEDS_RESET 0x40
+#define VIRTIO_S_FAILED 0x80
+
+/* query-status into @vm.  An error answer leaves it unknown; -1 if QMP broke. */
+static int query_vm_state(struct qmp_conn *conn, struct vm_state *vm)
+{
+	json_t *ret, *running, *status;
+	int rc;
+
+	memset(vm, 0, sizeof(*vm));
+	rc = qmp_execute(conn, "query-status", NULL, &ret);
+	if (rc == QMP_ERR_COMMAND)
+		return 0;
+	if (rc) {
+		error_msg("query-status failed: %s", qmp_error(conn));
+		return -1;
+	}
+	running = json_object_get(ret, "running");
+	status = json_object_get(ret, "status");
+	if (json_is_boolean(running)) {
+		vm->known = 1;
+		vm->running = json_is_true(running);
+		snprintf(vm->status, sizeof(vm->status), "%s",
+			 json_is_string(status) ? json_string_value(status) :
+						  (vm->running ? "running" : "stopped"));
+		sanitize_string(vm->status);
+	}
+	json_decref(ret);
+	return 0;
+}
+
+/* The virtio status byte of an x-query-virtio-status answer, or -1. */
+static int virtio_status_bits(json_t *ret)
+{
+	json_t *bits = json_object_get(ret, "status-bits");
+	json_t *status = json_object_get(ret, "status");
+	json_t *list, *entry;
+	int value = 0;
+	size_t i;
+
+	/* Depending on QEMU's version: a number, or decoded names. */
+	if (json_is_integer(bits))
+		return (int)(json_integer_value(bits) & 0xff);
+	if (json_is_integer(status))
+		return (int)(json_integer_value(status) & 0xff);
+	list = json_object_get(status, "statuses");
+	if (!json_is_array(list))
+		return -1;
+	json_array_foreach(list, i, entry) {
+		const char *name = json_string_value(entry);
+
+		if (!name)
+			continue;
+		if (!strncmp(name, "VIRTIO_CONFIG_S_DRIVER_OK", 25))
+			value |= VIRTIO_S_DRIVER_OK;
+		else if (!strncmp(name, "VIRTIO_CONFIG_S_NEEDS_RESET", 27))
+			value |= VIRTIO_S_NEEDS_RESET;
+		else if (!strncmp(name, "VIRTIO_CONFIG_S_FAILED", 22))
+			value |= VIRTIO_S_FAILED;
+	}
+	return value;
+}
+
+/*
+ * Has a guest driver set up device @id?  From QEMU's x-query-virtio-status
+ * (QEMU 7.2 and later); DRIVER_UNKNOWN when QEMU cannot say.  -1 if QMP broke.
+ */
+static int query_driver(struct qmp_conn *conn, const char *id, enum driver_state *driver)
+{
+	char path[sizeof(PERIPHERAL_PATH) + 128 + 16];
+	json_t *ret;
+	int rc, bits;
+
+	*driver = DRIVER_UNKNOWN;
+	if (!id[0])
+		return 0;
+	snprintf(path, sizeof(path), PERIPHERAL_PATH "%s/virtio-backend", id);
+	rc = qmp_execute(conn, "x-query-virtio-status", json_pack("{s:s}", "path", path), &ret);
+	if (rc == QMP_ERR_COMMAND)
+		return 0;
+	if (rc) {
+		error_msg("x-query-virtio-status failed: %s", qmp_error(conn));
+		return -1;
+	}
+	bits = virtio_status_bits(ret);
+	if (json_is_true(json_object_get(ret, "broken")) ||
+	    (bits >= 0 && (bits & (VIRTIO_S_FAILED | VIRTIO_S_NEEDS_RESET))))
+		*driver = DRIVER_FAILED;
+	else if (bits >= 0)
+		*driver = bits & VIRTIO_S_DRIVER_OK ? DRIVER_READY : DRIVER_NONE;
+	json_decref(ret);
+	return 0;
+}
+
+/*
+ * The warnings of status (documented in memplugctl.1):
+ *   vm-paused  the VM is not running: no guest can act on a request;
+ *   no-driver  requested and plugged size differ and no guest driver has set
+ *              the device up (or it failed): nothing acts on the request.
+ */
+static int warn_paused(const struct vm_state *vm)
+{
+	return vm->known && !vm->running;
+}
+
+static int warn_no_driver(const struct vmem_info *info, enum driver_state driver)
+{
+	return info->requested_size != info->size &&
+	       (driver == DRIVER_NONE || driver == DRIVER_FAILED);
+}
+
+/* ------------------------------------------------------------------ */
 /* status */
 
-static void print_vmem_json(const struct vmem_info *info)
+static void print_vmem_json(const struct vmem_info *info, const struct vm_state *vm,
+			    enum driver_state driver)
 {
-	json_t *obj = json_object();
+	json_t *obj = json_object(), *warnings = json_array();
 
 	/* Same member names as query-memory-devices, so scripts can use either. */
 	json_object_set_new(obj, "id", json_string(info->id));
@@ -363,10 +501,23 @@ static void print_vmem_json(const struct vmem_info *info)
 	json_object_set_new(obj, "max-size", json_integer((json_int_t)info->max_size));
 	json_object_set_new(obj, "requested-size", json_integer((json_int_t)info->requested_size));
 	json_object_set_new(obj, "size", json_integer((json_int_t)info->size));
+	/* Then what status adds; a member is left out when QEMU cannot say. */
+	if (vm->known) {
+		json_object_set_new(obj, "vm-status", json_string(vm->status));
+		json_object_set_new(obj, "vm-running", json_boolean(vm->running));
+	}
+	if (driver != DRIVER_UNKNOWN)
+		json_object_set_new(obj, "driver", json_string(driver_names[driver]));
+	if (warn_paused(vm))
+		json_array_append_new(warnings, json_string("vm-paused"));
+	if (warn_no_driver(info, driver))
+		json_array_append_new(warnings, json_string("no-driver"));
+	json_object_set_new(obj, "warnings", warnings);
 	print_json_line(obj);
 }
 
-static void print_vmem_human(const struct vmem_info *info)
+static void print_vmem_human(const struct vmem_info *info, const struct vm_state *vm,
+			     enum driver_state driver)
 {
 	char id[sizeof(info->id)], memdev[sizeof(info->memdev)];
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
@@ -390,27 +541,60 @@ static void print_vmem_human(const struct vmem_info *info)
 	printf("  plugged size:    %s (%" PRIu64 ")%s\n", format_size(info->size, b, sizeof(b)),
 	       info->size,
 	       info->size == info->requested_size ? "" : "  (requested size not reached yet)");
+	if (driver != DRIVER_UNKNOWN)
+		printf("  driver:          %s\n",
+		       driver == DRIVER_READY ? "ready (DRIVER_OK)" :
+		       driver == DRIVER_NONE  ? "none (no guest driver has set the device up)" :
+						"failed (the device is broken or needs a reset)");
+	if (vm->known && vm->running)
+		printf("  vm:              running\n");
+	else if (vm->known)
+		printf("  vm:              not running (%s)\n", vm->status);
+	if (warn_paused(vm))
+		printf("  warning:         the VM is not running (%s): the guest cannot plug or "
+		       "unplug memory until it runs\n",
+		       vm->status);
+	if (warn_no_driver(info, driver))
+		printf("  warning:         no guest driver answers: %s requested, %s plugged, and "
+		       "nothing acts on it\n",
+		       a, b);
+}
+
+static int show_device(struct qmp_conn *conn, const struct options *opts,
+		       const struct vmem_info *info, const struct vm_state *vm)
+{
+	enum driver_state driver;
+
+	if (query_driver(conn, info->id, &driver))
+		return -1;
+	if (opts->json)
+		print_vmem_json(info, vm, driver);
+	else
+		print_vmem_human(info, vm, driver);
+	return 0;
 }
 
 static int cmd_status(struct qmp_conn *conn, const struct options *opts)
 {
 	struct vmem_info info;
+	struct vm_state vm;
 	json_t *list, *entry;
 	unsigned int shown = 0;
 	int rc = EXIT_SUCCESS;
 	size_t i;
 
 	if (opts->device) {
-		if (find_device(conn, opts->device, &info))
+		if (find_device(conn, opts->device, &info) || query_vm_state(conn, &vm) ||
+		    show_device(conn, opts, &info, &vm))
 			return EXIT_ERROR;
-		if (opts->json)
-			print_vmem_json(&info);
-		else
-			print_vmem_human(&info);
 		return EXIT_SUCCESS;
 	}
 	if (query_memory_devices(conn, &list))
 		return EXIT_ERROR;
+	if (query_vm_state(conn, &vm)) {
+		json_decref(list);
+		return EXIT_ERROR;
+	}
 	json_array_foreach(list, i, entry) {
 		if (!is_virtio_mem(entry))
 			continue;
@@ -418,12 +602,11 @@ static int cmd_status(struct qmp_conn *conn, const struct options *opts)
 			rc = EXIT_ERROR;
 			break;
 		}
-		if (opts->json) {
-			print_vmem_json(&info);
-		} else {
-			if (shown)
-				putchar('\n');
-			print_vmem_human(&info);
+		if (!opts->json && shown)
+			putchar('\n');
+		if (show_device(conn, opts, &info, &vm)) {
+			rc = EXIT_ERROR;
+			break;
 		}
 		shown++;
 	}
@@ -818,9 +1001,12 @@ static const struct command commands[] = {
 		.summary = "show the virtio-mem device(s)",
 		.help = "Show id, memory backend, NUMA node, block size, region (address and maximum\n"
 			"size), requested size and plugged size of the virtio-mem device given with\n"
-			"-d, or of all virtio-mem devices.\n"
+			"-d, or of all virtio-mem devices; whether a guest driver has set it up\n"
+			"and whether the VM runs.  Warnings: the VM is paused (the guest cannot\n"
+			"act), or requested and plugged size differ and no guest driver answers.\n"
 			"\n"
-			"  -j, --json   one JSON object per device and line, with QMP's field names\n",
+			"  -j, --json   one JSON object per device and line, with QMP's field names,\n"
+			"               vm-status, vm-running, driver and warnings\n",
 		.options = CMD_OPT_JSON,
 		.run = cmd_status,
 		.qmp = 1,
