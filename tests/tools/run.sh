@@ -792,6 +792,13 @@ fi
 fake old-qemu "status of a QEMU that answers neither query-status nor x-query-virtio-status" 0 \
 	'"size":0,"warnings":\[\]\}$' '' -- $M status --json
 
+# watch on a VM without virtio-mem: an error, not a silent wait forever.
+fake no-vmem "watch without a virtio-mem device says so (exit 1)" 1 '' \
+	'^memplugctl: QEMU has no virtio-mem device: there is nothing to watch$' -- $M watch
+fake no-vmem "watch --timeout without a virtio-mem device: exit 1 at once" 1 '' \
+	'nothing to watch' -- $M watch --timeout 10
+took "fake no-vmem: watch did not wait for its timeout" 4000
+
 # watch needs a second client to cause the size changes.
 sock=$work/fake-watch.sock
 python3 "$here/fake_qmp.py" plug "$sock" 2>"$work/fake-watch.log" &

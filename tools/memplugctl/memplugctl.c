@@ -873,16 +873,41 @@ static void print_size_event(json_t *event, const char *id, uint64_t size, int j
 	fflush(stdout);
 }
 
+/* How many virtio-mem devices QEMU has, in @count; -1 (reported) on error. */
+static int count_virtio_mem(struct qmp_conn *conn, unsigned int *count)
+{
+	json_t *list, *entry;
+	size_t i;
+
+	*count = 0;
+	if (query_memory_devices(conn, &list))
+		return -1;
+	json_array_foreach(list, i, entry) {
+		if (is_virtio_mem(entry))
+			(*count)++;
+	}
+	json_decref(list);
+	return 0;
+}
+
 static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 {
 	long long deadline = opts->timeout_given ? now_ms() + opts->timeout_ms : -1;
 	unsigned long dropped_reported = 0;
-	unsigned int seen = 0;
+	unsigned int seen = 0, nr_vmem = 0;
 	struct vmem_info dev;
 
-	/* Fail early on a wrong -d instead of silently printing nothing. */
+	/* Fail early on a wrong -d, or no device, instead of waiting forever. */
 	if (opts->device && find_device(conn, opts->device, &dev))
 		return EXIT_ERROR;
+	if (!opts->device) {
+		if (count_virtio_mem(conn, &nr_vmem))
+			return EXIT_ERROR;
+		if (!nr_vmem) {
+			error_msg("QEMU has no virtio-mem device: there is nothing to watch");
+			return EXIT_ERROR;
+		}
+	}
 	for (;;) {
 		json_t *event, *data;
 		const char *id;
@@ -1042,7 +1067,8 @@ static const struct command commands[] = {
 			"  -j, --json        print JSON objects, one per line\n"
 			"  -c, --count N     exit 0 after N events\n"
 			"  -t, --timeout S   stop after S seconds: exit 0, or 2 if --count was given\n"
-			"                    and fewer than N events arrived\n",
+			"                    and fewer than N events arrived\n"
+			"Without -d it needs a virtio-mem device to watch: none is an error (exit 1).\n",
 		.options = CMD_OPT_JSON | CMD_OPT_COUNT | CMD_OPT_TIMEOUT,
 		.run = cmd_watch,
 		.qmp = 1,
