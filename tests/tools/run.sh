@@ -550,7 +550,8 @@ else
 	else
 		not_ok "qemu: status says no driver and warns of the stopped VM"; dump_run
 	fi
-	expect "qemu: resize 1G accepted" 0 'vmem0: requested size 1 GiB' '' -- $M -d vmem0 resize 1G
+	expect "qemu: resize 1G accepted" 0 'vmem0: requested size 1 GiB' \
+		'note: the VM is not running \(prelaunch\)' -- $M -d vmem0 resize 1G
 	expect "qemu: status --json: warnings vm-paused and no-driver" 0 \
 		'"vm-status":"prelaunch","vm-running":false,"driver":"none","warnings":\["vm-paused","no-driver"\]' \
 		'' -- $M -d vmem0 status --json
@@ -798,6 +799,67 @@ fake no-vmem "watch without a virtio-mem device says so (exit 1)" 1 '' \
 fake no-vmem "watch --timeout without a virtio-mem device: exit 1 at once" 1 '' \
 	'nothing to watch' -- $M watch --timeout 10
 took "fake no-vmem: watch did not wait for its timeout" 4000
+
+# resize --json: a line when the size is set, one more when --wait ends.
+fake plug "resize --wait --json" 0 '"result":"reached"' '' -- $M resize 2G --wait --json --timeout 15
+if [ "$(wc -l <"$work/out")" = 2 ] &&
+   python3 - "$work/out" <<-'PY'
+	import json, sys
+	a, b = [json.loads(l) for l in open(sys.argv[1])]
+	assert a == {"id": "vmem0", "requested-size": 2 << 30, "previous-requested-size": 0,
+	             "size": 0, "result": "requested", "warnings": []}, a
+	assert b["result"] == "reached" and b["size"] == 2 << 30 and b["warnings"] == []
+	assert isinstance(b["elapsed-ms"], int) and b["elapsed-ms"] >= 0
+	PY
+then
+	ok "fake plug: resize --json lines: requested, then reached with elapsed-ms"
+else
+	not_ok "fake plug: resize --json lines: requested, then reached with elapsed-ms"; dump_run
+fi
+fake good "resize --json without --wait: one line" 0 \
+	'^\{"id":"vmem0","requested-size":4194304,"previous-requested-size":0,"size":0,"result":"requested","warnings":\[\]\}$' \
+	'' -- $M resize 4M --json
+fake good "resize --wait --json timeout: exit 2, result timeout" 2 '"result":"timeout"' \
+	'timed out after 1.0 s' -- $M resize 4M --wait --json --timeout 1
+
+# What stays after a resize: the request outlives a --wait that gives up or
+# is interrupted, not a QEMU restart; the messages say so.
+fake good "resize --wait timeout: says the request stays, and not across a restart" 2 '' \
+	'timed out after 1\.0 s: .*; the request stays in effect \(resize again to change it; QEMU forgets it when it restarts' \
+	-- $M resize 4M --wait --timeout 1
+if "$M" help resize | grep -q 'stays in effect until it is changed again' &&
+   "$M" help resize | grep -q 'does not survive a' ; then
+	ok "resize --help says the request stays in effect and does not survive a QEMU restart"
+else
+	not_ok "resize --help says the request stays in effect and does not survive a QEMU restart"
+fi
+sock=$work/fake-int.sock
+python3 "$here/fake_qmp.py" good "$sock" 2>/dev/null &
+pids+=("$!")
+if wait_socket "$sock"; then
+	timeout -s INT 1.5 "$M" -s "$sock" resize 6M --wait --timeout 30 \
+		>"$work/out" 2>"$work/err" </dev/null
+	rc=$?
+	if [ "$rc" = 124 ] &&
+	   grep -q "^memplugctl: interrupted: the requested size of vmem0 stays 6 MiB (resize again" "$work/err"; then
+		ok "fake good: Ctrl-C during resize --wait says the request stays"
+	else
+		not_ok "fake good: Ctrl-C during resize --wait says the request stays"; dump_run
+	fi
+else
+	not_ok "fake good: Ctrl-C during resize --wait" "fake server did not start"
+fi
+
+# resize says when nothing will act on the request, and why a wait fails.
+fake paused "resize on a paused VM: a note, exit 0" 0 'requested size 4 MiB' \
+	'^memplugctl: note: the VM is not running \(paused\): the guest cannot plug or unplug memory' \
+	-- $M resize 4M
+fake paused "resize --wait on a paused VM: the timeout names it" 2 '' \
+	'4 MiB requested \(the VM is not running: paused\); the request stays in effect' \
+	-- $M resize 4M --wait --timeout 1
+fake no-driver "resize without a guest driver: a note" 0 '' \
+	'^memplugctl: note: no guest driver has set vmem0 up \(virtio DRIVER_OK not set\)' \
+	-- $M resize 4M
 
 # watch needs a second client to cause the size changes.
 sock=$work/fake-watch.sock

@@ -81,15 +81,19 @@ struct vmem_info {
 
 /* A progress bar without its final newline is on stderr's current line. */
 static volatile sig_atomic_t bar_on_screen;
+/* What Ctrl-C during resize --wait says: the request stays in effect. */
+static char interrupt_msg[512];
+static size_t interrupt_len;
 
-/* Ctrl-C during resize --wait: end the bar's line, then die as usual. */
+/* Ctrl-C during resize --wait: end the bar's line, say so, die as usual. */
 static void on_fatal_signal(int sig)
 {
-	if (bar_on_screen) {
-		ssize_t ignored = write(STDERR_FILENO, "\n", 1);
+	ssize_t ignored;
 
-		(void)ignored;
-	}
+	if (bar_on_screen)
+		ignored = write(STDERR_FILENO, "\n", 1);
+	ignored = write(STDERR_FILENO, interrupt_msg, interrupt_len);
+	(void)ignored;
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -700,8 +704,19 @@ static int is_size_change_of(json_t *event, const char *id)
 	       eid && !strcmp(eid, id);
 }
 
+/* What stays true after resize gives up waiting, said where it gives up. */
+#define REQUEST_STAYS                                                                       \
+	"(resize again to change it; QEMU forgets it when it restarts: it starts from the " \
+	"requested-size of its command line)"
+
+/*
+ * resize --wait: until device @dev has @target plugged or --timeout.  @stuck
+ * ("" if nothing is known to be wrong) says why the guest may not act; the
+ * last plugged size seen ends up in *@final.  Returns the exit status.
+ */
 static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
-			 const struct vmem_info *dev, uint64_t target)
+			 const struct vmem_info *dev, uint64_t target, const char *stuck,
+			 uint64_t *final)
 {
 	struct progress p = {
 		.tty = isatty(STDERR_FILENO),
@@ -716,10 +731,12 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 	uint64_t size = dev->size;
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
 
-	if (p.tty) {
-		signal(SIGINT, on_fatal_signal);
-		signal(SIGTERM, on_fatal_signal);
-	}
+	snprintf(interrupt_msg, sizeof(interrupt_msg),
+		 ERROR_PREFIX "interrupted: the requested size of %s stays %s " REQUEST_STAYS "\n",
+		 dev->id, format_size(target, a, sizeof(a)));
+	interrupt_len = strlen(interrupt_msg);
+	signal(SIGINT, on_fatal_signal);
+	signal(SIGTERM, on_fatal_signal);
 
 	p.last_print = p.t0 - PLAIN_PROGRESS_INTERVAL_MS;
 	/* No query may hold us past --timeout, however slow the peer. */
@@ -748,6 +765,7 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 			size = cur.size;
 			next_poll = now_ms() + POLL_INTERVAL_MS;
 		}
+		*final = size;
 		if (size == target) {
 			show_progress(&p, size, 1);
 			return EXIT_REACHED;
@@ -755,10 +773,11 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 		now = now_ms();
 		if (now >= deadline) {
 			show_progress(&p, size, 1);
-			error_msg("timed out after %u.%01u s: %s has %s plugged, %s requested",
+			error_msg("timed out after %u.%01u s: %s has %s plugged, %s requested%s; "
+				  "the request stays in effect " REQUEST_STAYS,
 				  opts->timeout_ms / 1000, opts->timeout_ms % 1000 / 100, dev->id,
 				  format_size(size, a, sizeof(a)),
-				  format_size(target, b, sizeof(b)));
+				  format_size(target, b, sizeof(b)), stuck);
 			return EXIT_TIMEOUT;
 		}
 		show_progress(&p, size, 0);
@@ -780,13 +799,35 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 	}
 }
 
+/* One line of resize --json; @result: requested, reached or timeout. */
+static void print_resize_json(const struct vmem_info *dev, uint64_t size, uint64_t plugged,
+			      const char *result, json_t *warnings, long long elapsed_ms)
+{
+	json_t *obj = json_pack("{s:s, s:I, s:I, s:I, s:s}", "id", dev->id, "requested-size",
+				(json_int_t)size, "previous-requested-size",
+				(json_int_t)dev->requested_size, "size", (json_int_t)plugged,
+				"result", result);
+
+	if (obj && warnings)
+		json_object_set(obj, "warnings", warnings);
+	if (obj && elapsed_ms >= 0)
+		json_object_set_new(obj, "elapsed-ms", json_integer(elapsed_ms));
+	print_json_line(obj);
+	fflush(stdout);
+}
+
 static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 {
 	char path[sizeof(PERIPHERAL_PATH) + 128];
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
-	uint64_t size = opts->size;
+	char stuck[160] = "";
+	uint64_t size = opts->size, final = 0;
+	enum driver_state driver;
 	struct vmem_info dev;
-	json_t *ret;
+	struct vm_state vm;
+	json_t *ret, *warnings;
+	long long t0;
+	int rc;
 
 	if (find_device(conn, opts->device, &dev))
 		return EXIT_ERROR;
@@ -803,6 +844,9 @@ static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 			  format_size(dev.max_size, b, sizeof(b)));
 		return EXIT_ERROR;
 	}
+	/* Before anything changes: can the guest act on it at all? */
+	if (query_vm_state(conn, &vm) || query_driver(conn, dev.id, &driver))
+		return EXIT_ERROR;
 	/* The full path: a bare id could be ambiguous with an -object id. */
 	snprintf(path, sizeof(path), PERIPHERAL_PATH "%s", dev.id);
 	if (qmp_execute(conn, "qom-set",
@@ -813,12 +857,46 @@ static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 		return EXIT_ERROR;
 	}
 	json_decref(ret);
-	printf("%s: requested size %s (%" PRIu64 "), plugged %s\n", dev.id,
-	       format_size(size, a, sizeof(a)), size, format_size(dev.size, b, sizeof(b)));
+
+	warnings = json_array();
+	if (warn_paused(&vm)) {
+		json_array_append_new(warnings, json_string("vm-paused"));
+		snprintf(stuck, sizeof(stuck), " (the VM is not running: %s)", vm.status);
+	}
+	if (size != dev.size && (driver == DRIVER_NONE || driver == DRIVER_FAILED)) {
+		json_array_append_new(warnings, json_string("no-driver"));
+		if (!stuck[0])
+			snprintf(stuck, sizeof(stuck), " (no guest driver has set %s up)", dev.id);
+	}
+	if (opts->json)
+		print_resize_json(&dev, size, dev.size, "requested", warnings, -1);
+	else
+		printf("%s: requested size %s (%" PRIu64 "), plugged %s\n", dev.id,
+		       format_size(size, a, sizeof(a)), size, format_size(dev.size, b, sizeof(b)));
 	fflush(stdout);
-	if (!opts->wait)
+	if (warn_paused(&vm))
+		error_msg("note: the VM is not running (%s): the guest cannot plug or unplug "
+			  "memory until it runs; the request stays in effect",
+			  vm.status);
+	if (size != dev.size && driver == DRIVER_NONE)
+		error_msg("note: no guest driver has set %s up (virtio DRIVER_OK not set): "
+			  "nothing acts on the request until one does",
+			  dev.id);
+	if (size != dev.size && driver == DRIVER_FAILED)
+		error_msg("note: %s is broken or needs a reset: its driver does not act on the "
+			  "request",
+			  dev.id);
+	if (!opts->wait) {
+		json_decref(warnings);
 		return EXIT_SUCCESS;
-	return wait_for_size(conn, opts, &dev, size);
+	}
+	t0 = now_ms();
+	rc = wait_for_size(conn, opts, &dev, size, stuck, &final);
+	if (opts->json && rc != EXIT_ERROR)
+		print_resize_json(&dev, size, final, rc == EXIT_REACHED ? "reached" : "timeout",
+				  warnings, now_ms() - t0);
+	json_decref(warnings);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1038,18 +1116,23 @@ static const struct command commands[] = {
 	},
 	{
 		.name = "resize",
-		.args = "SIZE [--wait] [--timeout S]",
+		.args = "SIZE [--wait] [--timeout S] [--json]",
 		.globals = "[-s ADDR] [-d ID]",
 		.summary = "set the requested size",
 		.help = "Set the requested size of the virtio-mem device to SIZE (e.g. 4G, 512MiB,\n"
 			"0).  SIZE must be a multiple of the device's block size and at most its\n"
 			"maximum size; this is checked before anything is sent to QEMU.\n"
+			"The new requested size stays in effect until it is changed again, also\n"
+			"after a --wait that timed out or was interrupted; it does not survive a\n"
+			"restart of QEMU, which starts from its command line's requested-size.\n"
 			"\n"
 			"  -w, --wait        wait until the guest has plugged (or unplugged) SIZE,\n"
 			"                    showing progress on stderr\n"
 			"  -t, --timeout S   with --wait: give up after S seconds (default 120) and\n"
-			"                    exit with status 2\n",
-		.options = CMD_OPT_WAIT | CMD_OPT_TIMEOUT,
+			"                    exit with status 2\n"
+			"  -j, --json        a JSON object on stdout when the size is set, and one\n"
+			"                    more when --wait ends (result reached or timeout)\n",
+		.options = CMD_OPT_WAIT | CMD_OPT_TIMEOUT | CMD_OPT_JSON,
 		.options_need_wait = CMD_OPT_TIMEOUT,
 		.operands = resize_operands,
 		.run = cmd_resize,
