@@ -361,12 +361,55 @@ if [ "$(wc -l <"$work/out")" = 1 ] &&
 	d["growth_guard"] == "ok" and d["no_room"] == 3 and d["retries"] == 5 and
 	d["unplug_guard_last_blocked_ms"] == 83456 and
 	d["growth_guard_last_blocked_ms"] == 0 and
-	"problems" not in d'; then
+	"problems" not in d and
+	d["attributes"] == {k: v for k, v in d.items() if k not in ("device", "driver", "attributes")}'; then
 	ok "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
 else
 	not_ok "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
 	dump_run
 fi
+# Attributes named like the object's own members, and beyond INT64_MAX.
+fs=$work/sysfs-names
+fake_sysfs "$fs"
+gdir=$fs/devices/pci0000:00/virtio0/memplug
+echo virtio9 >"$gdir/device"
+echo virtio_mem >"$gdir/driver"
+echo 5 >"$gdir/problems"
+echo 6 >"$gdir/attributes"
+echo 18446744073709551615 >"$gdir/acks"
+echo "not_added 18446744073709551615 offline 0" >"$gdir/unit_states"
+echo 9223372036854775808 >"$gdir/future_big"
+expect "guest --json: attributes named device, driver, problems, attributes" 0 '^\{' '' \
+	-- $G "$fs" --json
+if json_check 'd["device"] == "virtio0" and d["driver"] == "memplug" and
+	"problems" not in d and isinstance(d["attributes"], dict) and
+	d["attributes"]["device"] == "virtio9" and d["attributes"]["driver"] == "virtio_mem" and
+	d["attributes"]["problems"] == 5 and d["attributes"]["attributes"] == 6 and
+	d["attributes"]["plugged_size"] == d["plugged_size"] == 2147483648'; then
+	ok "guest --json: no attribute overwrites device, driver or problems (all in attributes)"
+else
+	not_ok "guest --json: no attribute overwrites device, driver or problems (all in attributes)"
+	dump_run
+fi
+if json_check 'd["acks"] == d["attributes"]["acks"] == 18446744073709551615 and
+	d["future_big"] == 9223372036854775808 and
+	d["unit_states"]["not_added"] == 18446744073709551615' &&
+   grep -q '"acks":18446744073709551615,' "$work/out"; then
+	ok "guest --json: values above INT64_MAX are unsigned numbers, not strings"
+else
+	not_ok "guest --json: values above INT64_MAX are unsigned numbers, not strings"; dump_run
+fi
+echo 12x >"$gdir/units"
+expect "guest --json: a broken attribute next to one named problems" 1 '^\{' \
+	'memplug/units: not an unsigned' -- $G "$fs" --json
+if json_check 'd["attributes"]["units"] is None and d["attributes"]["problems"] == 5 and
+	d["problems"] == {"units": "not an unsigned number: '"'12x'"'"}'; then
+	ok "guest --json: problems stays the object of problems"
+else
+	not_ok "guest --json: problems stays the object of problems"; dump_run
+fi
+fs=$work/sysfs
+
 expect "guest: -d virtio0" 0 '^virtio0 \(memplug\):' '' -- $M -d virtio0 guest --sysfs-root "$fs"
 expect "guest: -d of a device of another driver" 1 '' \
 	'^memplugctl: virtio1 is not a virtio device bound to memplug$' \
