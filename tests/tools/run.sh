@@ -973,6 +973,65 @@ else
 		"$(grep '^\.TH' "$work/inst/usr/share/man/man1/memplugctl.1" 2>&1)"
 fi
 
+# The bash completion that make install puts where bash-completion looks.
+comp=$work/inst/usr/share/bash-completion/completions/memplugctl
+# completes WORD...: what the completion offers for the last WORD, sorted
+completes() {
+	bash --norc --noprofile -c 'source "$1" || exit 1; shift
+		COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+		COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+		_memplugctl memplugctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+		printf "%s\n" "${COMPREPLY[@]}"' _ "$comp" "$@" | sed '/^$/d' | sort | tr '\n' ' '
+}
+if [ -f "$comp" ] && [ "$(stat -c %a "$comp")" = 644 ] &&
+   [ "$(bash --norc --noprofile -c 'source "$1" && complete -p memplugctl' _ "$comp" 2>&1)" = \
+	"complete -F _memplugctl memplugctl" ]; then
+	ok "make install: bash completion installed; it loads in bash"
+else
+	not_ok "make install: bash completion installed; it loads in bash" "$(ls -l "$comp" 2>&1)"
+fi
+# the commands of --help, in order of the table, then sorted like completes()
+help_cmds=$("$M" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z]\+\).*/\1/p' | sort | tr '\n' ' ')
+if [ -n "$help_cmds" ] && [ "$(completes memplugctl '')" = "$help_cmds" ] &&
+   [ "$(completes memplugctl re)" = "resize " ]; then
+	ok "bash completion: completes the commands of --help ($help_cmds)"
+else
+	not_ok "bash completion: completes the commands of --help" \
+		"--help: $help_cmds" "completion: $(completes memplugctl '')"
+fi
+bad_opts=
+for c in status resize watch guest; do
+	got=" $(completes memplugctl "$c" --)"
+	for o in $("$M" help "$c" | head -n 1 | grep -o -- '--[a-z-]*'); do
+		case $got in *" $o "*) ;; *) bad_opts="$bad_opts $c:$o" ;; esac
+	done
+done
+if [ -z "$bad_opts" ] && [ "$(completes memplugctl -s x status --)" = \
+	"--device --help --json --qmp-timeout --socket --version " ]; then
+	ok "bash completion: each command's options, as its usage line has them"
+else
+	not_ok "bash completion: each command's options, as its usage line has them" \
+		"missing:$bad_opts" "status: $(completes memplugctl -s x status --)"
+fi
+mkdir -p "$work/compdir/sub"
+if [ "$(completes memplugctl guest --sysfs-root "$work/compd")" = "$work/compdir " ] &&
+   [ "$(completes memplugctl help w)" = "watch " ]; then
+	ok "bash completion: --sysfs-root completes directories, help a command"
+else
+	not_ok "bash completion: --sysfs-root completes directories, help a command" \
+		"$(completes memplugctl guest --sysfs-root "$work/compd")"
+fi
+sock=$work/fake-comp.sock
+python3 "$here/fake_qmp.py" good "$sock" 2>/dev/null &
+pids+=("$!")
+if wait_socket "$sock" &&
+   [ "$(PATH="$work/inst/usr/bin:$PATH" completes memplugctl -s "$sock" -d '')" = "vmem0 " ]; then
+	ok "bash completion: -d completes the VM's virtio-mem ids (fake QMP)"
+else
+	not_ok "bash completion: -d completes the VM's virtio-mem ids (fake QMP)" \
+		"$(PATH="$work/inst/usr/bin:$PATH" completes memplugctl -s "$sock" -d '')"
+fi
+
 if command -v clang >/dev/null; then
 	if clang_log=$(clang -Wall -Wextra -Werror -O2 -fsyntax-only \
 			-DMEMPLUG_VERSION="\"$ver\"" "$top"/tools/memplugctl/*.c 2>&1); then
