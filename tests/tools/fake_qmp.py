@@ -69,6 +69,9 @@ class Device:
                 "size": self.size, "node": 0, "max-size": 8 * GiB,
                 "requested-size": self.requested, "id": "vmem0"}},
         ]
+        # "vanish": the device is gone once something was requested
+        if self.mode == "vanish" and self.requested:
+            vmem = []
         return (vmem if self.vmem else []) + [
             {"type": "dimm", "data": {
                 "memdev": "/objects/m1", "hotplugged": False, "addr": 12 * GiB,
@@ -361,7 +364,7 @@ def serve_bad(conn, mode):
 
 
 GOOD_MODES = ("good", "ooo", "plug", "pretty", "event-flood", "dribble",
-              "lying-event", "no-vmem", "paused", "no-driver", "old-qemu")
+              "lying-event", "no-vmem", "paused", "no-driver", "old-qemu", "vanish")
 
 
 def main():

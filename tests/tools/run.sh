@@ -893,6 +893,11 @@ else
 	not_ok "fake good: Ctrl-C during resize --wait" "fake server did not start"
 fi
 
+# An error during --wait is exit 1 at once, not a wait for --timeout.
+fake vanish "resize --wait: the device vanishes: exit 1 at once" 1 '' \
+	"^memplugctl: no device with id 'vmem0'$" -- $M resize 4M --wait --timeout 3
+took "fake vanish: resize --wait did not wait for its timeout" 2500
+
 # resize says when nothing will act on the request, and why a wait fails.
 fake paused "resize on a paused VM: a note, exit 0" 0 'requested size 4 MiB' \
 	'^memplugctl: note: the VM is not running \(paused\): the guest cannot plug or unplug memory' \
@@ -1084,6 +1089,8 @@ if command -v valgrind >/dev/null &&
 	vg ooo "resize --wait with junk and events" resize 4G --wait --timeout 15
 	vg event-flood "event flood" status
 	vg event-storm "endless events until the QMP timeout" --qmp-timeout 2 status
+	vg plug "resize --wait --json" resize 2G --wait --json --timeout 15
+	vg paused "status --json with a warning" status --json
 	# Heap stays bounded: total allocated well under the 8 MiB sent.
 	sock=$work/vg-heap.sock
 	python3 "$here/fake_qmp.py" oversized "$sock" 2>/dev/null &

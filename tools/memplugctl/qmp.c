@@ -42,6 +42,7 @@ struct qmp_conn {
 	int timeout_ms;
 	long long limit; /* qmp_set_limit(), -1: none */
 	int at_limit; /* the current deadline is that limit */
+	int limit_hit; /* the last call timed out at that limit */
 	/*
 	 * Input: buf[start, len) is not parsed yet; buf[start, scan) of it has
 	 * been scanned (the state below) and holds no complete message.
@@ -380,7 +381,7 @@ static void reply_timeout(struct qmp_conn *conn, const char *command, unsigned l
 		set_error(conn, "timed out waiting for the reply to %s", command);
 }
 
-int qmp_execute(struct qmp_conn *conn, const char *command, json_t *args, json_t **ret)
+static int execute(struct qmp_conn *conn, const char *command, json_t *args, json_t **ret)
 {
 	json_int_t id = conn->next_id++;
 	json_t *request, *msg, *value;
@@ -452,7 +453,7 @@ int qmp_execute(struct qmp_conn *conn, const char *command, json_t *args, json_t
 	return rc;
 }
 
-int qmp_next_event(struct qmp_conn *conn, int timeout_ms, json_t **event)
+static int next_event(struct qmp_conn *conn, int timeout_ms, json_t **event)
 {
 	long long deadline = deadline_after(conn, timeout_ms);
 	unsigned int strays = 0;
@@ -489,6 +490,22 @@ int qmp_next_event(struct qmp_conn *conn, int timeout_ms, json_t **event)
 	}
 }
 
+int qmp_execute(struct qmp_conn *conn, const char *command, json_t *args, json_t **ret)
+{
+	int rc = execute(conn, command, args, ret);
+
+	conn->limit_hit = rc == QMP_ERR_TIMEOUT && conn->at_limit;
+	return rc;
+}
+
+int qmp_next_event(struct qmp_conn *conn, int timeout_ms, json_t **event)
+{
+	int rc = next_event(conn, timeout_ms, event);
+
+	conn->limit_hit = rc == QMP_ERR_TIMEOUT && conn->at_limit;
+	return rc;
+}
+
 void qmp_set_limit(struct qmp_conn *conn, long long limit_ms)
 {
 	conn->limit = limit_ms;
@@ -496,7 +513,7 @@ void qmp_set_limit(struct qmp_conn *conn, long long limit_ms)
 
 int qmp_timed_out_at_limit(const struct qmp_conn *conn)
 {
-	return conn->at_limit;
+	return conn->limit_hit;
 }
 
 unsigned long qmp_dropped_events(const struct qmp_conn *conn)
