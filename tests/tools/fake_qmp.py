@@ -41,16 +41,38 @@ def event(name, data):
 
 
 class Device:
-    def __init__(self):
+    def __init__(self, mode="good"):
         self.requested = 0
         self.size = 0
+        # "no-vmem": only the pc-dimm; "paused": the VM is stopped;
+        # "no-driver": no guest driver set the virtio-mem device up;
+        # "old-qemu": neither query-status nor x-query-virtio-status.
+        self.vmem = mode != "no-vmem"
+        self.running = mode != "paused"
+        self.driver_ok = mode != "no-driver"
+        self.mode = mode
+
+    def virtio_status(self):
+        if self.mode == "no-driver":
+            # newer QEMUs: the status byte as a number (ACKNOWLEDGE|DRIVER)
+            return {"name": "virtio-mem", "broken": False, "status": 3}
+        names = ["VIRTIO_CONFIG_S_ACKNOWLEDGE: Valid virtio device found",
+                 "VIRTIO_CONFIG_S_DRIVER: Guest OS compatible with device",
+                 "VIRTIO_CONFIG_S_FEATURES_OK: Feature negotiation complete",
+                 "VIRTIO_CONFIG_S_DRIVER_OK: Driver setup and ready"]
+        return {"name": "virtio-mem", "broken": False, "status": {"statuses": names}}
 
     def memory_devices(self):
-        return [
+        vmem = [
             {"type": "virtio-mem", "data": {
                 "memdev": "/objects/m0", "memaddr": 4 * GiB, "block-size": 2 * MiB,
                 "size": self.size, "node": 0, "max-size": 8 * GiB,
                 "requested-size": self.requested, "id": "vmem0"}},
+        ]
+        # "vanish": the device is gone once something was requested
+        if self.mode == "vanish" and self.requested:
+            vmem = []
+        return (vmem if self.vmem else []) + [
             {"type": "dimm", "data": {
                 "memdev": "/objects/m1", "hotplugged": False, "addr": 12 * GiB,
                 "hotpluggable": True, "size": 256 * MiB, "slot": 0, "node": 0,
@@ -88,6 +110,14 @@ def reply_for(dev, cmd):
         return {"return": {}}
     if name == "query-memory-devices":
         return {"return": dev.memory_devices()}
+    if name in ("query-status", "x-query-virtio-status") and dev.mode == "old-qemu":
+        return {"error": {"class": "CommandNotFound", "desc": "no " + name}}
+    if name == "query-status":
+        return {"return": {"status": "running" if dev.running else "paused",
+                           "singlestep": False, "running": dev.running}}
+    if name == "x-query-virtio-status" and \
+            args.get("path") == "/machine/peripheral/vmem0/virtio-backend":
+        return {"return": dev.virtio_status()}
     if name == "qom-set" and args.get("property") == "requested-size":
         dev.requested = args["value"]
         return {"return": {}}
@@ -157,7 +187,7 @@ def answer(conn, mode, dev, cmd):
 
 def serve_good(srv, mode):
     """A working fake QEMU shared by all clients, with mode-specific oddities."""
-    dev = Device()
+    dev = Device(mode)
     clients = {}
     while True:
         ready, _, _ = select.select([srv] + list(clients), [], [], 0.1)
@@ -235,6 +265,27 @@ def serve_bad(conn, mode):
     if cmd is None:
         return
     send(conn, {"return": {}, "id": cmd.get("id")})
+    if mode in ("event-storm", "event-storm-answering"):
+        # Events without end, faster than the client takes them; the
+        # "answering" peer still replies to commands between two bursts.
+        dev = Device()
+        burst = '{"event":"X"}\n' * 20000
+        # A deep socket buffer (root may exceed wmem_max): the client never
+        # finds the socket empty, even when this process is not scheduled.
+        for opt in (getattr(socket, "SO_SNDBUFFORCE", 32), socket.SO_SNDBUF):
+            try:
+                conn.setsockopt(socket.SOL_SOCKET, opt, 64 * MiB)
+                break
+            except OSError:
+                pass
+        while True:
+            send(conn, burst)
+            if mode != "event-storm-answering":
+                continue
+            nxt = client.read_command(timeout=0)
+            while nxt is not None:
+                answer(conn, "good", dev, nxt)
+                nxt = client.read_command(timeout=0)
     cmd = client.read_command(timeout=10)
     if cmd is None:
         return
@@ -250,7 +301,35 @@ def serve_bad(conn, mode):
         except EOFError:
             pass
         return
-    if mode == "nonjson-reply":
+    if mode == "slow-drip":
+        # A reply that never ends, one byte every 50 ms.
+        send(conn, '{"return": [')
+        while True:
+            send(conn, " ")
+            time.sleep(0.05)
+    if mode == "endless-lines":
+        # A pretty-printed reply that never ends, a 3-byte line per write.
+        send(conn, '{"return": [\n')
+        while True:
+            send(conn, "0,\n")
+    if mode == "huge-lines":
+        # A complete 900 KB reply in 3-byte lines, a write each: the client
+        # must assemble it in linear time (a re-parse per line took 33 s
+        # of CPU and more).
+        head = '{"id": %s, "pad": [\n' % json.dumps(cid)
+        tail = '0\n], "return": %s}\r\n' % json.dumps(Device().memory_devices())
+        send(conn, head)
+        for _ in range(300000):
+            send(conn, "0,\n")
+        send(conn, tail)
+    elif mode == "event-bytes":
+        # 64 events of 900 KB each before the reply: the queue must be
+        # bounded in bytes, not only in number.
+        big = json.dumps(event("BIG", {"pad": "x" * (900 * 1024)})) + "\r\n"
+        for _ in range(64):
+            send(conn, big)
+        send(conn, {"return": Device().memory_devices(), "id": cid})
+    elif mode == "nonjson-reply":
         send(conn, "this is not json\r\n")
     elif mode == "wrong-type":
         send(conn, {"return": {"virtio-mem": "yes"}, "id": cid})
@@ -275,12 +354,17 @@ def serve_bad(conn, mode):
                               "desc": "evil \x1b]0;pwned\x07 \x1b[2J text"}, "id": cid})
     elif mode == "huge-int":
         send(conn, '{"return": 123456789012345678901234567890, "id": %s}\r\n' % json.dumps(cid))
-    # Keep the connection open a while: the client must not wait for close.
-    client.read_command(timeout=30)
+    # Keep the connection open a while (the client must not wait for close)
+    # and answer whatever comes next like a working QEMU: one oddity each.
+    dev = Device()
+    cmd = client.read_command(timeout=30)
+    while cmd is not None:
+        answer(conn, "good", dev, cmd)
+        cmd = client.read_command(timeout=30)
 
 
 GOOD_MODES = ("good", "ooo", "plug", "pretty", "event-flood", "dribble",
-              "lying-event")
+              "lying-event", "no-vmem", "paused", "no-driver", "old-qemu", "vanish")
 
 
 def main():

@@ -14,14 +14,17 @@
 #
 # The last line is "N passed, N failed, N skipped" (scripts/ktap.sh); exit 1
 # on any failure.
-# Environment: QEMU (default qemu-system-x86_64), KEEP=1 keeps the work dir.
+# Environment: QEMU (default qemu-system-x86_64), KEEP=1 keeps the work dir,
+# MEMPLUGCTL=PATH tests that binary instead of tools/memplugctl/memplugctl.
 set -u
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/tests/tools
 # shellcheck source=scripts/ktap.sh
 . "$top/scripts/ktap.sh"
-memplugctl=$top/tools/memplugctl/memplugctl
+# MEMPLUGCTL=PATH: check another build (e.g. an older one, to see which
+# tests it fails); the suite still builds the tree's own for the rest.
+memplugctl=${MEMPLUGCTL:-$top/tools/memplugctl/memplugctl}
 qemu=${QEMU:-qemu-system-x86_64}
 # Every memplugctl run is bounded: a hang is a failure, not a stuck CI job.
 bound=20
@@ -168,6 +171,8 @@ for bad in 4X "" 1.5G 4GB 0x10 " 4G" 99999999999999999999 16E abc; do
 	expect "garbage size '$bad' rejected before connecting" 64 '' "invalid size" \
 		-- $M -s /nonexistent resize "$bad"
 done
+expect "hex size: says hexadecimal is not a size format" 64 '' \
+	"invalid size '0x10': hexadecimal is not a size format" -- $M -s x resize 0x10
 expect "negative size rejected" 64 '' "invalid size '-1G': .*negative" -- $M -s x resize -1G
 expect "negative size after -- rejected" 64 '' "negative" -- $M -s x resize -- -1G
 expect "bad --timeout rejected" 64 '' 'invalid timeout' -- $M -s x resize 1G --wait --timeout -3
@@ -175,12 +180,36 @@ expect "bad --count rejected" 64 '' 'invalid count' -- $M -s x watch --count 0
 expect "missing socket file" 1 '' 'cannot connect to QMP socket .*No such file' \
 	-- $M -s "$work/nonexistent.sock" status
 python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$work/dead.sock"
-expect "connection refused (unix)" 1 '' 'cannot connect .*Connection refused' \
-	-- $M -s "$work/dead.sock" status
+expect "connection refused (unix): nothing listens" 1 '' \
+	'cannot connect .*Connection refused \(nothing listens on it' -- $M -s "$work/dead.sock" status
+: >"$work/regular-file"
+expect "a regular file is not a socket (not 'Connection refused')" 1 '' \
+	'cannot connect to QMP socket .*regular-file: not a socket \(it is a regular file' \
+	-- $M -s "$work/regular-file" status
+expect "a directory is not a socket" 1 '' 'not a socket \(it is a directory' -- $M -s "$work" status
 expect "connection refused (tcp)" 1 '' 'cannot connect to QMP at 127.0.0.1:[0-9]+: Connection refused' \
 	-- $M -s "127.0.0.1:$(free_tcp_port)" status
-expect "socket path too long" 1 '' 'too long' -- $M -s "/$(printf 'a%.0s' $(seq 200))" status
-expect "invalid device id" 1 '' "invalid device id" -- $M -s x -d ../vmem0 status
+# malformed -s and -d are usage errors (64), as the man page says
+expect "socket path too long: usage error" 64 '' 'invalid QMP socket address .*too long' \
+	-- $M -s "/$(printf 'a%.0s' $(seq 200))" status
+expect "malformed MEMPLUG_QMP: usage error naming it" 64 '' \
+	"invalid QMP socket address 'tcp:nohost' \(from MEMPLUG_QMP\)" \
+	-- env MEMPLUG_QMP=tcp:nohost $M status
+expect "invalid device id: usage error" 64 '' "invalid device id '../vmem0'" \
+	-- $M -s x -d ../vmem0 status
+expect "invalid device id for guest: usage error" 64 '' "invalid device id" \
+	-- $M -d 'virtio0;x' guest
+
+# A failed allocation in qmp_connect() must not close fd 0 (stdin): the shim
+# fails the 1 MiB receive buffer and reports any close() of fds 0-2.
+if cc -Wall -Wextra -Werror -O2 -shared -fPIC -o "$work/failalloc.so" "$here/failalloc.c" \
+		2>"$work/failalloc.log"; then
+	expect "out of memory in qmp_connect: one error, fd 0 left open" 1 '' \
+		'^memplugctl: out of memory$' \
+		-- env FAILALLOC_MIN=1048576 LD_PRELOAD="$work/failalloc.so" $M -s "$work/x.sock" status
+else
+	ktap_fail "out of memory in qmp_connect: build the shim" "$(cat "$work/failalloc.log")"
+fi
 
 # ---------------------------------------------------------------------------
 # 2b. memplugctl guest against fake sysfs trees (no QMP socket involved)
@@ -296,12 +325,55 @@ if [ "$(wc -l <"$work/out")" = 1 ] &&
 	d["growth_guard"] == "ok" and d["no_room"] == 3 and d["retries"] == 5 and
 	d["unplug_guard_last_blocked_ms"] == 83456 and
 	d["growth_guard_last_blocked_ms"] == 0 and
-	"problems" not in d'; then
+	"problems" not in d and
+	d["attributes"] == {k: v for k, v in d.items() if k not in ("device", "driver", "attributes")}'; then
 	ktap_ok "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
 else
 	ktap_fail "guest: --json has numbers as numbers, unit_states as an object, unknown attributes"
 	dump_run
 fi
+# Attributes named like the object's own members, and beyond INT64_MAX.
+fs=$work/sysfs-names
+fake_sysfs "$fs"
+gdir=$fs/devices/pci0000:00/virtio0/memplug
+echo virtio9 >"$gdir/device"
+echo virtio_mem >"$gdir/driver"
+echo 5 >"$gdir/problems"
+echo 6 >"$gdir/attributes"
+echo 18446744073709551615 >"$gdir/acks"
+echo "not_added 18446744073709551615 offline 0" >"$gdir/unit_states"
+echo 9223372036854775808 >"$gdir/future_big"
+expect "guest --json: attributes named device, driver, problems, attributes" 0 '^\{' '' \
+	-- $G "$fs" --json
+if json_check 'd["device"] == "virtio0" and d["driver"] == "memplug" and
+	"problems" not in d and isinstance(d["attributes"], dict) and
+	d["attributes"]["device"] == "virtio9" and d["attributes"]["driver"] == "virtio_mem" and
+	d["attributes"]["problems"] == 5 and d["attributes"]["attributes"] == 6 and
+	d["attributes"]["plugged_size"] == d["plugged_size"] == 2147483648'; then
+	ktap_ok "guest --json: no attribute overwrites device, driver or problems (all in attributes)"
+else
+	ktap_fail "guest --json: no attribute overwrites device, driver or problems (all in attributes)"
+	dump_run
+fi
+if json_check 'd["acks"] == d["attributes"]["acks"] == 18446744073709551615 and
+	d["future_big"] == 9223372036854775808 and
+	d["unit_states"]["not_added"] == 18446744073709551615' &&
+   grep -q '"acks":18446744073709551615,' "$work/out"; then
+	ktap_ok "guest --json: values above INT64_MAX are unsigned numbers, not strings"
+else
+	ktap_fail "guest --json: values above INT64_MAX are unsigned numbers, not strings"; dump_run
+fi
+echo 12x >"$gdir/units"
+expect "guest --json: a broken attribute next to one named problems" 1 '^\{' \
+	'memplug/units: not an unsigned' -- $G "$fs" --json
+if json_check 'd["attributes"]["units"] is None and d["attributes"]["problems"] == 5 and
+	d["problems"] == {"units": "not an unsigned number: '"'12x'"'"}'; then
+	ktap_ok "guest --json: problems stays the object of problems"
+else
+	ktap_fail "guest --json: problems stays the object of problems"; dump_run
+fi
+fs=$work/sysfs
+
 expect "guest: -d virtio0" 0 '^virtio0 \(memplug\):' '' -- $M -d virtio0 guest --sysfs-root "$fs"
 expect "guest: -d of a device of another driver" 1 '' \
 	'^memplugctl: virtio1 is not a virtio device bound to memplug$' \
@@ -477,7 +549,19 @@ else
 	expect "qemu: -s overrides MEMPLUG_QMP" 0 '^vmem0:' '' \
 		-- env MEMPLUG_QMP=/nonexistent $M -s "$qmp_sock" -d vmem0 status
 
-	expect "qemu: resize 1G accepted" 0 'vmem0: requested size 1 GiB' '' -- $M -d vmem0 resize 1G
+	expect "qemu: status of a VM started with -S: not running, no driver" 0 \
+		'^  vm: +not running \(prelaunch\)$' '' -- $M -d vmem0 status
+	if grep -Eq '^  driver: +none \(no guest driver has set the device up\)$' "$work/out" &&
+	   grep -Eq '^  warning: +the VM is not running \(prelaunch\)' "$work/out"; then
+		ktap_ok "qemu: status says no driver and warns of the stopped VM"
+	else
+		ktap_fail "qemu: status says no driver and warns of the stopped VM"; dump_run
+	fi
+	expect "qemu: resize 1G accepted" 0 'vmem0: requested size 1 GiB' \
+		'note: the VM is not running \(prelaunch\)' -- $M -d vmem0 resize 1G
+	expect "qemu: status --json: warnings vm-paused and no-driver" 0 \
+		'"vm-status":"prelaunch","vm-running":false,"driver":"none","warnings":\["vm-paused","no-driver"\]' \
+		'' -- $M -d vmem0 status --json
 	run $M -d vmem0 status --json
 	if [ "$(json_field requested-size)" = 1073741824 ]; then ktap_ok "qemu: requested-size is now 1 GiB"
 	else ktap_fail "qemu: requested-size is now 1 GiB"; dump_run; fi
@@ -537,6 +621,29 @@ else
 	if [ "$(json_field requested-size)" = 0 ]; then ktap_ok "qemu: requested-size back to 0"
 	else ktap_fail "qemu: requested-size back to 0"; dump_run; fi
 
+	# Another client (as libvirt would) holds the monitor: QEMU accepts the
+	# connection into its backlog but sends no greeting.
+	rm -f "$work/holding"
+	python3 - "$qmp_sock" "$work/holding" <<-'PY' &
+	import socket, sys, time
+	s = socket.socket(socket.AF_UNIX)
+	s.connect(sys.argv[1])
+	s.recv(4096)
+	open(sys.argv[2], "w").close()
+	time.sleep(8)
+	PY
+	holder=$!
+	for i in $(seq 100); do
+		[ -e "$work/holding" ] && break
+		sleep 0.1
+	done
+	expect "qemu: monitor held by another client: the hint says so" 1 '' \
+		'no QMP greeting within 1000 ms: another client probably holds the monitor' \
+		-- $M --qmp-timeout 1 status
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	sleep 0.2
+
 	stop_qemu
 	if [ -z "$qemu_pid" ]; then ktap_ok "qemu: stopped with quit"; else ktap_fail "qemu: stopped with quit"; fi
 	expect "qemu: QEMU gone: connection refused" 1 '' 'cannot connect' -- $M status
@@ -566,6 +673,13 @@ fake() {
 
 QT="--qmp-timeout 3"
 fake silent "no greeting: times out" 1 '' 'no QMP greeting within 3000 ms' -- $M $QT status
+if grep -q 'another client probably holds the monitor' "$work/err" &&
+   grep -q 'or this is not a QMP socket' "$work/err"; then
+	ktap_ok "fake silent: the hint names a client holding the monitor, then a wrong socket"
+else
+	ktap_fail "fake silent: the hint names a client holding the monitor, then a wrong socket"
+	dump_run
+fi
 fake close "peer closes at once" 1 '' 'greeting failed: QMP peer closed the connection' -- $M status
 fake nonjson-greeting "non-JSON greeting" 1 '' 'greeting failed: .*invalid JSON' -- $M status
 fake wrong-greeting "wrong greeting object" 1 '' 'did not send a \{"QMP"' -- $M status
@@ -603,6 +717,161 @@ fake lying-event "resize --wait trusts the size query, not events" 2 '' 'timed o
 	-- $M resize 2G --wait --timeout 1
 fake good "dimm0 is not a virtio-mem device" 1 '' "'dimm0' is not a virtio-mem device" \
 	-- $M -d dimm0 resize 2M
+
+# Every wait has a deadline, whatever the peer sends: a flood of events, a
+# drip of bytes, a reply that never ends.  took NAME MAX_MS checks the time
+# of the last run.
+took() {
+	if [ "$elapsed_ms" -lt "$2" ]; then
+		ktap_ok "$1 (${elapsed_ms} ms)"
+	else
+		ktap_fail "$1 (${elapsed_ms} ms, limit $2 ms)"
+	fi
+}
+fake event-storm "events without end and no reply: --qmp-timeout 2 holds" 1 '' \
+	'timed out waiting for the reply to query-memory-devices \([0-9]+ events' \
+	-- $M --qmp-timeout 2 status
+took "fake event-storm: status gave up after the 2 s QMP timeout" 4500
+fake event-storm-answering "events without end: watch --timeout 2 stops" 0 '' '' \
+	-- $M watch --timeout 2
+took "fake event-storm-answering: watch stopped after its 2 s" 4500
+fake event-storm-answering "events without end: watch --count 1 --timeout 2 exits 2" 2 '' \
+	'timed out after 0 events' -- $M watch --count 1 --timeout 2
+took "fake event-storm-answering: watch --count stopped after its 2 s" 4500
+fake slow-drip "a byte every 50 ms, never a message: --qmp-timeout 2 holds" 1 '' \
+	'timed out waiting for the reply to query-memory-devices' -- $M --qmp-timeout 2 status
+took "fake slow-drip: status gave up after the 2 s QMP timeout" 4500
+fake endless-lines "a reply in 3-byte lines that never ends: --qmp-timeout 2 holds" 1 '' \
+	'timed out waiting for the reply|reply too large' -- $M --qmp-timeout 2 status
+took "fake endless-lines: status gave up after the 2 s QMP timeout" 4500
+
+# Linear framing and bounded memory, measured on the client alone (peak RSS
+# and CPU time; wall time is mostly the peer writing 3 bytes at a time).
+RUSAGE=(python3 -c 'import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%d %d\n" % (r.ru_maxrss, (r.ru_utime + r.ru_stime) * 1000))
+sys.exit(rc)' "$work/usage")
+# usage NAME MAX_CPU_MS MAX_RSS_KB: the last run through RUSAGE stayed within both
+usage() {
+	local rss=0 cpu=0
+	read -r rss cpu <"$work/usage" 2>/dev/null
+	if [ "$cpu" -lt "$2" ] && [ "$rss" -lt "$3" ] && [ "$rss" -gt 0 ]; then
+		ktap_ok "$1 (${cpu} ms CPU, ${rss} KiB peak RSS)"
+	else
+		ktap_fail "$1 (${cpu} ms CPU, limit $2; ${rss} KiB peak RSS, limit $3)"
+	fi
+}
+: >"$work/usage"
+fake huge-lines "a 900 KB reply in 3-byte lines" 0 '^vmem0:' '' \
+	-- "${RUSAGE[@]}" $M --qmp-timeout 60 status
+usage "fake huge-lines: assembled in linear time and bounded memory" 5000 $((40 * 1024))
+: >"$work/usage"
+fake event-bytes "64 events of 900 KB before the reply" 0 '^vmem0:' '' \
+	-- "${RUSAGE[@]}" $M status
+usage "fake event-bytes: queued events bounded in bytes (4 MiB)" 10000 $((24 * 1024))
+
+# status flags what keeps a request from being acted upon.
+fake good "status --json: driver ready, VM running, no warnings" 0 \
+	'"vm-status":"running","vm-running":true,"driver":"ready","warnings":\[\]\}$' '' \
+	-- $M status --json
+fake paused "status of a paused VM: a warning" 0 \
+	'^  warning: +the VM is not running \(paused\): the guest cannot plug or unplug memory' '' \
+	-- $M status
+fake paused "status --json of a paused VM: warnings [vm-paused]" 0 \
+	'"vm-status":"paused","vm-running":false,"driver":"ready","warnings":\["vm-paused"\]' '' \
+	-- $M status --json
+sock=$work/fake-nodrv.sock
+python3 "$here/fake_qmp.py" no-driver "$sock" 2>/dev/null &
+pids+=("$!")
+if wait_socket "$sock"; then
+	expect "fake no-driver: status --json, nothing requested: driver none, no warning" 0 \
+		'"driver":"none","warnings":\[\]\}$' '' -- $M -s "$sock" status --json
+	"$M" -s "$sock" resize 6M >/dev/null 2>&1
+	expect "fake no-driver: status --json, requested != plugged: warnings [no-driver]" 0 \
+		'"requested-size":6291456,"size":0,.*"driver":"none","warnings":\["no-driver"\]' '' \
+		-- $M -s "$sock" -d vmem0 status --json
+	expect "fake no-driver: status says no guest driver answers" 0 \
+		'^  warning: +no guest driver answers: 6 MiB requested, 0 B plugged' '' -- $M -s "$sock" status
+else
+	ktap_fail "fake no-driver: status" "fake server did not start"
+fi
+# A QEMU without these queries (CommandNotFound): no flags, no failure.
+fake old-qemu "status of a QEMU that answers neither query-status nor x-query-virtio-status" 0 \
+	'"size":0,"warnings":\[\]\}$' '' -- $M status --json
+
+# watch on a VM without virtio-mem: an error, not a silent wait forever.
+fake no-vmem "watch without a virtio-mem device says so (exit 1)" 1 '' \
+	'^memplugctl: QEMU has no virtio-mem device: there is nothing to watch$' -- $M watch
+fake no-vmem "watch --timeout without a virtio-mem device: exit 1 at once" 1 '' \
+	'nothing to watch' -- $M watch --timeout 10
+took "fake no-vmem: watch did not wait for its timeout" 4000
+
+# resize --json: a line when the size is set, one more when --wait ends.
+fake plug "resize --wait --json" 0 '"result":"reached"' '' -- $M resize 2G --wait --json --timeout 15
+if [ "$(wc -l <"$work/out")" = 2 ] &&
+   python3 - "$work/out" <<-'PY'
+	import json, sys
+	a, b = [json.loads(l) for l in open(sys.argv[1])]
+	assert a == {"id": "vmem0", "requested-size": 2 << 30, "previous-requested-size": 0,
+	             "size": 0, "result": "requested", "warnings": []}, a
+	assert b["result"] == "reached" and b["size"] == 2 << 30 and b["warnings"] == []
+	assert isinstance(b["elapsed-ms"], int) and b["elapsed-ms"] >= 0
+	PY
+then
+	ktap_ok "fake plug: resize --json lines: requested, then reached with elapsed-ms"
+else
+	ktap_fail "fake plug: resize --json lines: requested, then reached with elapsed-ms"; dump_run
+fi
+fake good "resize --json without --wait: one line" 0 \
+	'^\{"id":"vmem0","requested-size":4194304,"previous-requested-size":0,"size":0,"result":"requested","warnings":\[\]\}$' \
+	'' -- $M resize 4M --json
+fake good "resize --wait --json timeout: exit 2, result timeout" 2 '"result":"timeout"' \
+	'timed out after 1.0 s' -- $M resize 4M --wait --json --timeout 1
+
+# What stays after a resize: the request outlives a --wait that gives up or
+# is interrupted, not a QEMU restart; the messages say so.
+fake good "resize --wait timeout: says the request stays, and not across a restart" 2 '' \
+	'timed out after 1\.0 s: .*; the request stays in effect \(resize again to change it; QEMU forgets it when it restarts' \
+	-- $M resize 4M --wait --timeout 1
+if "$M" help resize | grep -q 'stays in effect until it is changed again' &&
+   "$M" help resize | grep -q 'does not survive a' ; then
+	ktap_ok "resize --help says the request stays in effect and does not survive a QEMU restart"
+else
+	ktap_fail "resize --help says the request stays in effect and does not survive a QEMU restart"
+fi
+sock=$work/fake-int.sock
+python3 "$here/fake_qmp.py" good "$sock" 2>/dev/null &
+pids+=("$!")
+if wait_socket "$sock"; then
+	timeout -s INT 1.5 "$M" -s "$sock" resize 6M --wait --timeout 30 \
+		>"$work/out" 2>"$work/err" </dev/null
+	rc=$?
+	if [ "$rc" = 124 ] &&
+	   grep -q "^memplugctl: interrupted: the requested size of vmem0 stays 6 MiB (resize again" "$work/err"; then
+		ktap_ok "fake good: Ctrl-C during resize --wait says the request stays"
+	else
+		ktap_fail "fake good: Ctrl-C during resize --wait says the request stays"; dump_run
+	fi
+else
+	ktap_fail "fake good: Ctrl-C during resize --wait" "fake server did not start"
+fi
+
+# An error during --wait is exit 1 at once, not a wait for --timeout.
+fake vanish "resize --wait: the device vanishes: exit 1 at once" 1 '' \
+	"^memplugctl: no device with id 'vmem0'$" -- $M resize 4M --wait --timeout 3
+took "fake vanish: resize --wait did not wait for its timeout" 2500
+
+# resize says when nothing will act on the request, and why a wait fails.
+fake paused "resize on a paused VM: a note, exit 0" 0 'requested size 4 MiB' \
+	'^memplugctl: note: the VM is not running \(paused\): the guest cannot plug or unplug memory' \
+	-- $M resize 4M
+fake paused "resize --wait on a paused VM: the timeout names it" 2 '' \
+	'4 MiB requested \(the VM is not running: paused\); the request stays in effect' \
+	-- $M resize 4M --wait --timeout 1
+fake no-driver "resize without a guest driver: a note" 0 '' \
+	'^memplugctl: note: no guest driver has set vmem0 up \(virtio DRIVER_OK not set\)' \
+	-- $M resize 4M
 
 # watch needs a second client to cause the size changes.
 sock=$work/fake-watch.sock
@@ -673,6 +942,65 @@ else
 		"$(grep '^\.TH' "$work/inst/usr/share/man/man1/memplugctl.1" 2>&1)"
 fi
 
+# The bash completion that make install puts where bash-completion looks.
+comp=$work/inst/usr/share/bash-completion/completions/memplugctl
+# completes WORD...: what the completion offers for the last WORD, sorted
+completes() {
+	bash --norc --noprofile -c 'source "$1" || exit 1; shift
+		COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+		COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+		_memplugctl memplugctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+		printf "%s\n" "${COMPREPLY[@]}"' _ "$comp" "$@" | sed '/^$/d' | sort | tr '\n' ' '
+}
+if [ -f "$comp" ] && [ "$(stat -c %a "$comp")" = 644 ] &&
+   [ "$(bash --norc --noprofile -c 'source "$1" && complete -p memplugctl' _ "$comp" 2>&1)" = \
+	"complete -F _memplugctl memplugctl" ]; then
+	ktap_ok "make install: bash completion installed; it loads in bash"
+else
+	ktap_fail "make install: bash completion installed; it loads in bash" "$(ls -l "$comp" 2>&1)"
+fi
+# the commands of --help, in order of the table, then sorted like completes()
+help_cmds=$("$M" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z]\+\).*/\1/p' | sort | tr '\n' ' ')
+if [ -n "$help_cmds" ] && [ "$(completes memplugctl '')" = "$help_cmds" ] &&
+   [ "$(completes memplugctl re)" = "resize " ]; then
+	ktap_ok "bash completion: completes the commands of --help ($help_cmds)"
+else
+	ktap_fail "bash completion: completes the commands of --help" \
+		"--help: $help_cmds" "completion: $(completes memplugctl '')"
+fi
+bad_opts=
+for c in status resize watch guest; do
+	got=" $(completes memplugctl "$c" --)"
+	for o in $("$M" help "$c" | head -n 1 | grep -o -- '--[a-z-]*'); do
+		case $got in *" $o "*) ;; *) bad_opts="$bad_opts $c:$o" ;; esac
+	done
+done
+if [ -z "$bad_opts" ] && [ "$(completes memplugctl -s x status --)" = \
+	"--device --help --json --qmp-timeout --socket --version " ]; then
+	ktap_ok "bash completion: each command's options, as its usage line has them"
+else
+	ktap_fail "bash completion: each command's options, as its usage line has them" \
+		"missing:$bad_opts" "status: $(completes memplugctl -s x status --)"
+fi
+mkdir -p "$work/compdir/sub"
+if [ "$(completes memplugctl guest --sysfs-root "$work/compd")" = "$work/compdir " ] &&
+   [ "$(completes memplugctl help w)" = "watch " ]; then
+	ktap_ok "bash completion: --sysfs-root completes directories, help a command"
+else
+	ktap_fail "bash completion: --sysfs-root completes directories, help a command" \
+		"$(completes memplugctl guest --sysfs-root "$work/compd")"
+fi
+sock=$work/fake-comp.sock
+python3 "$here/fake_qmp.py" good "$sock" 2>/dev/null &
+pids+=("$!")
+if wait_socket "$sock" &&
+   [ "$(PATH="$work/inst/usr/bin:$PATH" completes memplugctl -s "$sock" -d '')" = "vmem0 " ]; then
+	ktap_ok "bash completion: -d completes the VM's virtio-mem ids (fake QMP)"
+else
+	ktap_fail "bash completion: -d completes the VM's virtio-mem ids (fake QMP)" \
+		"$(PATH="$work/inst/usr/bin:$PATH" completes memplugctl -s "$sock" -d '')"
+fi
+
 if command -v clang >/dev/null; then
 	if clang_log=$(clang -Wall -Wextra -Werror -O2 -fsyntax-only \
 			-DMEMPLUG_VERSION="\"$ver\"" "$top"/tools/memplugctl/*.c 2>&1); then
@@ -724,6 +1052,9 @@ if command -v valgrind >/dev/null &&
 	vg oversized "8 MiB reply" status
 	vg ooo "resize --wait with junk and events" resize 4G --wait --timeout 15
 	vg event-flood "event flood" status
+	vg event-storm "endless events until the QMP timeout" --qmp-timeout 2 status
+	vg plug "resize --wait --json" resize 2G --wait --json --timeout 15
+	vg paused "status --json with a warning" status --json
 	# Heap stays bounded: total allocated well under the 8 MiB sent.
 	sock=$work/vg-heap.sock
 	python3 "$here/fake_qmp.py" oversized "$sock" 2>/dev/null &

@@ -106,6 +106,22 @@ static void test_parse_size_garbage(void **state)
 	assert_int_equal(parse_size("junk", &bytes, NULL), -EINVAL); /* why optional */
 }
 
+/* "0x10" is refused as hexadecimal, not as a size with an unknown unit "x10". */
+static void test_parse_size_hex_says_hex(void **state)
+{
+	const char *why = NULL;
+	uint64_t bytes;
+
+	(void)state;
+	assert_int_equal(parse_size("0x10", &bytes, &why), -EINVAL);
+	assert_non_null(strstr(why, "hexadecimal"));
+	assert_int_equal(parse_size("0X1000", &bytes, &why), -EINVAL);
+	assert_non_null(strstr(why, "hexadecimal"));
+	/* a plain 0 and 0 with a unit are still sizes */
+	assert_int_equal(parse_size("0", &bytes, &why), 0);
+	assert_int_equal(parse_size("0G", &bytes, &why), 0);
+}
+
 static void assert_format(uint64_t bytes, const char *expected)
 {
 	char buf[SIZE_STR_MAX];
@@ -292,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_parse_size_units),
 		cmocka_unit_test(test_parse_size_limits),
 		cmocka_unit_test(test_parse_size_garbage),
+		cmocka_unit_test(test_parse_size_hex_says_hex),
 		cmocka_unit_test(test_format_size),
 		cmocka_unit_test(test_format_size_truncates),
 		cmocka_unit_test(test_format_parse_roundtrip),

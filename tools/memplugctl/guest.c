@@ -541,6 +541,45 @@ static void print_device_human(struct device *dev)
 	}
 }
 
+/*
+ * json_int_t stops at INT64_MAX, sysfs counters do not: a larger value is
+ * put in as a string that starts with U64_MARK, and print_json_u64_line()
+ * prints it as the bare number.  No other string here can hold the mark:
+ * everything from sysfs is sanitized to printable ASCII first.
+ */
+#define U64_MARK "\001u64:"
+#define U64_MARK_DUMPED "\"\\u0001u64:"
+
+static json_t *json_u64(uint64_t v)
+{
+	char buf[32];
+
+	if (v <= INT64_MAX)
+		return json_integer((json_int_t)v);
+	snprintf(buf, sizeof(buf), U64_MARK "%" PRIu64, v);
+	return json_string(buf);
+}
+
+/* Print @obj as one compact line, json_u64()'s marked strings as numbers. */
+static void print_json_u64_line(json_t *obj)
+{
+	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	const char *p = text, *q;
+
+	json_decref(obj);
+	if (!text)
+		return;
+	while ((q = strstr(p, U64_MARK_DUMPED))) {
+		fwrite(p, 1, (size_t)(q - p), stdout);
+		q += strlen(U64_MARK_DUMPED);
+		while (*q >= '0' && *q <= '9')
+			putchar(*q++);
+		p = *q == '"' ? q + 1 : q;
+	}
+	printf("%s\n", p);
+	free(text);
+}
+
 static json_t *attr_json(const struct attr *a)
 {
 	char text[VALUE_MAX];
@@ -551,16 +590,12 @@ static json_t *attr_json(const struct attr *a)
 		return json_null();
 	if (a->is_num && a->is_signed)
 		return json_integer((json_int_t)a->s);
-	if (a->is_num && a->u <= INT64_MAX)
-		return json_integer((json_int_t)a->u);
-	/* beyond what JSON integers hold here: keep every digit as a string */
 	if (a->is_num)
-		return json_string(a->text);
+		return json_u64(a->u);
 	if (a->kind == K_STATES) {
 		obj = json_object();
 		for (i = 0; obj && i < a->nr_states; i++)
-			json_object_set_new(obj, a->states[i].name,
-					    json_integer((json_int_t)a->states[i].count));
+			json_object_set_new(obj, a->states[i].name, json_u64(a->states[i].count));
 		return obj;
 	}
 	/* jansson wants UTF-8: printable ASCII always is */
@@ -569,9 +604,24 @@ static json_t *attr_json(const struct attr *a)
 	return json_string(text);
 }
 
+/* Members of the device object that are not attributes. */
+static int reserved_member(const char *name)
+{
+	return !strcmp(name, "device") || !strcmp(name, "driver") || !strcmp(name, "attributes") ||
+	       !strcmp(name, "problems");
+}
+
+/*
+ * {"device":..., "driver":"memplug", <attributes>, "attributes":{...},
+ *  "problems":{...}}: every attribute is in "attributes", under its sysfs
+ * name; for the scripts written before that object existed each one is
+ * also a member of its own, unless its name is one of the four above.
+ */
 static void print_device_json(struct device *dev)
 {
-	json_t *obj = json_object(), *problems = json_object();
+	json_t *obj = json_object(), *attrs = json_object(), *problems = json_object();
+	const char *name;
+	json_t *value;
 	unsigned int i;
 	size_t k;
 
@@ -582,20 +632,25 @@ static void print_device_json(struct device *dev)
 		struct attr *a = get_attr(dev, known_attrs[k].name);
 
 		if (a)
-			json_object_set_new(obj, a->name, attr_json(a));
+			json_object_set_new(attrs, a->name, attr_json(a));
 	}
 	for (i = 0; i < dev->nr_attrs; i++) {
 		struct attr *a = &dev->attrs[i];
 
 		if (!a->known)
-			json_object_set_new(obj, a->name, attr_json(a));
+			json_object_set_new(attrs, a->name, attr_json(a));
 		if (a->problem[0])
 			json_object_set_new(problems, a->name, json_string(a->problem));
 	}
+	json_object_foreach(attrs, name, value) {
+		if (!reserved_member(name))
+			json_object_set(obj, name, value);
+	}
+	json_object_set_new(obj, "attributes", attrs);
 	if (json_object_size(problems))
 		json_object_set(obj, "problems", problems);
 	json_decref(problems);
-	print_json_line(obj);
+	print_json_u64_line(obj);
 }
 
 /* ------------------------------------------------------------------ */

@@ -81,15 +81,19 @@ struct vmem_info {
 
 /* A progress bar without its final newline is on stderr's current line. */
 static volatile sig_atomic_t bar_on_screen;
+/* What Ctrl-C during resize --wait says: the request stays in effect. */
+static char interrupt_msg[512];
+static size_t interrupt_len;
 
-/* Ctrl-C during resize --wait: end the bar's line, then die as usual. */
+/* Ctrl-C during resize --wait: end the bar's line, say so, die as usual. */
 static void on_fatal_signal(int sig)
 {
-	if (bar_on_screen) {
-		ssize_t ignored = write(STDERR_FILENO, "\n", 1);
+	ssize_t ignored;
 
-		(void)ignored;
-	}
+	if (bar_on_screen)
+		ignored = write(STDERR_FILENO, "\n", 1);
+	ignored = write(STDERR_FILENO, interrupt_msg, interrupt_len);
+	(void)ignored;
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -173,8 +177,12 @@ static int query_memory_devices(struct qmp_conn *conn, json_t **list)
 	size_t i;
 	json_t *entry;
 
-	if (qmp_execute(conn, "query-memory-devices", NULL, list)) {
-		error_msg("query-memory-devices failed: %s", qmp_error(conn));
+	int rc = qmp_execute(conn, "query-memory-devices", NULL, list);
+
+	if (rc) {
+		/* resize --wait's own deadline: it says so itself */
+		if (rc != QMP_ERR_TIMEOUT || !qmp_timed_out_at_limit(conn))
+			error_msg("query-memory-devices failed: %s", qmp_error(conn));
 		return -1;
 	}
 	if (!json_is_array(*list)) {
@@ -332,29 +340,161 @@ out:
 	return rc;
 }
 
-static struct qmp_conn *connect_qmp(const struct options *opts)
+static struct qmp_conn *connect_qmp(const struct options *opts, const struct qmp_addr *addr)
 {
 	struct qmp_conn *conn;
-	struct qmp_addr addr;
-	const char *why;
 	char err[512];
 
-	if (parse_qmp_addr(opts->socket, &addr, &why)) {
-		error_msg("invalid QMP socket address '%s': %s", opts->socket, why);
-		return NULL;
-	}
-	conn = qmp_connect(&addr, (int)opts->qmp_timeout_ms, err, sizeof(err));
+	conn = qmp_connect(addr, (int)opts->qmp_timeout_ms, err, sizeof(err));
 	if (!conn)
 		error_msg("%s", err);
 	return conn;
 }
 
 /* ------------------------------------------------------------------ */
+/* Is anybody acting on a request?  The VM's run state and the driver */
+
+/* What QEMU says about the VM: query-status. */
+struct vm_state {
+	int known; /* QEMU answered query-status */
+	int running;
+	char status[32]; /* QEMU's RunState: running, paused, prelaunch, ... */
+};
+
+/* A device's guest driver, from its virtio status byte. */
+enum driver_state {
+	DRIVER_UNKNOWN, /* QEMU has no x-query-virtio-status, or the device no id */
+	DRIVER_READY, /* DRIVER_OK set: a driver has set the device up */
+	DRIVER_NONE, /* DRIVER_OK not set: no driver (yet) */
+	DRIVER_FAILED, /* FAILED or NEEDS_RESET set, or QEMU says "broken" */
+};
+
+static const char *const driver_names[] = {
+	[DRIVER_UNKNOWN] = "unknown",
+	[DRIVER_READY] = "ready",
+	[DRIVER_NONE] = "none",
+	[DRIVER_FAILED] = "failed",
+};
+
+#define VIRTIO_S_DRIVER_OK 0x04
+#define VIRTIO_S_NEEDS_RESET 0x40
+#define VIRTIO_S_FAILED 0x80
+
+/* query-status into @vm.  An error answer leaves it unknown; -1 if QMP broke. */
+static int query_vm_state(struct qmp_conn *conn, struct vm_state *vm)
+{
+	json_t *ret, *running, *status;
+	int rc;
+
+	memset(vm, 0, sizeof(*vm));
+	rc = qmp_execute(conn, "query-status", NULL, &ret);
+	if (rc == QMP_ERR_COMMAND)
+		return 0;
+	if (rc) {
+		error_msg("query-status failed: %s", qmp_error(conn));
+		return -1;
+	}
+	running = json_object_get(ret, "running");
+	status = json_object_get(ret, "status");
+	if (json_is_boolean(running)) {
+		vm->known = 1;
+		vm->running = json_is_true(running);
+		snprintf(vm->status, sizeof(vm->status), "%s",
+			 json_is_string(status) ? json_string_value(status) :
+						  (vm->running ? "running" : "stopped"));
+		sanitize_string(vm->status);
+	}
+	json_decref(ret);
+	return 0;
+}
+
+/* The virtio status byte of an x-query-virtio-status answer, or -1. */
+static int virtio_status_bits(json_t *ret)
+{
+	json_t *bits = json_object_get(ret, "status-bits");
+	json_t *status = json_object_get(ret, "status");
+	json_t *list, *entry;
+	int value = 0;
+	size_t i;
+
+	/* Depending on QEMU's version: a number, or decoded names. */
+	if (json_is_integer(bits))
+		return (int)(json_integer_value(bits) & 0xff);
+	if (json_is_integer(status))
+		return (int)(json_integer_value(status) & 0xff);
+	list = json_object_get(status, "statuses");
+	if (!json_is_array(list))
+		return -1;
+	json_array_foreach(list, i, entry) {
+		const char *name = json_string_value(entry);
+
+		if (!name)
+			continue;
+		if (!strncmp(name, "VIRTIO_CONFIG_S_DRIVER_OK", 25))
+			value |= VIRTIO_S_DRIVER_OK;
+		else if (!strncmp(name, "VIRTIO_CONFIG_S_NEEDS_RESET", 27))
+			value |= VIRTIO_S_NEEDS_RESET;
+		else if (!strncmp(name, "VIRTIO_CONFIG_S_FAILED", 22))
+			value |= VIRTIO_S_FAILED;
+	}
+	return value;
+}
+
+/*
+ * Has a guest driver set up device @id?  From QEMU's x-query-virtio-status
+ * (QEMU 7.2 and later); DRIVER_UNKNOWN when QEMU cannot say.  -1 if QMP broke.
+ */
+static int query_driver(struct qmp_conn *conn, const char *id, enum driver_state *driver)
+{
+	char path[sizeof(PERIPHERAL_PATH) + 128 + 16];
+	json_t *ret;
+	int rc, bits;
+
+	*driver = DRIVER_UNKNOWN;
+	if (!id[0])
+		return 0;
+	snprintf(path, sizeof(path), PERIPHERAL_PATH "%s/virtio-backend", id);
+	rc = qmp_execute(conn, "x-query-virtio-status", json_pack("{s:s}", "path", path), &ret);
+	if (rc == QMP_ERR_COMMAND)
+		return 0;
+	if (rc) {
+		error_msg("x-query-virtio-status failed: %s", qmp_error(conn));
+		return -1;
+	}
+	bits = virtio_status_bits(ret);
+	if (json_is_true(json_object_get(ret, "broken")) ||
+	    (bits >= 0 && (bits & (VIRTIO_S_FAILED | VIRTIO_S_NEEDS_RESET))))
+		*driver = DRIVER_FAILED;
+	else if (bits >= 0)
+		*driver = bits & VIRTIO_S_DRIVER_OK ? DRIVER_READY : DRIVER_NONE;
+	json_decref(ret);
+	return 0;
+}
+
+/*
+ * The warnings of status (documented in memplugctl.1):
+ *   vm-paused  the VM is not running: no guest can act on a request;
+ *   no-driver  requested and plugged size differ and no guest driver has set
+ *              the device up (or it failed): nothing acts on the request.
+ */
+static int warn_paused(const struct vm_state *vm)
+{
+	return vm->known && !vm->running;
+}
+
+static int warn_no_driver(const struct vmem_info *info, enum driver_state driver)
+{
+	return info->requested_size != info->size &&
+	       (driver == DRIVER_NONE || driver == DRIVER_FAILED);
+}
+
+/* ------------------------------------------------------------------ */
 /* status */
 
-static void print_vmem_json(const struct vmem_info *info)
+static void print_vmem_json(const struct vmem_info *info, const struct vm_state *vm,
+			    enum driver_state driver)
 {
-	json_t *obj = json_object();
+	json_t *obj = json_object(), *warnings = json_array();
 
 	/* Same member names as query-memory-devices, so scripts can use either. */
 	json_object_set_new(obj, "id", json_string(info->id));
@@ -365,10 +505,23 @@ static void print_vmem_json(const struct vmem_info *info)
 	json_object_set_new(obj, "max-size", json_integer((json_int_t)info->max_size));
 	json_object_set_new(obj, "requested-size", json_integer((json_int_t)info->requested_size));
 	json_object_set_new(obj, "size", json_integer((json_int_t)info->size));
+	/* Then what status adds; a member is left out when QEMU cannot say. */
+	if (vm->known) {
+		json_object_set_new(obj, "vm-status", json_string(vm->status));
+		json_object_set_new(obj, "vm-running", json_boolean(vm->running));
+	}
+	if (driver != DRIVER_UNKNOWN)
+		json_object_set_new(obj, "driver", json_string(driver_names[driver]));
+	if (warn_paused(vm))
+		json_array_append_new(warnings, json_string("vm-paused"));
+	if (warn_no_driver(info, driver))
+		json_array_append_new(warnings, json_string("no-driver"));
+	json_object_set_new(obj, "warnings", warnings);
 	print_json_line(obj);
 }
 
-static void print_vmem_human(const struct vmem_info *info)
+static void print_vmem_human(const struct vmem_info *info, const struct vm_state *vm,
+			     enum driver_state driver)
 {
 	char id[sizeof(info->id)], memdev[sizeof(info->memdev)];
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
@@ -392,27 +545,60 @@ static void print_vmem_human(const struct vmem_info *info)
 	printf("  plugged size:    %s (%" PRIu64 ")%s\n", format_size(info->size, b, sizeof(b)),
 	       info->size,
 	       info->size == info->requested_size ? "" : "  (requested size not reached yet)");
+	if (driver != DRIVER_UNKNOWN)
+		printf("  driver:          %s\n",
+		       driver == DRIVER_READY ? "ready (DRIVER_OK)" :
+		       driver == DRIVER_NONE  ? "none (no guest driver has set the device up)" :
+						"failed (the device is broken or needs a reset)");
+	if (vm->known && vm->running)
+		printf("  vm:              running\n");
+	else if (vm->known)
+		printf("  vm:              not running (%s)\n", vm->status);
+	if (warn_paused(vm))
+		printf("  warning:         the VM is not running (%s): the guest cannot plug or "
+		       "unplug memory until it runs\n",
+		       vm->status);
+	if (warn_no_driver(info, driver))
+		printf("  warning:         no guest driver answers: %s requested, %s plugged, and "
+		       "nothing acts on it\n",
+		       a, b);
+}
+
+static int show_device(struct qmp_conn *conn, const struct options *opts,
+		       const struct vmem_info *info, const struct vm_state *vm)
+{
+	enum driver_state driver;
+
+	if (query_driver(conn, info->id, &driver))
+		return -1;
+	if (opts->json)
+		print_vmem_json(info, vm, driver);
+	else
+		print_vmem_human(info, vm, driver);
+	return 0;
 }
 
 static int cmd_status(struct qmp_conn *conn, const struct options *opts)
 {
 	struct vmem_info info;
+	struct vm_state vm;
 	json_t *list, *entry;
 	unsigned int shown = 0;
 	int rc = EXIT_SUCCESS;
 	size_t i;
 
 	if (opts->device) {
-		if (find_device(conn, opts->device, &info))
+		if (find_device(conn, opts->device, &info) || query_vm_state(conn, &vm) ||
+		    show_device(conn, opts, &info, &vm))
 			return EXIT_ERROR;
-		if (opts->json)
-			print_vmem_json(&info);
-		else
-			print_vmem_human(&info);
 		return EXIT_SUCCESS;
 	}
 	if (query_memory_devices(conn, &list))
 		return EXIT_ERROR;
+	if (query_vm_state(conn, &vm)) {
+		json_decref(list);
+		return EXIT_ERROR;
+	}
 	json_array_foreach(list, i, entry) {
 		if (!is_virtio_mem(entry))
 			continue;
@@ -420,12 +606,11 @@ static int cmd_status(struct qmp_conn *conn, const struct options *opts)
 			rc = EXIT_ERROR;
 			break;
 		}
-		if (opts->json) {
-			print_vmem_json(&info);
-		} else {
-			if (shown)
-				putchar('\n');
-			print_vmem_human(&info);
+		if (!opts->json && shown)
+			putchar('\n');
+		if (show_device(conn, opts, &info, &vm)) {
+			rc = EXIT_ERROR;
+			break;
 		}
 		shown++;
 	}
@@ -519,8 +704,19 @@ static int is_size_change_of(json_t *event, const char *id)
 	       eid && !strcmp(eid, id);
 }
 
+/* What stays true after resize gives up waiting, said where it gives up. */
+#define REQUEST_STAYS                                                                       \
+	"(resize again to change it; QEMU forgets it when it restarts: it starts from the " \
+	"requested-size of its command line)"
+
+/*
+ * resize --wait: until device @dev has @target plugged or --timeout.  @stuck
+ * ("" if nothing is known to be wrong) says why the guest may not act; the
+ * last plugged size seen ends up in *@final.  Returns the exit status.
+ */
 static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
-			 const struct vmem_info *dev, uint64_t target)
+			 const struct vmem_info *dev, uint64_t target, const char *stuck,
+			 uint64_t *final)
 {
 	struct progress p = {
 		.tty = isatty(STDERR_FILENO),
@@ -535,24 +731,31 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 	uint64_t size = dev->size;
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
 
-	if (p.tty) {
-		signal(SIGINT, on_fatal_signal);
-		signal(SIGTERM, on_fatal_signal);
-	}
+	snprintf(interrupt_msg, sizeof(interrupt_msg),
+		 ERROR_PREFIX "interrupted: the requested size of %s stays %s " REQUEST_STAYS "\n",
+		 dev->id, format_size(target, a, sizeof(a)));
+	interrupt_len = strlen(interrupt_msg);
+	signal(SIGINT, on_fatal_signal);
+	signal(SIGTERM, on_fatal_signal);
 
 	p.last_print = p.t0 - PLAIN_PROGRESS_INTERVAL_MS;
+	/* No query may hold us past --timeout, however slow the peer. */
+	qmp_set_limit(conn, deadline);
 	for (;;) {
 		long long now = now_ms();
 		long long wake;
 		json_t *event;
 		int rc;
 
-		if (now >= next_poll) {
+		if (size != target && now >= next_poll && now < deadline) {
 			struct vmem_info cur;
 
 			/* Events are rate limited by QEMU; polling sees every change. */
-			if (find_device(conn, dev->id, &cur))
+			if (find_device(conn, dev->id, &cur)) {
+				if (qmp_timed_out_at_limit(conn))
+					continue; /* the deadline came first */
 				return EXIT_ERROR;
+			}
 			if (cur.requested_size != target) {
 				error_msg(
 					"requested size of %s was changed to %s by another QMP client",
@@ -560,18 +763,21 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 				return EXIT_ERROR;
 			}
 			size = cur.size;
-			next_poll = now + POLL_INTERVAL_MS;
+			next_poll = now_ms() + POLL_INTERVAL_MS;
 		}
+		*final = size;
 		if (size == target) {
 			show_progress(&p, size, 1);
 			return EXIT_REACHED;
 		}
+		now = now_ms();
 		if (now >= deadline) {
 			show_progress(&p, size, 1);
-			error_msg("timed out after %u.%01u s: %s has %s plugged, %s requested",
+			error_msg("timed out after %u.%01u s: %s has %s plugged, %s requested%s; "
+				  "the request stays in effect " REQUEST_STAYS,
 				  opts->timeout_ms / 1000, opts->timeout_ms % 1000 / 100, dev->id,
 				  format_size(size, a, sizeof(a)),
-				  format_size(target, b, sizeof(b)));
+				  format_size(target, b, sizeof(b)), stuck);
 			return EXIT_TIMEOUT;
 		}
 		show_progress(&p, size, 0);
@@ -593,13 +799,35 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 	}
 }
 
+/* One line of resize --json; @result: requested, reached or timeout. */
+static void print_resize_json(const struct vmem_info *dev, uint64_t size, uint64_t plugged,
+			      const char *result, json_t *warnings, long long elapsed_ms)
+{
+	json_t *obj = json_pack("{s:s, s:I, s:I, s:I, s:s}", "id", dev->id, "requested-size",
+				(json_int_t)size, "previous-requested-size",
+				(json_int_t)dev->requested_size, "size", (json_int_t)plugged,
+				"result", result);
+
+	if (obj && warnings)
+		json_object_set(obj, "warnings", warnings);
+	if (obj && elapsed_ms >= 0)
+		json_object_set_new(obj, "elapsed-ms", json_integer(elapsed_ms));
+	print_json_line(obj);
+	fflush(stdout);
+}
+
 static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 {
 	char path[sizeof(PERIPHERAL_PATH) + 128];
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
-	uint64_t size = opts->size;
+	char stuck[160] = "";
+	uint64_t size = opts->size, final = 0;
+	enum driver_state driver;
 	struct vmem_info dev;
-	json_t *ret;
+	struct vm_state vm;
+	json_t *ret, *warnings;
+	long long t0;
+	int rc;
 
 	if (find_device(conn, opts->device, &dev))
 		return EXIT_ERROR;
@@ -616,6 +844,9 @@ static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 			  format_size(dev.max_size, b, sizeof(b)));
 		return EXIT_ERROR;
 	}
+	/* Before anything changes: can the guest act on it at all? */
+	if (query_vm_state(conn, &vm) || query_driver(conn, dev.id, &driver))
+		return EXIT_ERROR;
 	/* The full path: a bare id could be ambiguous with an -object id. */
 	snprintf(path, sizeof(path), PERIPHERAL_PATH "%s", dev.id);
 	if (qmp_execute(conn, "qom-set",
@@ -626,12 +857,46 @@ static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 		return EXIT_ERROR;
 	}
 	json_decref(ret);
-	printf("%s: requested size %s (%" PRIu64 "), plugged %s\n", dev.id,
-	       format_size(size, a, sizeof(a)), size, format_size(dev.size, b, sizeof(b)));
+
+	warnings = json_array();
+	if (warn_paused(&vm)) {
+		json_array_append_new(warnings, json_string("vm-paused"));
+		snprintf(stuck, sizeof(stuck), " (the VM is not running: %s)", vm.status);
+	}
+	if (size != dev.size && (driver == DRIVER_NONE || driver == DRIVER_FAILED)) {
+		json_array_append_new(warnings, json_string("no-driver"));
+		if (!stuck[0])
+			snprintf(stuck, sizeof(stuck), " (no guest driver has set %s up)", dev.id);
+	}
+	if (opts->json)
+		print_resize_json(&dev, size, dev.size, "requested", warnings, -1);
+	else
+		printf("%s: requested size %s (%" PRIu64 "), plugged %s\n", dev.id,
+		       format_size(size, a, sizeof(a)), size, format_size(dev.size, b, sizeof(b)));
 	fflush(stdout);
-	if (!opts->wait)
+	if (warn_paused(&vm))
+		error_msg("note: the VM is not running (%s): the guest cannot plug or unplug "
+			  "memory until it runs; the request stays in effect",
+			  vm.status);
+	if (size != dev.size && driver == DRIVER_NONE)
+		error_msg("note: no guest driver has set %s up (virtio DRIVER_OK not set): "
+			  "nothing acts on the request until one does",
+			  dev.id);
+	if (size != dev.size && driver == DRIVER_FAILED)
+		error_msg("note: %s is broken or needs a reset: its driver does not act on the "
+			  "request",
+			  dev.id);
+	if (!opts->wait) {
+		json_decref(warnings);
 		return EXIT_SUCCESS;
-	return wait_for_size(conn, opts, &dev, size);
+	}
+	t0 = now_ms();
+	rc = wait_for_size(conn, opts, &dev, size, stuck, &final);
+	if (opts->json && rc != EXIT_ERROR)
+		print_resize_json(&dev, size, final, rc == EXIT_REACHED ? "reached" : "timeout",
+				  warnings, now_ms() - t0);
+	json_decref(warnings);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -686,16 +951,41 @@ static void print_size_event(json_t *event, const char *id, uint64_t size, int j
 	fflush(stdout);
 }
 
+/* How many virtio-mem devices QEMU has, in @count; -1 (reported) on error. */
+static int count_virtio_mem(struct qmp_conn *conn, unsigned int *count)
+{
+	json_t *list, *entry;
+	size_t i;
+
+	*count = 0;
+	if (query_memory_devices(conn, &list))
+		return -1;
+	json_array_foreach(list, i, entry) {
+		if (is_virtio_mem(entry))
+			(*count)++;
+	}
+	json_decref(list);
+	return 0;
+}
+
 static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 {
 	long long deadline = opts->timeout_given ? now_ms() + opts->timeout_ms : -1;
 	unsigned long dropped_reported = 0;
-	unsigned int seen = 0;
+	unsigned int seen = 0, nr_vmem = 0;
 	struct vmem_info dev;
 
-	/* Fail early on a wrong -d instead of silently printing nothing. */
+	/* Fail early on a wrong -d, or no device, instead of waiting forever. */
 	if (opts->device && find_device(conn, opts->device, &dev))
 		return EXIT_ERROR;
+	if (!opts->device) {
+		if (count_virtio_mem(conn, &nr_vmem))
+			return EXIT_ERROR;
+		if (!nr_vmem) {
+			error_msg("QEMU has no virtio-mem device: there is nothing to watch");
+			return EXIT_ERROR;
+		}
+	}
 	for (;;) {
 		json_t *event, *data;
 		const char *id;
@@ -708,7 +998,8 @@ static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 
 			wait = left > 0 ? (int)left : 0;
 		}
-		rc = qmp_next_event(conn, wait, &event);
+		/* A peer that never stops sending does not hold us past --timeout. */
+		rc = deadline >= 0 && !wait ? QMP_ERR_TIMEOUT : qmp_next_event(conn, wait, &event);
 		if (rc == QMP_ERR_TIMEOUT) {
 			if (opts->count && seen < opts->count) {
 				error_msg("timed out after %u events, %u expected", seen,
@@ -813,27 +1104,35 @@ static const struct command commands[] = {
 		.summary = "show the virtio-mem device(s)",
 		.help = "Show id, memory backend, NUMA node, block size, region (address and maximum\n"
 			"size), requested size and plugged size of the virtio-mem device given with\n"
-			"-d, or of all virtio-mem devices.\n"
+			"-d, or of all virtio-mem devices; whether a guest driver has set it up\n"
+			"and whether the VM runs.  Warnings: the VM is paused (the guest cannot\n"
+			"act), or requested and plugged size differ and no guest driver answers.\n"
 			"\n"
-			"  -j, --json   one JSON object per device and line, with QMP's field names\n",
+			"  -j, --json   one JSON object per device and line, with QMP's field names,\n"
+			"               vm-status, vm-running, driver and warnings\n",
 		.options = CMD_OPT_JSON,
 		.run = cmd_status,
 		.qmp = 1,
 	},
 	{
 		.name = "resize",
-		.args = "SIZE [--wait] [--timeout S]",
+		.args = "SIZE [--wait] [--timeout S] [--json]",
 		.globals = "[-s ADDR] [-d ID]",
 		.summary = "set the requested size",
 		.help = "Set the requested size of the virtio-mem device to SIZE (e.g. 4G, 512MiB,\n"
 			"0).  SIZE must be a multiple of the device's block size and at most its\n"
 			"maximum size; this is checked before anything is sent to QEMU.\n"
+			"The new requested size stays in effect until it is changed again, also\n"
+			"after a --wait that timed out or was interrupted; it does not survive a\n"
+			"restart of QEMU, which starts from its command line's requested-size.\n"
 			"\n"
 			"  -w, --wait        wait until the guest has plugged (or unplugged) SIZE,\n"
 			"                    showing progress on stderr\n"
 			"  -t, --timeout S   with --wait: give up after S seconds (default 120) and\n"
-			"                    exit with status 2\n",
-		.options = CMD_OPT_WAIT | CMD_OPT_TIMEOUT,
+			"                    exit with status 2\n"
+			"  -j, --json        a JSON object on stdout when the size is set, and one\n"
+			"                    more when --wait ends (result reached or timeout)\n",
+		.options = CMD_OPT_WAIT | CMD_OPT_TIMEOUT | CMD_OPT_JSON,
 		.options_need_wait = CMD_OPT_TIMEOUT,
 		.operands = resize_operands,
 		.run = cmd_resize,
@@ -851,7 +1150,8 @@ static const struct command commands[] = {
 			"  -j, --json        print JSON objects, one per line\n"
 			"  -c, --count N     exit 0 after N events\n"
 			"  -t, --timeout S   stop after S seconds: exit 0, or 2 if --count was given\n"
-			"                    and fewer than N events arrived\n",
+			"                    and fewer than N events arrived\n"
+			"Without -d it needs a virtio-mem device to watch: none is an error (exit 1).\n",
 		.options = CMD_OPT_JSON | CMD_OPT_COUNT | CMD_OPT_TIMEOUT,
 		.run = cmd_watch,
 		.qmp = 1,
@@ -914,7 +1214,7 @@ static const char usage_tail[] =
 	"\n"
 	"Sizes: bytes, or a number with k, M, G, T (binary units, also KiB, MiB, ...).\n"
 	"Exit status: 0 success, 1 error, 2 timeout (resize --wait, watch --count),\n"
-	"64 usage error.  See memplugctl(1).\n";
+	"64 usage error (including a malformed -s or -d).  See memplugctl(1).\n";
 
 /* Where the summaries start in the list of commands. */
 #define SUMMARY_COLUMN 40
@@ -1022,8 +1322,10 @@ int main(int argc, char **argv)
 		.timeout_ms = DEFAULT_WAIT_TIMEOUT_MS,
 		.qmp_timeout_ms = DEFAULT_QMP_TIMEOUT_MS,
 	};
+	const char *from_env = "", *why;
 	const struct command *cmd;
 	struct qmp_conn *conn;
+	struct qmp_addr addr;
 	const char *command;
 	unsigned int seen = 0; /* CMD_OPT_* given */
 	int help = 0;
@@ -1129,19 +1431,24 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (opts.device && !valid_device_id(opts.device)) {
-		error_msg("invalid device id '%s'", opts.device);
-		return EXIT_ERROR;
-	}
+	if (opts.device && !valid_device_id(opts.device))
+		return usage_error("invalid device id '%s' (a letter, then letters, digits, "
+				   "'.', '_' or '-')",
+				   opts.device);
 	if (!cmd->qmp)
 		return cmd->run(NULL, &opts);
 
-	if (!opts.socket)
+	if (!opts.socket) {
 		opts.socket = getenv("MEMPLUG_QMP");
+		from_env = " (from MEMPLUG_QMP)";
+	}
 	if (!opts.socket || !*opts.socket)
 		return usage_error("no QMP socket given (use -s ADDR or set MEMPLUG_QMP)");
+	if (parse_qmp_addr(opts.socket, &addr, &why))
+		return usage_error("invalid QMP socket address '%s'%s: %s", opts.socket, from_env,
+				   why);
 
-	conn = connect_qmp(&opts);
+	conn = connect_qmp(&opts, &addr);
 	if (!conn)
 		return EXIT_ERROR;
 	rc = cmd->run(conn, &opts);

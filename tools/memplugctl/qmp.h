@@ -16,8 +16,13 @@
 
 /* Largest single message we accept from the peer. */
 #define QMP_MAX_MESSAGE (1024 * 1024)
-/* Events kept while nobody consumes them; older ones are dropped. */
+/*
+ * Events kept while nobody consumes them, at most this many and this many
+ * bytes (of their JSON text); the oldest are dropped to make room and
+ * counted in qmp_dropped_events().
+ */
 #define QMP_MAX_QUEUED_EVENTS 1024
+#define QMP_MAX_QUEUED_BYTES (4 * 1024 * 1024)
 /* Replies with an unknown id tolerated while waiting for one reply. */
 #define QMP_MAX_STRAY_REPLIES 64
 
@@ -33,8 +38,9 @@ struct qmp_conn;
 
 /*
  * Connect to @addr, read the greeting and negotiate capabilities.
- * @timeout_ms bounds every single wait for the peer (connect, greeting, each
- * reply).  On failure returns NULL and writes a message to @err.
+ * @timeout_ms bounds each step (connect, greeting, each command from sending
+ * it to its reply) as a whole, whatever the peer sends meanwhile.  On
+ * failure returns NULL and writes a message to @err.
  */
 struct qmp_conn *qmp_connect(const struct qmp_addr *addr, int timeout_ms, char *err,
 			     size_t err_len);
@@ -50,11 +56,20 @@ int qmp_execute(struct qmp_conn *conn, const char *command, json_t *args, json_t
 
 /*
  * Return the next event: a queued one, or wait up to @timeout_ms (negative:
- * forever) for one.  *@event is a new reference to the whole event object,
+ * forever; 0: only what has already arrived) for one.  *@event is a new reference to the whole event object,
  * already checked to have a string "event" member.  Returns QMP_OK,
  * QMP_ERR_TIMEOUT or an error.
  */
 int qmp_next_event(struct qmp_conn *conn, int timeout_ms, json_t **event);
+
+/*
+ * Let no wait go past @limit_ms (a now_ms() time; -1: no limit) from now
+ * on, whatever the timeouts say: resize --wait gives its own deadline to
+ * the queries it makes.  After a QMP_ERR_TIMEOUT, qmp_timed_out_at_limit()
+ * tells whether that limit, rather than the QMP timeout, ran out.
+ */
+void qmp_set_limit(struct qmp_conn *conn, long long limit_ms);
+int qmp_timed_out_at_limit(const struct qmp_conn *conn);
 
 /* Events dropped so far because the queue was full. */
 unsigned long qmp_dropped_events(const struct qmp_conn *conn);

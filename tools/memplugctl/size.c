@@ -84,6 +84,11 @@ int parse_size(const char *str, uint64_t *bytes, const char **why)
 		*why = "size must not be negative";
 		return -EINVAL;
 	}
+	if (str[0] == '0' && to_lower(str[1]) == 'x') {
+		*why = "hexadecimal is not a size format: give bytes in decimal, or a number "
+		       "with a unit (4G, 512M)";
+		return -EINVAL;
+	}
 	n = parse_digits(str, &value);
 	if (n == -ERANGE) {
 		*why = "size does not fit in 64 bits";

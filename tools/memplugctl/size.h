@@ -17,8 +17,8 @@
  * Parse a size: decimal digits followed by an optional binary unit
  * ("k", "M", "G", "T", "P", "E", case-insensitive, optionally followed by
  * "iB", e.g. "4G", "4GiB", "512M", "2048k") or by "B" for bytes.
- * Signs, blanks, fractions, hex, empty strings and values that do not fit
- * in 64 bits are rejected.
+ * Signs, blanks, fractions, hex ("0x10": with a reason that says so),
+ * empty strings and values that do not fit in 64 bits are rejected.
  *
  * Returns 0 and stores the byte count in @bytes, or -EINVAL (garbage) /
  * -ERANGE (overflow); then @why (if not NULL) points to a static reason.
