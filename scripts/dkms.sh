@@ -100,8 +100,15 @@ cmd_install() {
 			failed=1
 			continue
 		fi
-		# install builds first when needed
-		dkms install -m "$NAME" -v "$VER" -k "$rel" >&2 || failed=1
+		# install builds first when needed; 77: not a kernel memplug is
+		# built for (BUILD_EXCLUSIVE_* in dkms.conf), virtio_mem stays
+		local rc=0
+		dkms install -m "$NAME" -v "$VER" -k "$rel" >&2 || rc=$?
+		case $rc in
+		0) ;;
+		77) log "$rel: not a kernel memplug is verified on (dkms.conf); virtio_mem drives the device there" ;;
+		*) failed=1 ;;
+		esac
 	done
 
 	install -D -m 0644 "$drv/memplug-modprobe.conf" "$MODPROBE_CONF"
@@ -190,9 +197,10 @@ cmd_deb() {
 	 memory device that lets a hypervisor grow and shrink a VM's memory
 	 while it runs. It replaces the kernel's virtio_mem driver.
 	 .
-	 This package builds memplug.ko with DKMS for every kernel whose headers
-	 are installed, blacklists virtio_mem in /lib/modprobe.d/memplug.conf
-	 and adds memplug to the initramfs.
+	 This package builds memplug.ko with DKMS for every x86-64 6.1 and 6.12
+	 kernel whose headers are installed, makes memplug the driver of
+	 virtio-mem devices there (/lib/modprobe.d/memplug.conf; other kernels
+	 keep virtio_mem) and adds memplug to the initramfs.
 	EOF
 	# rebuild the initramfs (hook and modprobe.d file) on install and removal
 	echo "activate-noawait update-initramfs" > "$root/DEBIAN/triggers"
@@ -225,9 +233,13 @@ cmd_deb() {
 	            echo "memplug: no headers for \$kver, not built (install linux-headers-\$kver)"
 	            continue
 	        fi
-	        if ! dkms install -m \$NAME -v \$VERSION -k "\$kver"; then
-	            echo "memplug: build for \$kver failed, see /var/lib/dkms/\$NAME/\$VERSION/build/make.log" >&2
-	        fi
+	        rc=0
+	        dkms install -m \$NAME -v \$VERSION -k "\$kver" || rc=\$?
+	        case \$rc in
+	        0) ;;
+	        77) echo "memplug: \$kver is not a kernel memplug is verified on; the kernel's virtio_mem drives the device there" ;;
+	        *) echo "memplug: build for \$kver failed, see /var/lib/dkms/\$NAME/\$VERSION/build/make.log" >&2 ;;
+	        esac
 	    done
 	    ;;
 	esac

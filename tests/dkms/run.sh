@@ -31,7 +31,7 @@ mapfile -t rels < <(grep -v '^[[:space:]]*$' "$cache/kernels/list" 2>/dev/null)
 [ ${#rels[@]} -gt 0 ] || ktap_bail "no kernels in $cache/kernels/list (run scripts/deps.sh)"
 
 per_kernel=7
-ktap_plan $((3 + per_kernel * ${#rels[@]} + 8))
+ktap_plan $((4 + per_kernel * ${#rels[@]} + 9))
 echo "# memplug $VER, kernels: ${rels[*]}"
 
 # --- DKMS on a private tree ------------------------------------------------
@@ -59,7 +59,7 @@ for rel in "${rels[@]}"; do
 	[ -n "$ko" ] || rc=1
 	ok $rc "$rel: dkms build" "$out"
 	if [ -z "$ko" ]; then
-		for t in "vermagic" "version" "no fault injection" "dkms install" "modalias picks memplug" "build/$rel/dkms/memplug.ko"; do
+		for t in "vermagic" "version" "no fault injection" "dkms install" "modalias loads memplug" "build/$rel/dkms/memplug.ko"; do
 			ktap_skip "$rel: $t" "dkms build failed"
 		done
 		continue
@@ -83,28 +83,41 @@ for rel in "${rels[@]}"; do
 	[ -n "$inst" ] || rc=1
 	ok $rc "$rel: dkms install puts memplug in updates/dkms" "$out"
 
-	# Module resolution with the kernel's real modules: udev's modalias must
-	# give memplug alone with our modprobe.d file, and both drivers without.
+	# Module resolution with the kernel's real modules, in a root with
+	# memplug (DKMS built it) and one without (a kernel DKMS skips): with our
+	# modprobe.d file a load of virtio_mem, by udev's modalias or by name,
+	# runs the install command, which loads memplug where it exists and the
+	# kernel's virtio_mem where it does not; never both.
 	mods=$cache/kernels/$rel/lib/modules/$rel
 	if [ -n "$inst" ] && [ -d "$mods/kernel/drivers/virtio" ]; then
-		root=$T/root-$rel
-		m=$root/lib/modules/$rel
-		mkdir -p "$m/kernel/drivers" "$m/updates/dkms"
-		cp -r "$mods/kernel/drivers/virtio" "$m/kernel/drivers/"
-		cp "$mods"/modules.builtin* "$mods/modules.order" "$m/" 2>/dev/null
-		cp "$inst" "$m/updates/dkms/"
-		out=$(depmod -b "$root" "$rel" 2>&1)
+		out=
+		for variant in with without; do
+			root=$T/root-$rel-$variant
+			m=$root/lib/modules/$rel
+			mkdir -p "$m/kernel/drivers" "$m/updates/dkms"
+			cp -r "$mods/kernel/drivers/virtio" "$m/kernel/drivers/"
+			cp "$mods"/modules.builtin* "$mods/modules.order" "$m/" 2>/dev/null
+			[ $variant = with ] && cp "$inst" "$m/updates/dkms/"
+			out+=$(depmod -b "$root" "$rel" 2>&1)
+		done
 		: > "$T/empty.conf"
-		with=$(modprobe -d "$root" -S "$rel" -C "$conf" --show-depends "$alias" 2>&1)
-		without=$(modprobe -d "$root" -S "$rel" -C "$T/empty.conf" --show-depends "$alias" 2>&1)
-		byname=$(modprobe -d "$root" -S "$rel" -C "$conf" --show-depends virtio_mem 2>&1)
+		mp() { local v=$1; shift; modprobe -d "$T/root-$rel-$v" -S "$rel" "$@" 2>&1; }
+		cmd='^install /sbin/modprobe --quiet memplug \|\| /sbin/modprobe --ignore-install virtio_mem'
+		with=$(mp with -C "$conf" --show-depends "$alias")
+		byname=$(mp with -C "$conf" --show-depends virtio_mem)
+		plain=$(mp with -C "$T/empty.conf" --show-depends "$alias")
+		skipped=$(mp without -C "$conf" --show-depends "$alias")
+		fallback=$(mp without -C "$conf" --show-depends --ignore-install virtio_mem)
 		grep -q '/memplug\.ko' <<<"$with" && ! grep -q '/virtio_mem\.ko' <<<"$with" &&
-			grep -q '/virtio_mem\.ko' <<<"$without" && grep -q '/memplug\.ko' <<<"$without" &&
-			grep -q '^install .*modprobe memplug' <<<"$byname"
-		ok $? "$rel: modalias picks memplug, modprobe virtio_mem loads memplug" \
-			"$out"$'\n'"with memplug.conf:"$'\n'"$with"$'\n'"without:"$'\n'"$without"$'\n'"modprobe virtio_mem:"$'\n'"$byname"
+			grep -Eq "$cmd" <<<"$with" && grep -Eq "$cmd" <<<"$byname" &&
+			grep -q '/virtio_mem\.ko' <<<"$plain" && grep -q '/memplug\.ko' <<<"$plain" &&
+			grep -Eq "$cmd" <<<"$skipped" && ! grep -Eq '/(memplug|virtio_mem)\.ko' <<<"$skipped" &&
+			! mp without -C "$conf" --show-depends --quiet memplug >/dev/null &&
+			grep -q '/virtio_mem\.ko' <<<"$fallback"
+		ok $? "$rel: modalias loads memplug, or virtio_mem where memplug is not built" \
+			"$out"$'\n'"with memplug.conf:"$'\n'"$with"$'\n'"modprobe virtio_mem:"$'\n'"$byname"$'\n'"without memplug.conf:"$'\n'"$plain"$'\n'"no memplug.ko:"$'\n'"$skipped"$'\n'"fallback:"$'\n'"$fallback"
 	else
-		ktap_skip "$rel: modalias picks memplug" "no module tree in $mods"
+		ktap_skip "$rel: modalias loads memplug" "no module tree in $mods"
 	fi
 
 	# for the test bed: the module exactly as DKMS built (and signed) it
@@ -122,6 +135,16 @@ for rel in "${rels[@]}"; do
 	echo "# dkms module: $top/$dst"
 done
 
+# A kernel memplug is not verified on (dkms.conf BUILD_EXCLUSIVE_*): DKMS
+# skips it with exit 77, builds nothing, and the package says so.
+other=6.6.0-99-amd64
+out=$(dkms build -m memplug -v "$VER" -k "$other" --kernelsourcedir "/lib/modules/${rels[-1]}/build" \
+	"${D[@]}" 2>&1)
+rc=$?
+left=$(find "$T/dkms/memplug/$VER/$other" -name 'memplug.ko*' 2>/dev/null)
+[ $rc -eq 77 ] && [ -z "$left" ] && grep -q 'BUILD_EXCLUSIVE' <<<"$out"
+ok $? "dkms skips a kernel outside 6.1 and 6.12 (exit 77, no module)" "rc $rc"$'\n'"$out"
+
 out=$(dkms remove -m memplug -v "$VER" --all --no-depmod "${D[@]}" 2>&1)
 left=$(find "$T/inst" "$T/dkms" -name 'memplug.ko*' 2>/dev/null)
 [ -z "$left" ]
@@ -134,7 +157,7 @@ rc=$?
 [ "$deb" = "$top/build/memplug-dkms_${VER}_all.deb" ] && [ -f "$deb" ] || rc=1
 ok $rc "dkms.sh deb builds build/memplug-dkms_${VER}_all.deb" "$(cat "$T/deb.log")"
 if [ $rc -ne 0 ]; then
-	for t in control contents modes scripts postinst prerm lintian; do ktap_skip "deb: $t" "no package"; done
+	for t in control contents modes scripts postinst postinst-77 prerm lintian; do ktap_skip "deb: $t" "no package"; done
 else
 	# control fields
 	field() { dpkg-deb -f "$deb" "$1"; }
@@ -200,6 +223,27 @@ else
 	[ $rc -eq 0 ] && [ "$got" = "$exp" ]
 	ok $? "deb: postinst configure: dkms add, install for each kernel with headers" \
 		"rc $rc"$'\n'"$out"$'\n'"expected:"$'\n'"$exp"$'\n'"got:"$'\n'"$got"
+
+	# a kernel DKMS skips (exit 77) is reported as such, not as a failure
+	cat > "$T/bin/dkms" <<-EOF
+	#!/bin/sh
+	case "\$1" in install) exit 77 ;; esac
+	EOF
+	out=$(PATH=$T/bin:$PATH sh "$x/DEBIAN/postinst" configure 2>&1)
+	rc=$?
+	n=$(grep -c "is not a kernel memplug is verified on; the kernel's virtio_mem drives" <<<"$out")
+	heads=$(for d in /lib/modules/*/; do [ -e "$d/build/Makefile" ] && echo x; done | wc -l)
+	if [ "$heads" -eq 0 ]; then
+		ktap_skip "deb: postinst: a kernel DKMS skips keeps virtio_mem" "no kernel with headers in /lib/modules"
+	else
+		[ $rc -eq 0 ] && [ "$n" -eq "$heads" ] && ! grep -q 'failed' <<<"$out"
+		ok $? "deb: postinst: a kernel DKMS skips keeps virtio_mem, not a failure" \
+			"rc $rc, $n messages for $heads kernels with headers"$'\n'"$out"
+	fi
+	cat > "$T/bin/dkms" <<-EOF
+	#!/bin/sh
+	echo "\$*" >> "$T/dkms.calls"
+	EOF
 
 	: > "$T/dkms.calls"
 	out=$(PATH=$T/bin:$PATH sh "$x/DEBIAN/prerm" remove 2>&1)
