@@ -213,15 +213,19 @@ int main(int argc, char **argv)
 	output_init(&out, path);
 	next = now_ms();
 	for (seq = 0; !stop; seq++) {
-		enum out_result res = OUT_FATAL;
-		int len, err = EINVAL;
+		enum out_result res;
+		int len, err;
 
 		sample(root, &r, &errs);
 		report_set(&r, RK_SEQ, seq);
 		log_sample(&errs);
 		len = report_format(&r, line, sizeof(line));
-		if (len > 0)
-			res = output_write(&out, line, (size_t)len, now_ms(), &err);
+		if (len < 0) { /* cannot happen: the words are ours */
+			logmsg("report %llu cannot be formatted", (unsigned long long)seq);
+			rc = 1;
+			break;
+		}
+		res = output_write(&out, line, (size_t)len, now_ms(), &err);
 		log_output(&out, res, err);
 		if (res == OUT_FATAL || once) {
 			rc = res != OUT_OK;
