@@ -306,9 +306,10 @@ if "$agent" -h >"$work/out" 2>&1 && grep -q '^Usage: memplug-report \[-i MS\]' "
 else
 	ktap_fail "-h: usage and the version of driver/dkms.conf" "$(cat "$work/out")"
 fi
-: >"$work/file.out"
+echo "an earlier line" >"$work/file.out"
 if timeout 10 "$agent" -r "$work/one" -1 -o "$work/file.out" 2>"$work/err" &&
-	[ ! -s "$work/err" ] && grep -q "^$M seq=0 " "$work/file.out"; then
+	[ ! -s "$work/err" ] && [ "$(head -n 1 "$work/file.out")" = "an earlier line" ] &&
+	[ "$(sed -n '2s/ .*//p' "$work/file.out")" = "$M" ] && [ "$(wc -l <"$work/file.out")" = 2 ]; then
 	ktap_ok "-o an existing file: the report is appended"
 else
 	ktap_fail "-o an existing file: the report is appended" "$(cat "$work/err" "$work/file.out")"

@@ -60,7 +60,7 @@ enum out_result output_write(struct output *o, const char *line, size_t len, lon
 		if (now_ms < o->retry_at_ms)
 			return OUT_WAITING;
 		/* never O_CREAT: no regular file in place of a missing port */
-		o->fd = open(o->path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		o->fd = open(o->path, O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 		if (o->fd < 0) {
 			*err = errno;
 			retry_later(o, now_ms);
