@@ -8,7 +8,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: all deps build driver tools demo check check-unit check-tools check-vm \
+.PHONY: all deps build driver tools demo check check-unit check-tools check-report check-vm \
 	check-ktap check-static check-dkms check-install check-long check-cpus check-random \
 	check-checkers check-debug fuzz bench bench-publish dkms-install dkms-uninstall \
 	deb clean
@@ -20,6 +20,7 @@ deps:
 
 tools:
 	$(MAKE) -C tools/memplugctl
+	$(MAKE) -C tools/memplug-report
 
 # memplug.ko for every test kernel, the guest agent and the initramfs images
 build: deps tools
@@ -42,6 +43,8 @@ check-unit:
 	@scripts/check.sh unit
 check-tools: tools
 	@scripts/check.sh tools
+check-report:
+	@scripts/check.sh report
 check-static: deps
 	@scripts/check.sh static
 check-vm: build
@@ -108,5 +111,6 @@ bench-publish:
 clean:
 	rm -rf build
 	$(MAKE) -C tools/memplugctl clean
+	$(MAKE) -C tools/memplug-report clean
 	$(MAKE) -C tests/vm/agent clean
 	-$(MAKE) -C driver clean

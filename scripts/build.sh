@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build everything the test bed boots, for every kernel in .cache/kernels/list:
 # memplug.ko (build/<rel>/memplug.ko), its fault injection build
-# (MEMPLUG_FAULT_INJECT=1, build/<rel>/memplug-fi.ko), the guest agent and the
-# initramfs (build/<rel>/initramfs.gz). Extra make arguments (W=1, C=1) go to
+# (MEMPLUG_FAULT_INJECT=1, build/<rel>/memplug-fi.ko), the guest agent, the
+# static memplugctl and memplug-report and the initramfs
+# (build/<rel>/initramfs.gz). Extra make arguments (W=1, C=1) go to
 # Kbuild.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +12,7 @@ cd "$top"
 
 make -s -C tests/vm/agent
 make -s -C tools/memplugctl static
+make -s -C tools/memplug-report static
 # MEMPLUG_KERNEL_LIST: another list of releases (make check-debug)
 for rel in $(cat "${MEMPLUG_KERNEL_LIST:-$cache/kernels/list}"); do
 	out=build/$rel

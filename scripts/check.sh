@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suites and sum their results into one closing line.
 #
-#   scripts/check.sh [unit] [fuzz] [tools] [static] [dkms] [vm] [ktap]  (default: all of them)
+#   scripts/check.sh [unit] [fuzz] [tools] [report] [static] [dkms] [vm] [ktap]  (default: all of them)
 #   scripts/check.sh install | cpus | checkers | debug  (only when asked for)
 #
 # Each suite prints KTAP and ends with "N passed, N failed, N skipped"
@@ -15,7 +15,7 @@ cd "$top" || exit 1
 . scripts/ktap.sh
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(ktap unit fuzz tools static dkms vm)
+[ ${#suites[@]} -gt 0 ] || suites=(ktap unit fuzz tools report static dkms vm)
 
 declare -A cmd=(
 	[ktap]="tests/ktap/run.sh"
@@ -23,6 +23,7 @@ declare -A cmd=(
 	[fuzz]="scripts/fuzz-short.sh"
 	[dkms]="tests/dkms/run.sh"
 	[tools]="tests/tools/run.sh"
+	[report]="tests/report/run.sh"
 	[static]="scripts/static-checks.sh"
 	[vm]="python3 tests/vm/run.py -j ${JOBS:-2}"
 	[install]="tests/install/run.sh"

@@ -13,8 +13,11 @@
 #              /modules/memplug-fi.ko: "memplug_test.driver=memplug-fi" loads it
 #
 # The image holds busybox, the agent, the virtio transport modules, the
-# kernel's virtio_mem and memory-notifier-error-inject (each decompressed,
-# with a load list in dependency order: /modules/<name>.load) and memplug.ko.
+# kernel's virtio_mem and memory-notifier-error-inject, virtio_console (each
+# decompressed, with a load list in dependency order: /modules/<name>.load),
+# memplug.ko, and the static builds of memplugctl and memplug-report if
+# scripts/build.sh made them. memplug_test.report=MS on the kernel command
+# line starts memplug-report -i MS on the port org.memplug.report.0.
 set -euo pipefail
 
 rel=$1 kroot=$2 agent=$3 out=$4 memplug_ko=${5:-} memplug_fi_ko=${6:-}
@@ -33,6 +36,9 @@ install -m 0755 "$agent" "$stage/bin/memplug-agent"
 # memplugctl guest, if its static build exists (scripts/build.sh makes it)
 ctl=$(dirname "$0")/../../tools/memplugctl/memplugctl-static
 [ ! -f "$ctl" ] || install -m 0755 "$ctl" "$stage/bin/memplugctl"
+# memplug-report, the guest side of the report channel (docs/autosize.md)
+rep=$(dirname "$0")/../../tools/memplug-report/memplug-report-static
+[ ! -f "$rep" ] || install -m 0755 "$rep" "$stage/bin/memplug-report"
 
 # dependency-ordered list of module files for $1 (a module name)
 mod_closure() {
@@ -65,7 +71,7 @@ add_module() {
 	done
 }
 
-for m in virtio_pci virtio_mem memory-notifier-error-inject; do
+for m in virtio_pci virtio_mem memory-notifier-error-inject virtio_console; do
 	add_module "$m"
 done
 if [ -n "$memplug_ko" ] && [ -f "$memplug_ko" ]; then
@@ -107,6 +113,25 @@ drv=$(sed -n 's/.*memplug_test.driver=\([^ ]*\).*/\1/p' /proc/cmdline)
 args=$(sed -n 's/.*memplug_test.args=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 if [ -n "$drv" ]; then
 	load "$drv" $args && echo "memplug-test: loaded $drv $args" > /dev/kmsg
+fi
+# The report channel (docs/autosize.md): memplug_test.report=MS starts
+# memplug-report -i MS once the port org.memplug.report.0 is there (its
+# errors in the kernel log). No udev here: link the port's name like it.
+rep=$(sed -n 's/.*memplug_test.report=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$rep" ] && [ -x /bin/memplug-report ]; then
+	for m in $(cat /modules/virtio_console.load 2>/dev/null); do insmod $m 2>/dev/null; done
+	(
+		for i in $(seq 100); do
+			for p in /sys/class/virtio-ports/vport*; do
+				[ "$(cat $p/name 2>/dev/null)" = org.memplug.report.0 ] || continue
+				mkdir -p /dev/virtio-ports
+				ln -sf ../${p##*/} /dev/virtio-ports/org.memplug.report.0
+				exec /bin/memplug-report -i $rep 2>/dev/kmsg
+			done
+			sleep 0.1
+		done
+		echo "memplug-test: no port org.memplug.report.0 for memplug-report" > /dev/kmsg
+	) &
 fi
 echo "memplug-test: guest ready" > /dev/kmsg
 while true; do

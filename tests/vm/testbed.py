@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -118,6 +119,84 @@ class QMP:
         self.sock.close()
 
 
+# The report channel (docs/autosize.md): memplug-report in the guest writes
+# a line a second to this virtio-serial port; the host reads the socket.
+REPORT_PORT = "org.memplug.report.0"
+
+
+def report_qemu_args(sock):
+    """QEMU's half of the report channel, exactly as docs/autosize.md gives
+    it: a virtio-serial controller, the port, and a unix socket QEMU listens
+    on (a host reader such as memplugd connects to it)."""
+    return ["-device", "virtio-serial-pci,id=mpser0",
+            "-chardev", "socket,id=mprep0,path=%s,server=on,wait=off" % sock,
+            "-device", "virtserialport,bus=mpser0.0,chardev=mprep0,name=" + REPORT_PORT]
+
+
+class Reports:
+    """The host end of the report channel: a client of the VM's report
+    socket. next() is the next line, parsed and checked by the protocol's
+    strict reference parser (tests/report/protocol.py)."""
+
+    def __init__(self, path, timeout=30):
+        sys.path.insert(0, os.path.join(TOP, "tests", "report"))
+        import protocol
+        self.protocol = protocol
+        self.buf = b""
+        deadline = time.time() + timeout
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.sock.connect(path)
+                break
+            except OSError as e:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise TestFailure("cannot connect to the report socket %s: %s" % (path, e))
+                time.sleep(0.1)
+
+    def next(self, timeout=15):
+        """The next report as a dict (protocol.parse()); a line that is not
+        a valid report, or none within timeout, is a TestFailure."""
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TestFailure("no report from the guest in %d s" % timeout)
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise TestFailure("the report socket was closed (QEMU gone?)")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        line += b"\n"
+        try:
+            r = self.protocol.parse(line)
+        except self.protocol.Invalid as e:
+            raise TestFailure("invalid report (%s): %r" % (e, line[:300]))
+        bad = self.protocol.agent_problems(r)
+        if bad:
+            raise TestFailure("report breaks memplug-report's promises (%s): %r" %
+                              ("; ".join(bad), line[:300]))
+        return r
+
+    def until(self, what, cond, timeout=60):
+        """Reports until one satisfies cond(report); that one."""
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = self.next(max(1, min(15, deadline - time.time())))
+            if cond(last):
+                return last
+        raise TestFailure("no report %s within %d s; the last: %r" % (what, timeout, last))
+
+    def close(self):
+        self.sock.close()
+
+
 class Device:
     """One virtio-mem device: its QEMU options and what the test expects of it."""
 
@@ -143,7 +222,7 @@ class VM:
 
     def __init__(self, release, driver, devices, boot_mem="1G", policy="online_movable",
                  cmdline="", driver_args="", smp=2, log=print, initrd=None,
-                 allow_reboot=False, module=None, qemu_args=(), cpu=None):
+                 allow_reboot=False, module=None, qemu_args=(), cpu=None, report=None):
         self.release = release
         self.driver = driver
         # the module file the guest loads for the driver: memplug-fi is
@@ -164,6 +243,9 @@ class VM:
         self.allow_reboot = allow_reboot
         self.qemu_args = list(qemu_args)
         self.cpu = cpu         # QEMU CPU model; None: cpu_model()
+        # report=MS: the report channel's port, and memplug-report started
+        # by the initramfs' init with -i MS (reports() reads it)
+        self.report = report
         self.dir = tempfile.mkdtemp(prefix="memplug-vm-")
         self.qmp = os.path.join(self.dir, "qmp.sock")
         self.console = os.path.join(self.dir, "console.log")
@@ -192,6 +274,8 @@ class VM:
             args.append("memplug_test.driver=" + self.module)
             if self.driver_args:
                 args.append("memplug_test.args=" + self.driver_args.replace(" ", ","))
+        if self.report:
+            args.append("memplug_test.report=%d" % self.report)
         if self.cmdline:
             args.append(self.cmdline)
         # every guest of a run, e.g. the kernel's cheap checkers
@@ -227,6 +311,8 @@ class VM:
                 "-qmp", "unix:%s,server=on,wait=off" % os.path.join(workdir, "qmp.sock")]
         for d in self.devices:
             cmd += d.qemu_args()
+        if self.report:
+            cmd += report_qemu_args(os.path.join(workdir, "report.sock"))
         cmd += self.qemu_args
         if incoming:
             cmd += ["-incoming", incoming]
@@ -461,6 +547,12 @@ class VM:
                 return f.read().splitlines()[-lines:]
         except OSError:
             return []
+
+    def reports(self, timeout=30):
+        """A reader of the report channel (VM(report=MS)); close() it."""
+        if not self.report:
+            raise TestFailure("this VM has no report channel (VM(report=MS))")
+        return Reports(os.path.join(self.dir, "report.sock"), timeout)
 
     # -- the host tool ------------------------------------------------------
 

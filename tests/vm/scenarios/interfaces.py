@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
 """What the driver shows and takes: its sysfs state as memplugctl guest
 reads it in the guest, its claim in /proc/iomem, bounded module
-parameters, tracepoints.
+parameters, tracepoints; what memplug-report tells the host over the
+report channel.
 """
 
-from testbed import GiB, Device, TestFailure, human
+from testbed import GiB, MiB, Device, TestFailure, human
 
 from .helpers import iomem_entries
 from .registry import scenario
@@ -178,3 +179,86 @@ def tracepoints(t):
         if "memplug_unplug_failed" in out:
             t.log("# unplug failures traced: %s" %
                   [ln for ln in out.splitlines() if "unplug_failed" in ln][:3])
+
+
+@scenario("report_channel", tags=("report", "bbm"))
+def report_channel(t):
+    """memplug-report in the guest tells the host, over the virtio-serial
+    port org.memplug.report.0 (docs/autosize.md), what it would size the VM
+    by: one valid line per interval with seq counting up, total and avail
+    as the guest's /proc/meminfo has them, the driver bound to the device,
+    plugged and requested following a resize (memplug), and reports again
+    after the host reconnects."""
+    interval = 500
+    with t.vm([Device("vmem0", "4G", "1G")], report=interval) as vm:
+        if vm.sh("test -x /bin/memplug-report", check=False)["rc"] != 0:
+            raise TestFailure("no /bin/memplug-report in the initramfs (run scripts/build.sh)")
+        vm.baseline()
+        rep = vm.reports()
+        try:
+            first = [rep.next() for _ in range(4)]
+            t.log("# first report: %r" % first[0])
+            seqs = [r["seq"] for r in first]
+            if seqs != list(range(seqs[0], seqs[0] + 4)):
+                raise TestFailure("seq does not count up by one: %s" % seqs)
+            steps = [b["ms"] - a["ms"] for a, b in zip(first, first[1:])]
+            if not all(interval // 2 <= d <= 4 * interval for d in steps):
+                raise TestFailure("reports %s ms apart, not about %d ms" % (steps, interval))
+            want = {"driver": t.driver}
+            if t.driver == "memplug":
+                want.update(plugged=0, requested=0, growth="ok", unplug="ok")
+            r = first[-1]
+            bad = ["%s=%r (expected %r)" % (k, r.get(k), v) for k, v in want.items()
+                   if r.get(k) != v]
+            missing = [k for k in ("ms", "psi_some", "psi_full", "total", "avail", "pswpin",
+                                   "pswpout", "give") if k not in r]
+            extra = [k for k in ("plugged", "requested", "growth", "unplug")
+                     if k in r and t.driver != "memplug"]
+            if bad or missing or extra:
+                raise TestFailure("report %r: %s" % (r, "; ".join(
+                    bad + ["no %s" % k for k in missing] + ["%s with virtio_mem" % k
+                                                             for k in extra])))
+            # what the guest's own /proc/meminfo says, read between reports
+            st = vm.state()
+            r = rep.next()
+            total, avail = st["memtotal_kb"] * 1024, st["memavailable_kb"] * 1024
+            slack = max(64 * MiB, total // 20)
+            if r["total"] != total or abs(r["avail"] - avail) > slack:
+                raise TestFailure("report total=%d avail=%d, the guest's /proc/meminfo %d and %d"
+                                  " (avail within %s)" % (r["total"], r["avail"], total, avail,
+                                                          human(slack)))
+            base_total = r["total"]
+            vm.resize("vmem0", "2G")
+            vm.wait_memory(2 * GiB, "Movable")
+
+            def grown(r):
+                ok = r["total"] == base_total + 2 * GiB
+                if t.driver == "memplug":
+                    ok = ok and r.get("plugged") == 2 * GiB and r.get("requested") == 2 * GiB
+                return ok
+            r = rep.until("with 2 GiB more total (and plugged, requested)", grown, 30)
+            t.log("# after the resize: %r" % r)
+            vm.resize("vmem0", 0)
+            vm.wait_memory(0)
+            r = rep.until("with total back and nothing plugged",
+                          lambda r: r["total"] == base_total and r.get("plugged", 0) == 0 and
+                          r.get("requested", 0) == 0, 30)
+            last = r["seq"]
+        finally:
+            rep.close()
+        # the host goes away and comes back: the reports go on
+        rep = vm.reports()
+        try:
+            r = rep.next()
+            if r["seq"] <= last:
+                raise TestFailure("after reconnecting, seq %d is not after %d" % (r["seq"], last))
+        finally:
+            rep.close()
+        # the agent's own log: only the output episodes (no host before the
+        # first connection, and between the two), no source it failed to read
+        log = vm.sh("dmesg | grep 'memplug-report: ' || true")["out"].splitlines()
+        odd = [ln for ln in log if "not writable (is the host reading?)" not in ln and
+               "writing reports again" not in ln]
+        if odd:
+            raise TestFailure("memplug-report logged: %s" % " | ".join(odd[:5]))
+        t.log("# memplug-report logged %d line(s) about the host coming and going" % len(log))
