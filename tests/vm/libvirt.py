@@ -276,6 +276,11 @@ class EventListener:
 
 ALIAS = "ua-vmem0"
 
+# memplugctl's libvirt backend under valgrind, where a scenario asks for it
+# (exit 99 on an invalid access or a leak)
+VALGRIND = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+            "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect"]
+
 
 class Domain(VM):
     """A test-bed guest as a libvirt domain: the same kernel, initramfs,
@@ -495,23 +500,24 @@ class Domain(VM):
 
     # -- memplugctl through libvirt ----------------------------------------
 
-    def ctl_cmd(self, *args):
-        return [MEMPLUGCTL, "-c", self.lv.uri, "-D", self.name] + [str(a) for a in args]
+    def ctl_cmd(self, *args, valgrind=False):
+        return ((VALGRIND if valgrind and shutil.which("valgrind") else []) +
+                [MEMPLUGCTL, "-c", self.lv.uri, "-D", self.name] + [str(a) for a in args])
 
-    def ctl(self, *args, timeout=60):
-        cmd = self.ctl_cmd(*args)
+    def ctl(self, *args, timeout=60, valgrind=False):
+        cmd = self.ctl_cmd(*args, valgrind=valgrind)
         try:
             return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                                   text=True, timeout=timeout + 30)
         except subprocess.TimeoutExpired:
             raise TestFailure("memplugctl hung: %s" % " ".join(cmd))
 
-    def ctl_resize(self, size, *flags, timeout=120):
+    def ctl_resize(self, size, *flags, timeout=120, valgrind=False):
         """memplugctl resize SIZE --wait --json [flags]: both JSON lines,
         progress on stderr."""
         t0 = time.time()
         p = self.ctl("-d", ALIAS, "resize", size, "--wait", "--timeout", timeout, "--json",
-                     *flags, timeout=timeout)
+                     *flags, timeout=timeout, valgrind=valgrind)
         if p.returncode != 0:
             raise TestFailure("memplugctl resize %s failed (%d): %s" %
                               (human(size), p.returncode, p.stderr.strip()))
@@ -582,7 +588,7 @@ def scenario_sbm(t):
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         time.sleep(0.3)
-        lines = dom.ctl_resize(256 * MiB, "--config")
+        lines = dom.ctl_resize(256 * MiB, "--config", valgrind=True)
         if not lines[-1].get("config"):
             raise TestFailure("memplugctl resize --config --json lacks config: %r" % lines)
         try:
@@ -653,8 +659,8 @@ def scenario_bbm(t):
         ev.wait_size(ALIAS, 0)
 
 
-def expect_ctl(dom, rc, pattern, *args):
-    p = dom.ctl(*args)
+def expect_ctl(dom, rc, pattern, *args, valgrind=False):
+    p = dom.ctl(*args, valgrind=valgrind)
     if p.returncode != rc or not re.search(pattern, p.stdout + p.stderr):
         raise TestFailure("memplugctl %s: exit %d (expected %d), %r" % (
             " ".join(str(a) for a in args), p.returncode, rc, (p.stdout + p.stderr).strip()))
@@ -665,6 +671,7 @@ def scenario_shutoff(t):
     """memplugctl -c -D on a domain that is shut off: its configuration"""
     dom = t.domain(block=2 * MiB, region=1 * GiB)
     dom.define()
+    expect_ctl(dom, 0, r"^\{", "status", "--json", valgrind=True)
     st = dom.ctl_status()
     want = {"id": ALIAS, "block-size": 2 * MiB, "max-size": GiB, "requested-size": 0,
             "size": 0, "vm-status": "shutoff", "vm-running": False, "warnings": []}
@@ -674,7 +681,8 @@ def scenario_shutoff(t):
                r"--config" % dom.name, "resize", "128M")
     expect_ctl(dom, 1, r"nothing to --wait for", "resize", "128M", "--config", "--wait")
     expect_ctl(dom, 1, r"not a multiple of the block size", "resize", "3M", "--config")
-    p = expect_ctl(dom, 0, r'"result":"requested"', "resize", "128M", "--config", "--json")
+    p = expect_ctl(dom, 0, r'"result":"requested"', "resize", "128M", "--config", "--json",
+                   valgrind=True)
     if not json.loads(p.stdout).get("config"):
         raise TestFailure("resize --config --json: %s" % p.stdout)
     dom.check_requested(128 * MiB, inactive=True)
