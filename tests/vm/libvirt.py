@@ -744,6 +744,8 @@ def main():
         return 0
 
     tap = ktap.KTAP(planned=len(plan))
+    # a terminated run still stops its libvirtd and domains (finally below)
+    signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(128 + sig))
     lv = Libvirtd()
     t_all = time.time()
     try:
