@@ -600,6 +600,11 @@ static int cmd_watch(struct backend *be, const struct options *opts)
 		}
 		/* A peer that never stops sending does not hold us past --timeout. */
 		rc = deadline >= 0 && !wait ? BACKEND_TIMEOUT : be->ops->next_event(be, wait, &ev);
+		/* events lost while other events flooded in: said before the end, too */
+		if (rc != BACKEND_ERR && be->ops->dropped_events(be) != dropped_reported) {
+			dropped_reported = be->ops->dropped_events(be);
+			error_msg("warning: %lu events lost so far", dropped_reported);
+		}
 		if (rc == BACKEND_TIMEOUT) {
 			if (opts->count && seen < opts->count) {
 				error_msg("timed out after %u events, %u expected", seen,
@@ -611,10 +616,6 @@ static int cmd_watch(struct backend *be, const struct options *opts)
 		if (rc) {
 			error_msg("%s", be->ops->error(be));
 			return EXIT_ERROR;
-		}
-		if (be->ops->dropped_events(be) != dropped_reported) {
-			dropped_reported = be->ops->dropped_events(be);
-			error_msg("warning: %lu events lost so far", dropped_reported);
 		}
 		if (opts->device && strcmp(ev.id, opts->device))
 			continue;
