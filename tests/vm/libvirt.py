@@ -319,7 +319,7 @@ class Domain(VM):
   </os>
   <cpu mode='maximum'>
     <numa>
-      <cell id='0' cpus='0-{lastcpu}' memory='{boot_mib}' unit='MiB'/>
+      <cell id='0' cpus='{cpus}' memory='{boot_mib}' unit='MiB'/>
     </numa>
   </cpu>
   <on_poweroff>destroy</on_poweroff>
@@ -348,7 +348,7 @@ class Domain(VM):
   </devices>
 </domain>
 """.format(name=self.name, max_mib=max_mib, boot_mib=boot_mib, smp=self.smp,
-           lastcpu=self.smp - 1,
+           cpus="0" if self.smp == 1 else "0-%d" % (self.smp - 1),
            kernel=os.path.join(kdir, "boot", "vmlinuz-" + self.release), initrd=initrd,
            cmdline=self.kernel_cmdline(), dir=self.dir, region_mib=d.region // MiB,
            block_mib=d.block_size // MiB, requested_mib=d.requested // MiB, alias=d.id)
