@@ -8,7 +8,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: all deps build driver tools demo check check-unit check-tools check-report check-vm \
+.PHONY: all deps build driver tools demo check check-unit check-tools check-report check-vm check-libvirt \
 	check-ktap check-static check-dkms check-install check-long check-cpus check-random \
 	check-checkers check-debug fuzz bench bench-publish dkms-install dkms-uninstall \
 	deb clean
@@ -49,6 +49,12 @@ check-static: deps
 	@scripts/check.sh static
 check-vm: build
 	@scripts/check.sh vm
+
+# virtio-mem through Debian's libvirt, with a libvirtd of its own: virsh
+# update-memory-device, <current>, the event, --config, memplugctl -c -D
+# (tests/vm/libvirt.py, docs/testbed.md)
+check-libvirt: build
+	@scripts/check.sh libvirt
 
 # make check-vm plus the long scenarios (soak, BBM storm) and the reference
 # driver's reliability runs: about 30 minutes more

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Run the test suites and sum their results into one closing line.
 #
-#   scripts/check.sh [unit] [fuzz] [tools] [report] [static] [dkms] [vm] [ktap]  (default: all of them)
+#   scripts/check.sh [unit] [fuzz] [tools] [report] [static] [dkms] [vm] [libvirt] [ktap]
+#                                                         (default: all of them)
 #   scripts/check.sh install | cpus | checkers | debug  (only when asked for)
 #
 # Each suite prints KTAP and ends with "N passed, N failed, N skipped"
 # (scripts/ktap.sh, tests/vm/ktap.py); this script echoes them, sums those
 # lines and exits non-zero if any test failed or a suite did not report.
-# VM scenarios take DRIVER, KERNELS, FILTER.
+# VM scenarios (vm, libvirt) take DRIVER, KERNELS, FILTER.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -15,7 +16,7 @@ cd "$top" || exit 1
 . scripts/ktap.sh
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(ktap unit fuzz tools report static dkms vm)
+[ ${#suites[@]} -gt 0 ] || suites=(ktap unit fuzz tools report static dkms vm libvirt)
 
 declare -A cmd=(
 	[ktap]="tests/ktap/run.sh"
@@ -26,6 +27,7 @@ declare -A cmd=(
 	[report]="tests/report/run.sh"
 	[static]="scripts/static-checks.sh"
 	[vm]="python3 tests/vm/run.py -j ${JOBS:-2}"
+	[libvirt]="python3 tests/vm/libvirt.py"
 	[install]="tests/install/run.sh"
 	[cpus]="scripts/vm-cpus.sh"
 	[checkers]="scripts/vm-checkers.sh"

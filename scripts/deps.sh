@@ -17,7 +17,7 @@ log() { printf 'deps: %s\n' "$*" >&2; }
 
 host_pkgs=(qemu-system-x86 qemu-utils busybox-static libjansson-dev libcmocka-dev
 	   build-essential bc kmod cpio gzip xz-utils zstd sparse gnuplot-nox
-	   clang libclang-rt-14-dev python3 dkms linux-source-6.12 clang-format cppcheck valgrind lintian)
+	   clang libclang-rt-14-dev python3 dkms linux-source-6.12 clang-format cppcheck valgrind lintian libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev libxml2-dev)
 
 missing=()
 for p in "${host_pkgs[@]}"; do

@@ -177,6 +177,22 @@ expect "negative size rejected" 64 '' "invalid size '-1G': .*negative" -- $M -s 
 expect "negative size after -- rejected" 64 '' "negative" -- $M -s x resize -- -1G
 expect "bad --timeout rejected" 64 '' 'invalid timeout' -- $M -s x resize 1G --wait --timeout -3
 expect "bad --count rejected" 64 '' 'invalid count' -- $M -s x watch --count 0
+# libvirt's options (-c URI -D DOMAIN); -c with a number is still --count
+expect "-c N is --count: bad count rejected" 64 '' 'invalid count' -- $M -s x watch -c 0
+expect "-c N is --count: only for watch" 64 '' '--count is only valid for watch' -- $M -s x status -c 3
+expect "-c URI without -D: usage error" 64 '' '-c URI needs -D DOMAIN' -- $M -c qemu:///system status
+expect "-s with -D: usage error" 64 '' '-s \(QMP\) and -c/-D \(libvirt\) exclude each other' \
+	-- $M -s x -D vm1 status
+expect "--config with QMP: usage error" 64 '' '--config needs libvirt' -- $M -s x resize 1G --config
+expect "--config outside resize: usage error" 64 '' '--config is only valid for resize' \
+	-- $M -D vm1 status --config
+if "$M" -c x -D y status 2>&1 | grep -q 'built without libvirt support'; then
+	ktap_skip "libvirt: no libvirtd at the URI: a clear error" "built without libvirt (libvirt-dev)"
+else
+	expect "libvirt: no libvirtd at the URI: a clear error" 1 '' \
+		"^memplugctl: cannot connect to libvirt at qemu\+unix:///system\?socket=$work/none.sock: " \
+		-- $M -c "qemu+unix:///system?socket=$work/none.sock" -D vm1 status
+fi
 expect "missing socket file" 1 '' 'cannot connect to QMP socket .*No such file' \
 	-- $M -s "$work/nonexistent.sock" status
 python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$work/dead.sock"
@@ -456,6 +472,9 @@ elif make -s -C "$top/tools/memplugctl" static >"$work/static.log" 2>&1; then
 	fi
 	expect "guest: the static binary works" 0 '"plugged_size":2147483648' '' \
 		-- "$top/tools/memplugctl/memplugctl-static" guest --sysfs-root "$work/sysfs" --json
+	expect "the static binary (built without libvirt): -c says so" 1 '' \
+		'^memplugctl: built without libvirt support' \
+		-- "$top/tools/memplugctl/memplugctl-static" -c qemu:///system -D vm1 status
 else
 	ktap_fail "guest: make static builds a static binary" "$(tail -n 20 "$work/static.log")"
 fi
@@ -976,7 +995,7 @@ for c in status resize watch guest; do
 	done
 done
 if [ -z "$bad_opts" ] && [ "$(completes memplugctl -s x status --)" = \
-	"--device --help --json --qmp-timeout --socket --version " ]; then
+	"--connect --device --domain --help --json --qmp-timeout --socket --version " ]; then
 	ktap_ok "bash completion: each command's options, as its usage line has them"
 else
 	ktap_fail "bash completion: each command's options, as its usage line has them" \
@@ -1001,9 +1020,20 @@ else
 		"$(PATH="$work/inst/usr/bin:$PATH" completes memplugctl -s "$sock" -d '')"
 fi
 
+# The sources of the build with libvirt (libvirt.c) when libvirt-dev is
+# there, else of the one without (libvirt_none.c), as the Makefile picks.
+if pkg-config --exists libvirt libxml-2.0 2>/dev/null; then
+	lv_cflags=$(pkg-config --cflags libvirt libxml-2.0)
+	lv_libs=$(pkg-config --libs libvirt libxml-2.0)
+	ctl_srcs=$(ls "$top"/tools/memplugctl/*.c | grep -v '/libvirt_none\.c$')
+else
+	lv_cflags= lv_libs=
+	ctl_srcs=$(ls "$top"/tools/memplugctl/*.c | grep -v '/libvirt\.c$')
+fi
 if command -v clang >/dev/null; then
-	if clang_log=$(clang -Wall -Wextra -Werror -O2 -fsyntax-only \
-			-DMEMPLUG_VERSION="\"$ver\"" "$top"/tools/memplugctl/*.c 2>&1); then
+	# shellcheck disable=SC2086
+	if clang_log=$(clang -Wall -Wextra -Werror -O2 -fsyntax-only $lv_cflags \
+			-DMEMPLUG_VERSION="\"$ver\"" $ctl_srcs 2>&1); then
 		ktap_ok "clang -Wall -Wextra -Werror builds"
 	else
 		ktap_fail "clang -Wall -Wextra -Werror builds" "$clang_log"
@@ -1046,8 +1076,9 @@ vg() {
 # A build of its own: DWARF 4, which Debian 12's valgrind reads whatever
 # compiler built the main binary.
 if command -v valgrind >/dev/null &&
-   cc -O1 -g -gdwarf-4 -DMEMPLUG_VERSION="\"$ver\"" -o "$work/memplugctl-vg" \
-	   "$top"/tools/memplugctl/*.c -ljansson \
+   # shellcheck disable=SC2086
+   cc -O1 -g -gdwarf-4 -DMEMPLUG_VERSION="\"$ver\"" $lv_cflags -o "$work/memplugctl-vg" \
+	   $ctl_srcs -ljansson $lv_libs \
 	   2>"$work/vg-build.log"; then
 	vg oversized "8 MiB reply" status
 	vg ooo "resize --wait with junk and events" resize 4G --wait --timeout 15

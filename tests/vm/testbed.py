@@ -732,12 +732,7 @@ class VM:
         memory blocks present in the region are exactly what /proc/iomem
         lists as System RAM (virtio_mem) there, and none is left half way
         on or offline."""
-        q = QMP(self.qmp)
-        try:
-            devs = [d["data"] for d in q.execute("query-memory-devices")
-                    if d.get("type") == "virtio-mem"]
-        finally:
-            q.close()
+        devs = [d["data"] for d in self.memory_devices() if d.get("type") == "virtio-mem"]
         if not devs:
             return []
         out = self.sh("cat /proc/iomem; echo ==; cd /sys/devices/system/memory && "
@@ -768,6 +763,15 @@ class VM:
                 bad.append("memory blocks in transition at the end: %s" %
                            ", ".join("%x %s" % (a, state[a]) for a in odd[:4]))
         return bad
+
+    def memory_devices(self):
+        """QEMU's query-memory-devices (a libvirt domain asks through
+        libvirt: tests/vm/libvirt.py)."""
+        q = QMP(self.qmp)
+        try:
+            return q.execute("query-memory-devices")
+        finally:
+            q.close()
 
     def check_kernel_log(self):
         r = self.agent("dmesg")

@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "guest.h"
-#include "qmp.h"
 #include "size.h"
 #include "util.h"
 
@@ -49,34 +49,22 @@
 /* A rate averaged over less than this is noise (or a division by ~0). */
 #define MIN_RATE_INTERVAL_MS 300
 
-/* Where QEMU puts devices created with -device/device_add id=... */
-#define PERIPHERAL_PATH "/machine/peripheral/"
-
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 struct options {
 	const char *socket;
+	const char *uri; /* -c: libvirt's connection URI */
+	const char *domain; /* -D: libvirt domain */
 	const char *device;
 	const char *sysfs_root;
 	int json;
 	int wait;
+	int config; /* resize --config */
 	int timeout_given;
 	unsigned int timeout_ms;
 	unsigned int count;
 	unsigned int qmp_timeout_ms;
 	uint64_t size; /* resize SIZE */
-};
-
-/* One virtio-mem device as reported by query-memory-devices. */
-struct vmem_info {
-	char id[128]; /* "" when the device has no id */
-	char memdev[256];
-	int64_t node;
-	uint64_t memaddr;
-	uint64_t block_size;
-	uint64_t max_size;
-	uint64_t requested_size;
-	uint64_t size;
 };
 
 /* A progress bar without its final newline is on stderr's current line. */
@@ -98,7 +86,7 @@ static void on_fatal_signal(int sig)
 	raise(sig);
 }
 
-static void __attribute__((format(printf, 1, 2))) error_msg(const char *fmt, ...)
+void error_msg(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -126,248 +114,7 @@ static int usage_error(const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ */
-/* Talking to QEMU */
-
-static int get_uint(json_t *data, const char *key, uint64_t *value)
-{
-	json_t *v = json_object_get(data, key);
-
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return -1;
-	*value = (uint64_t)json_integer_value(v);
-	return 0;
-}
-
-/* Fill @info from the "data" of a virtio-mem entry; -1 if malformed. */
-static int parse_vmem(json_t *data, struct vmem_info *info)
-{
-	json_t *id = json_object_get(data, "id");
-	json_t *memdev = json_object_get(data, "memdev");
-	json_t *node = json_object_get(data, "node");
-
-	memset(info, 0, sizeof(*info));
-	if (!json_is_object(data))
-		return -1;
-	if (get_uint(data, "memaddr", &info->memaddr) ||
-	    get_uint(data, "block-size", &info->block_size) ||
-	    get_uint(data, "max-size", &info->max_size) ||
-	    get_uint(data, "requested-size", &info->requested_size) ||
-	    get_uint(data, "size", &info->size))
-		return -1;
-	/* A zero block size would make every size check divide by zero. */
-	if (!info->block_size)
-		return -1;
-	/* The region must fit in the address space. */
-	if (info->max_size > UINT64_MAX - info->memaddr)
-		return -1;
-	if (id) {
-		if (!json_is_string(id) || json_string_length(id) >= sizeof(info->id))
-			return -1;
-		snprintf(info->id, sizeof(info->id), "%s", json_string_value(id));
-	}
-	if (json_is_string(memdev))
-		snprintf(info->memdev, sizeof(info->memdev), "%s", json_string_value(memdev));
-	info->node = json_is_integer(node) ? json_integer_value(node) : -1;
-	return 0;
-}
-
-/* query-memory-devices, checked to be an array of {type, data} objects. */
-static int query_memory_devices(struct qmp_conn *conn, json_t **list)
-{
-	size_t i;
-	json_t *entry;
-
-	int rc = qmp_execute(conn, "query-memory-devices", NULL, list);
-
-	if (rc) {
-		/* resize --wait's own deadline: it says so itself */
-		if (rc != QMP_ERR_TIMEOUT || !qmp_timed_out_at_limit(conn))
-			error_msg("query-memory-devices failed: %s", qmp_error(conn));
-		return -1;
-	}
-	if (!json_is_array(*list)) {
-		error_msg("malformed reply to query-memory-devices: not an array");
-		goto bad;
-	}
-	json_array_foreach(*list, i, entry) {
-		if (!json_is_string(json_object_get(entry, "type")) ||
-		    !json_is_object(json_object_get(entry, "data"))) {
-			error_msg("malformed reply to query-memory-devices: entry %zu", i);
-			goto bad;
-		}
-	}
-	return 0;
-bad:
-	json_decref(*list);
-	*list = NULL;
-	return -1;
-}
-
-static int is_virtio_mem(json_t *entry)
-{
-	return !strcmp(json_string_value(json_object_get(entry, "type")), "virtio-mem");
-}
-
-static const char *entry_id(json_t *entry)
-{
-	return json_string_value(json_object_get(json_object_get(entry, "data"), "id"));
-}
-
-static int entry_to_vmem(json_t *entry, struct vmem_info *info)
-{
-	if (parse_vmem(json_object_get(entry, "data"), info)) {
-		error_msg("malformed virtio-mem entry in reply to query-memory-devices");
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Explain why @id is not usable: it is some other device, or none at all.
- * Only called when @id is not a virtio-mem device in query-memory-devices.
- */
-static void explain_not_vmem(struct qmp_conn *conn, const char *id)
-{
-	char path[sizeof(PERIPHERAL_PATH) + 128];
-	char type[128];
-	json_t *ret;
-
-	snprintf(path, sizeof(path), PERIPHERAL_PATH "%s", id);
-	if (qmp_execute(conn, "qom-get", json_pack("{s:s, s:s}", "path", path, "property", "type"),
-			&ret)) {
-		if (!strcmp(qmp_error_class(conn), "DeviceNotFound"))
-			error_msg("no device with id '%s'", id);
-		else
-			error_msg("no virtio-mem device with id '%s' (%s)", id, qmp_error(conn));
-		return;
-	}
-	snprintf(type, sizeof(type), "%s", json_is_string(ret) ? json_string_value(ret) : "?");
-	sanitize_string(type);
-	error_msg("device '%s' is not a virtio-mem device (it is a %s)", id, type);
-	json_decref(ret);
-}
-
-/* QEMU ids are [A-Za-z][A-Za-z0-9._-]*; anything else could be a QOM path. */
-static int valid_device_id(const char *id)
-{
-	size_t i, len = strlen(id);
-
-	if (!len || len >= sizeof(((struct vmem_info *)0)->id))
-		return 0;
-	for (i = 0; i < len; i++) {
-		char c = id[i];
-		int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-		int other = (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-
-		if (!alpha && (i == 0 || !other))
-			return 0;
-	}
-	return 1;
-}
-
-/*
- * Find the virtio-mem device @id, or the only virtio-mem device if @id is
- * NULL.  Prints the error and returns -1 if there is no such (single) device.
- */
-static int find_device(struct qmp_conn *conn, const char *id, struct vmem_info *info)
-{
-	json_t *list, *entry, *found = NULL;
-	unsigned int nr_vmem = 0;
-	char names[256] = "";
-	int rc = -1;
-	size_t i;
-
-	if (query_memory_devices(conn, &list))
-		return -1;
-	json_array_foreach(list, i, entry) {
-		const char *eid = entry_id(entry);
-
-		if (id) {
-			if (!eid || strcmp(eid, id))
-				continue;
-			if (!is_virtio_mem(entry)) {
-				char type[64];
-
-				snprintf(type, sizeof(type), "%s",
-					 json_string_value(json_object_get(entry, "type")));
-				sanitize_string(type);
-				error_msg(
-					"device '%s' is not a virtio-mem device (it is a %s memory device)",
-					id, type);
-				goto out;
-			}
-			found = entry;
-			break;
-		}
-		if (!is_virtio_mem(entry))
-			continue;
-		nr_vmem++;
-		found = entry;
-		if (strlen(names) + 70 < sizeof(names))
-			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%.64s",
-				 nr_vmem > 1 ? ", " : "", eid ? eid : "(no id)");
-	}
-	if (id && !found) {
-		explain_not_vmem(conn, id);
-		goto out;
-	}
-	if (!id && nr_vmem == 0) {
-		error_msg("QEMU has no virtio-mem device");
-		goto out;
-	}
-	if (!id && nr_vmem > 1) {
-		sanitize_string(names);
-		error_msg("QEMU has %u virtio-mem devices (%s): choose one with -d ID", nr_vmem,
-			  names);
-		goto out;
-	}
-	if (entry_to_vmem(found, info))
-		goto out;
-	if (!info->id[0]) {
-		error_msg(
-			"the virtio-mem device has no id; start it with -device virtio-mem-pci,id=...");
-		goto out;
-	}
-	/* QEMU never reports such ids; refuse rather than print or reuse them. */
-	if (!valid_device_id(info->id)) {
-		sanitize_string(info->id);
-		error_msg("QEMU reported an invalid device id '%s'", info->id);
-		goto out;
-	}
-	rc = 0;
-out:
-	json_decref(list);
-	return rc;
-}
-
-static struct qmp_conn *connect_qmp(const struct options *opts, const struct qmp_addr *addr)
-{
-	struct qmp_conn *conn;
-	char err[512];
-
-	conn = qmp_connect(addr, (int)opts->qmp_timeout_ms, err, sizeof(err));
-	if (!conn)
-		error_msg("%s", err);
-	return conn;
-}
-
-/* ------------------------------------------------------------------ */
 /* Is anybody acting on a request?  The VM's run state and the driver */
-
-/* What QEMU says about the VM: query-status. */
-struct vm_state {
-	int known; /* QEMU answered query-status */
-	int running;
-	char status[32]; /* QEMU's RunState: running, paused, prelaunch, ... */
-};
-
-/* A device's guest driver, from its virtio status byte. */
-enum driver_state {
-	DRIVER_UNKNOWN, /* QEMU has no x-query-virtio-status, or the device no id */
-	DRIVER_READY, /* DRIVER_OK set: a driver has set the device up */
-	DRIVER_NONE, /* DRIVER_OK not set: no driver (yet) */
-	DRIVER_FAILED, /* FAILED or NEEDS_RESET set, or QEMU says "broken" */
-};
 
 static const char *const driver_names[] = {
 	[DRIVER_UNKNOWN] = "unknown",
@@ -375,101 +122,6 @@ static const char *const driver_names[] = {
 	[DRIVER_NONE] = "none",
 	[DRIVER_FAILED] = "failed",
 };
-
-#define VIRTIO_S_DRIVER_OK 0x04
-#define VIRTIO_S_NEEDS_RESET 0x40
-#define VIRTIO_S_FAILED 0x80
-
-/* query-status into @vm.  An error answer leaves it unknown; -1 if QMP broke. */
-static int query_vm_state(struct qmp_conn *conn, struct vm_state *vm)
-{
-	json_t *ret, *running, *status;
-	int rc;
-
-	memset(vm, 0, sizeof(*vm));
-	rc = qmp_execute(conn, "query-status", NULL, &ret);
-	if (rc == QMP_ERR_COMMAND)
-		return 0;
-	if (rc) {
-		error_msg("query-status failed: %s", qmp_error(conn));
-		return -1;
-	}
-	running = json_object_get(ret, "running");
-	status = json_object_get(ret, "status");
-	if (json_is_boolean(running)) {
-		vm->known = 1;
-		vm->running = json_is_true(running);
-		snprintf(vm->status, sizeof(vm->status), "%s",
-			 json_is_string(status) ? json_string_value(status) :
-						  (vm->running ? "running" : "stopped"));
-		sanitize_string(vm->status);
-	}
-	json_decref(ret);
-	return 0;
-}
-
-/* The virtio status byte of an x-query-virtio-status answer, or -1. */
-static int virtio_status_bits(json_t *ret)
-{
-	json_t *bits = json_object_get(ret, "status-bits");
-	json_t *status = json_object_get(ret, "status");
-	json_t *list, *entry;
-	int value = 0;
-	size_t i;
-
-	/* Depending on QEMU's version: a number, or decoded names. */
-	if (json_is_integer(bits))
-		return (int)(json_integer_value(bits) & 0xff);
-	if (json_is_integer(status))
-		return (int)(json_integer_value(status) & 0xff);
-	list = json_object_get(status, "statuses");
-	if (!json_is_array(list))
-		return -1;
-	json_array_foreach(list, i, entry) {
-		const char *name = json_string_value(entry);
-
-		if (!name)
-			continue;
-		if (!strncmp(name, "VIRTIO_CONFIG_S_DRIVER_OK", 25))
-			value |= VIRTIO_S_DRIVER_OK;
-		else if (!strncmp(name, "VIRTIO_CONFIG_S_NEEDS_RESET", 27))
-			value |= VIRTIO_S_NEEDS_RESET;
-		else if (!strncmp(name, "VIRTIO_CONFIG_S_FAILED", 22))
-			value |= VIRTIO_S_FAILED;
-	}
-	return value;
-}
-
-/*
- * Has a guest driver set up device @id?  From QEMU's x-query-virtio-status
- * (QEMU 7.2 and later); DRIVER_UNKNOWN when QEMU cannot say.  -1 if QMP broke.
- */
-static int query_driver(struct qmp_conn *conn, const char *id, enum driver_state *driver)
-{
-	char path[sizeof(PERIPHERAL_PATH) + 128 + 16];
-	json_t *ret;
-	int rc, bits;
-
-	*driver = DRIVER_UNKNOWN;
-	if (!id[0])
-		return 0;
-	snprintf(path, sizeof(path), PERIPHERAL_PATH "%s/virtio-backend", id);
-	rc = qmp_execute(conn, "x-query-virtio-status", json_pack("{s:s}", "path", path), &ret);
-	if (rc == QMP_ERR_COMMAND)
-		return 0;
-	if (rc) {
-		error_msg("x-query-virtio-status failed: %s", qmp_error(conn));
-		return -1;
-	}
-	bits = virtio_status_bits(ret);
-	if (json_is_true(json_object_get(ret, "broken")) ||
-	    (bits >= 0 && (bits & (VIRTIO_S_FAILED | VIRTIO_S_NEEDS_RESET))))
-		*driver = DRIVER_FAILED;
-	else if (bits >= 0)
-		*driver = bits & VIRTIO_S_DRIVER_OK ? DRIVER_READY : DRIVER_NONE;
-	json_decref(ret);
-	return 0;
-}
 
 /*
  * The warnings of status (documented in memplugctl.1):
@@ -479,7 +131,7 @@ static int query_driver(struct qmp_conn *conn, const char *id, enum driver_state
  */
 static int warn_paused(const struct vm_state *vm)
 {
-	return vm->known && !vm->running;
+	return vm->known && vm->active && !vm->running;
 }
 
 static int warn_no_driver(const struct vmem_info *info, enum driver_state driver)
@@ -496,16 +148,21 @@ static void print_vmem_json(const struct vmem_info *info, const struct vm_state 
 {
 	json_t *obj = json_object(), *warnings = json_array();
 
-	/* Same member names as query-memory-devices, so scripts can use either. */
+	/*
+	 * Same member names as query-memory-devices, so scripts can use either;
+	 * memdev and memaddr are left out when the backend cannot say (libvirt).
+	 */
 	json_object_set_new(obj, "id", json_string(info->id));
-	json_object_set_new(obj, "memdev", json_string(info->memdev));
+	if (info->known & VMEM_KNOWN_MEMDEV)
+		json_object_set_new(obj, "memdev", json_string(info->memdev));
 	json_object_set_new(obj, "node", json_integer(info->node));
-	json_object_set_new(obj, "memaddr", json_integer((json_int_t)info->memaddr));
+	if (info->known & VMEM_KNOWN_MEMADDR)
+		json_object_set_new(obj, "memaddr", json_integer((json_int_t)info->memaddr));
 	json_object_set_new(obj, "block-size", json_integer((json_int_t)info->block_size));
 	json_object_set_new(obj, "max-size", json_integer((json_int_t)info->max_size));
 	json_object_set_new(obj, "requested-size", json_integer((json_int_t)info->requested_size));
 	json_object_set_new(obj, "size", json_integer((json_int_t)info->size));
-	/* Then what status adds; a member is left out when QEMU cannot say. */
+	/* Then what status adds; a member is left out when the backend cannot say. */
 	if (vm->known) {
 		json_object_set_new(obj, "vm-status", json_string(vm->status));
 		json_object_set_new(obj, "vm-running", json_boolean(vm->running));
@@ -532,12 +189,14 @@ static void print_vmem_human(const struct vmem_info *info, const struct vm_state
 	sanitize_string(id);
 	sanitize_string(memdev);
 	printf("%s:\n", id);
-	printf("  memdev:          %s\n", memdev);
+	if (info->known & VMEM_KNOWN_MEMDEV)
+		printf("  memdev:          %s\n", memdev);
 	printf("  node:            %" PRId64 "\n", info->node);
 	printf("  block size:      %s (%" PRIu64 ")\n", format_size(info->block_size, a, sizeof(a)),
 	       info->block_size);
-	printf("  region:          0x%" PRIx64 "-0x%" PRIx64 " (%s)\n", info->memaddr, end,
-	       format_size(info->max_size, a, sizeof(a)));
+	if (info->known & VMEM_KNOWN_MEMADDR)
+		printf("  region:          0x%" PRIx64 "-0x%" PRIx64 " (%s)\n", info->memaddr, end,
+		       format_size(info->max_size, a, sizeof(a)));
 	printf("  max size:        %s (%" PRIu64 ")\n", format_size(info->max_size, a, sizeof(a)),
 	       info->max_size);
 	printf("  requested size:  %s (%" PRIu64 ")\n",
@@ -564,12 +223,12 @@ static void print_vmem_human(const struct vmem_info *info, const struct vm_state
 		       a, b);
 }
 
-static int show_device(struct qmp_conn *conn, const struct options *opts,
-		       const struct vmem_info *info, const struct vm_state *vm)
+static int show_device(struct backend *b, const struct options *opts, const struct vmem_info *info,
+		       const struct vm_state *vm)
 {
 	enum driver_state driver;
 
-	if (query_driver(conn, info->id, &driver))
+	if (b->ops->driver(b, info->id, &driver))
 		return -1;
 	if (opts->json)
 		print_vmem_json(info, vm, driver);
@@ -578,45 +237,41 @@ static int show_device(struct qmp_conn *conn, const struct options *opts,
 	return 0;
 }
 
-static int cmd_status(struct qmp_conn *conn, const struct options *opts)
+static int cmd_status(struct backend *b, const struct options *opts)
 {
-	struct vmem_info info;
+	struct vmem_info info, *devs;
 	struct vm_state vm;
-	json_t *list, *entry;
 	unsigned int shown = 0;
 	int rc = EXIT_SUCCESS;
-	size_t i;
+	int malformed;
+	size_t i, n;
 
 	if (opts->device) {
-		if (find_device(conn, opts->device, &info) || query_vm_state(conn, &vm) ||
-		    show_device(conn, opts, &info, &vm))
+		if (b->ops->find_device(b, opts->device, &info) || b->ops->vm_state(b, &vm) ||
+		    show_device(b, opts, &info, &vm))
 			return EXIT_ERROR;
 		return EXIT_SUCCESS;
 	}
-	if (query_memory_devices(conn, &list))
+	if (b->ops->list_devices(b, &devs, &n, &malformed))
 		return EXIT_ERROR;
-	if (query_vm_state(conn, &vm)) {
-		json_decref(list);
+	if (b->ops->vm_state(b, &vm)) {
+		free(devs);
 		return EXIT_ERROR;
 	}
-	json_array_foreach(list, i, entry) {
-		if (!is_virtio_mem(entry))
-			continue;
-		if (entry_to_vmem(entry, &info)) {
-			rc = EXIT_ERROR;
-			break;
-		}
+	for (i = 0; i < n; i++) {
 		if (!opts->json && shown)
 			putchar('\n');
-		if (show_device(conn, opts, &info, &vm)) {
+		if (show_device(b, opts, &devs[i], &vm)) {
 			rc = EXIT_ERROR;
 			break;
 		}
 		shown++;
 	}
-	json_decref(list);
+	free(devs);
+	if (malformed)
+		rc = EXIT_ERROR;
 	if (!rc && !shown) {
-		error_msg("QEMU has no virtio-mem device");
+		error_msg("%s has no virtio-mem device", b->who);
 		rc = EXIT_ERROR;
 	}
 	return rc;
@@ -693,31 +348,16 @@ static void show_progress(struct progress *p, uint64_t size, int final)
 	fflush(stderr);
 }
 
-/* Is @event a MEMORY_DEVICE_SIZE_CHANGE of device @id? */
-static int is_size_change_of(json_t *event, const char *id)
-{
-	json_t *data = json_object_get(event, "data");
-	const char *eid = json_string_value(json_object_get(data, "id"));
-
-	return !strcmp(json_string_value(json_object_get(event, "event")),
-		       "MEMORY_DEVICE_SIZE_CHANGE") &&
-	       eid && !strcmp(eid, id);
-}
-
-/* What stays true after resize gives up waiting, said where it gives up. */
-#define REQUEST_STAYS                                                                       \
-	"(resize again to change it; QEMU forgets it when it restarts: it starts from the " \
-	"requested-size of its command line)"
-
 /*
  * resize --wait: until device @dev has @target plugged or --timeout.  @stuck
  * ("" if nothing is known to be wrong) says why the guest may not act; the
  * last plugged size seen ends up in *@final.  Returns the exit status.
  */
-static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
+static int wait_for_size(struct backend *be, const struct options *opts,
 			 const struct vmem_info *dev, uint64_t target, const char *stuck,
 			 uint64_t *final)
 {
+	const char *stays = opts->config ? be->request_stays_config : be->request_stays;
 	struct progress p = {
 		.tty = isatty(STDERR_FILENO),
 		.id = dev->id,
@@ -732,34 +372,34 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
 
 	snprintf(interrupt_msg, sizeof(interrupt_msg),
-		 ERROR_PREFIX "interrupted: the requested size of %s stays %s " REQUEST_STAYS "\n",
-		 dev->id, format_size(target, a, sizeof(a)));
+		 ERROR_PREFIX "interrupted: the requested size of %s stays %s %s\n", dev->id,
+		 format_size(target, a, sizeof(a)), stays);
 	interrupt_len = strlen(interrupt_msg);
 	signal(SIGINT, on_fatal_signal);
 	signal(SIGTERM, on_fatal_signal);
 
 	p.last_print = p.t0 - PLAIN_PROGRESS_INTERVAL_MS;
 	/* No query may hold us past --timeout, however slow the peer. */
-	qmp_set_limit(conn, deadline);
+	be->ops->set_limit(be, deadline);
 	for (;;) {
 		long long now = now_ms();
+		struct size_event event;
 		long long wake;
-		json_t *event;
 		int rc;
 
 		if (size != target && now >= next_poll && now < deadline) {
 			struct vmem_info cur;
 
 			/* Events are rate limited by QEMU; polling sees every change. */
-			if (find_device(conn, dev->id, &cur)) {
-				if (qmp_timed_out_at_limit(conn))
-					continue; /* the deadline came first */
+			rc = be->ops->find_device(be, dev->id, &cur);
+			if (rc == BACKEND_TIMEOUT)
+				continue; /* the deadline came first */
+			if (rc)
 				return EXIT_ERROR;
-			}
 			if (cur.requested_size != target) {
-				error_msg(
-					"requested size of %s was changed to %s by another QMP client",
-					dev->id, format_size(cur.requested_size, a, sizeof(a)));
+				error_msg("requested size of %s was changed to %s by %s", dev->id,
+					  format_size(cur.requested_size, a, sizeof(a)),
+					  be->other_client);
 				return EXIT_ERROR;
 			}
 			size = cur.size;
@@ -774,26 +414,25 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 		if (now >= deadline) {
 			show_progress(&p, size, 1);
 			error_msg("timed out after %u.%01u s: %s has %s plugged, %s requested%s; "
-				  "the request stays in effect " REQUEST_STAYS,
+				  "the request stays in effect %s",
 				  opts->timeout_ms / 1000, opts->timeout_ms % 1000 / 100, dev->id,
 				  format_size(size, a, sizeof(a)),
-				  format_size(target, b, sizeof(b)), stuck);
+				  format_size(target, b, sizeof(b)), stuck, stays);
 			return EXIT_TIMEOUT;
 		}
 		show_progress(&p, size, 0);
 		wake = next_poll < deadline ? next_poll : deadline;
-		rc = qmp_next_event(conn, (int)(wake > now ? wake - now : 0), &event);
-		if (rc == QMP_OK) {
+		rc = be->ops->next_event(be, (int)(wake > now ? wake - now : 0), &event);
+		if (rc == BACKEND_OK) {
 			/*
 			 * Only a hint to poll now: an event may have been queued
-			 * before our qom-set and carry a stale size, so "reached"
+			 * before our request and carry a stale size, so "reached"
 			 * is only ever decided on a fresh query.
 			 */
-			if (is_size_change_of(event, dev->id))
+			if (!strcmp(event.id, dev->id))
 				next_poll = 0;
-			json_decref(event);
-		} else if (rc != QMP_ERR_TIMEOUT) {
-			error_msg("%s", qmp_error(conn));
+		} else if (rc != BACKEND_TIMEOUT) {
+			error_msg("%s", be->ops->error(be));
 			return EXIT_ERROR;
 		}
 	}
@@ -801,7 +440,8 @@ static int wait_for_size(struct qmp_conn *conn, const struct options *opts,
 
 /* One line of resize --json; @result: requested, reached or timeout. */
 static void print_resize_json(const struct vmem_info *dev, uint64_t size, uint64_t plugged,
-			      const char *result, json_t *warnings, long long elapsed_ms)
+			      const char *result, json_t *warnings, long long elapsed_ms,
+			      int config)
 {
 	json_t *obj = json_pack("{s:s, s:I, s:I, s:I, s:s}", "id", dev->id, "requested-size",
 				(json_int_t)size, "previous-requested-size",
@@ -812,24 +452,25 @@ static void print_resize_json(const struct vmem_info *dev, uint64_t size, uint64
 		json_object_set(obj, "warnings", warnings);
 	if (obj && elapsed_ms >= 0)
 		json_object_set_new(obj, "elapsed-ms", json_integer(elapsed_ms));
+	if (obj && config)
+		json_object_set_new(obj, "config", json_true());
 	print_json_line(obj);
 	fflush(stdout);
 }
 
-static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
+static int cmd_resize(struct backend *be, const struct options *opts)
 {
-	char path[sizeof(PERIPHERAL_PATH) + 128];
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX];
 	char stuck[160] = "";
 	uint64_t size = opts->size, final = 0;
 	enum driver_state driver;
 	struct vmem_info dev;
 	struct vm_state vm;
-	json_t *ret, *warnings;
+	json_t *warnings;
 	long long t0;
 	int rc;
 
-	if (find_device(conn, opts->device, &dev))
+	if (be->ops->find_device(be, opts->device, &dev))
 		return EXIT_ERROR;
 	/* Check here so the user gets a clear message and QEMU is untouched. */
 	if (size % dev.block_size) {
@@ -845,18 +486,22 @@ static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 		return EXIT_ERROR;
 	}
 	/* Before anything changes: can the guest act on it at all? */
-	if (query_vm_state(conn, &vm) || query_driver(conn, dev.id, &driver))
+	if (be->ops->vm_state(be, &vm) || be->ops->driver(be, dev.id, &driver))
 		return EXIT_ERROR;
-	/* The full path: a bare id could be ambiguous with an -object id. */
-	snprintf(path, sizeof(path), PERIPHERAL_PATH "%s", dev.id);
-	if (qmp_execute(conn, "qom-set",
-			json_pack("{s:s, s:s, s:I}", "path", path, "property", "requested-size",
-				  "value", (json_int_t)size),
-			&ret)) {
-		error_msg("setting requested-size of %s failed: %s", dev.id, qmp_error(conn));
+	/* A libvirt domain that is shut off has only its configuration. */
+	if (vm.known && !vm.active && !opts->config) {
+		error_msg("%s is not running (%s): only resize --config can change the size it "
+			  "starts with",
+			  be->who, vm.status);
 		return EXIT_ERROR;
 	}
-	json_decref(ret);
+	if (vm.known && !vm.active && opts->wait) {
+		error_msg("%s is not running (%s): there is nothing to --wait for", be->who,
+			  vm.status);
+		return EXIT_ERROR;
+	}
+	if (be->ops->set_requested(be, &dev, size, opts->config ? BACKEND_SET_CONFIG : 0))
+		return EXIT_ERROR;
 
 	warnings = json_array();
 	if (warn_paused(&vm)) {
@@ -869,10 +514,13 @@ static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 			snprintf(stuck, sizeof(stuck), " (no guest driver has set %s up)", dev.id);
 	}
 	if (opts->json)
-		print_resize_json(&dev, size, dev.size, "requested", warnings, -1);
+		print_resize_json(&dev, size, dev.size, "requested", warnings, -1, opts->config);
 	else
-		printf("%s: requested size %s (%" PRIu64 "), plugged %s\n", dev.id,
-		       format_size(size, a, sizeof(a)), size, format_size(dev.size, b, sizeof(b)));
+		printf("%s: requested size %s (%" PRIu64 "), plugged %s%s\n", dev.id,
+		       format_size(size, a, sizeof(a)), size, format_size(dev.size, b, sizeof(b)),
+		       !opts->config ? "" :
+		       vm.active     ? "; also in the domain's configuration" :
+				       "; in the domain's configuration");
 	fflush(stdout);
 	if (warn_paused(&vm))
 		error_msg("note: the VM is not running (%s): the guest cannot plug or unplug "
@@ -891,10 +539,10 @@ static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 		return EXIT_SUCCESS;
 	}
 	t0 = now_ms();
-	rc = wait_for_size(conn, opts, &dev, size, stuck, &final);
+	rc = wait_for_size(be, opts, &dev, size, stuck, &final);
 	if (opts->json && rc != EXIT_ERROR)
 		print_resize_json(&dev, size, final, rc == EXIT_REACHED ? "reached" : "timeout",
-				  warnings, now_ms() - t0);
+				  warnings, now_ms() - t0, opts->config);
 	json_decref(warnings);
 	return rc;
 }
@@ -902,94 +550,46 @@ static int cmd_resize(struct qmp_conn *conn, const struct options *opts)
 /* ------------------------------------------------------------------ */
 /* watch */
 
-/* ISO 8601 UTC from the event's {seconds, microseconds}, or from our clock. */
-static void event_time(json_t *event, char *buf, size_t len)
+static void print_size_event(const struct size_event *ev, int json)
 {
-	json_t *ts = json_object_get(event, "timestamp");
-	json_t *sec = json_object_get(ts, "seconds");
-	json_t *usec = json_object_get(ts, "microseconds");
-	struct timespec now;
-	struct tm tm;
-	time_t t;
-	long ms;
+	const char *id = ev->id[0] ? ev->id : "-";
 
-	if (json_is_integer(sec) && json_is_integer(usec) && json_integer_value(sec) >= 0 &&
-	    json_integer_value(usec) >= 0 && json_integer_value(usec) < 1000000) {
-		t = (time_t)json_integer_value(sec);
-		ms = (long)(json_integer_value(usec) / 1000);
-	} else {
-		clock_gettime(CLOCK_REALTIME, &now);
-		t = now.tv_sec;
-		ms = now.tv_nsec / 1000000;
-	}
-	if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) {
-		snprintf(buf, len, "?");
-		return;
-	}
-	snprintf(buf + strlen(buf), len - strlen(buf), ".%03ldZ", ms);
-}
-
-static void print_size_event(json_t *event, const char *id, uint64_t size, int json)
-{
-	const char *qom_path =
-		json_string_value(json_object_get(json_object_get(event, "data"), "qom-path"));
-	char when[64];
-
-	event_time(event, when, sizeof(when));
 	if (json) {
-		print_json_line(json_pack("{s:s, s:s, s:I, s:s}", "timestamp", when, "id", id,
-					  "size", (json_int_t)size, "qom-path",
-					  qom_path ? qom_path : ""));
+		print_json_line(json_pack("{s:s, s:s, s:I, s:s}", "timestamp", ev->when, "id", id,
+					  "size", (json_int_t)ev->size, "qom-path", ev->qom_path));
 	} else {
 		char safe_id[128], human[SIZE_STR_MAX];
 
 		snprintf(safe_id, sizeof(safe_id), "%s", id);
 		sanitize_string(safe_id);
-		printf("%s %s size=%" PRIu64 " (%s)\n", when, safe_id, size,
-		       format_size(size, human, sizeof(human)));
+		printf("%s %s size=%" PRIu64 " (%s)\n", ev->when, safe_id, ev->size,
+		       format_size(ev->size, human, sizeof(human)));
 	}
 	fflush(stdout);
 }
 
-/* How many virtio-mem devices QEMU has, in @count; -1 (reported) on error. */
-static int count_virtio_mem(struct qmp_conn *conn, unsigned int *count)
-{
-	json_t *list, *entry;
-	size_t i;
-
-	*count = 0;
-	if (query_memory_devices(conn, &list))
-		return -1;
-	json_array_foreach(list, i, entry) {
-		if (is_virtio_mem(entry))
-			(*count)++;
-	}
-	json_decref(list);
-	return 0;
-}
-
-static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
+static int cmd_watch(struct backend *be, const struct options *opts)
 {
 	long long deadline = opts->timeout_given ? now_ms() + opts->timeout_ms : -1;
 	unsigned long dropped_reported = 0;
-	unsigned int seen = 0, nr_vmem = 0;
+	unsigned int seen = 0;
 	struct vmem_info dev;
+	size_t nr_vmem;
 
 	/* Fail early on a wrong -d, or no device, instead of waiting forever. */
-	if (opts->device && find_device(conn, opts->device, &dev))
+	if (opts->device && be->ops->find_device(be, opts->device, &dev))
 		return EXIT_ERROR;
 	if (!opts->device) {
-		if (count_virtio_mem(conn, &nr_vmem))
+		if (be->ops->count_devices(be, &nr_vmem))
 			return EXIT_ERROR;
 		if (!nr_vmem) {
-			error_msg("QEMU has no virtio-mem device: there is nothing to watch");
+			error_msg("%s has no virtio-mem device: there is nothing to watch",
+				  be->who);
 			return EXIT_ERROR;
 		}
 	}
 	for (;;) {
-		json_t *event, *data;
-		const char *id;
-		uint64_t size;
+		struct size_event ev;
 		int wait = -1;
 		int rc;
 
@@ -999,8 +599,13 @@ static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 			wait = left > 0 ? (int)left : 0;
 		}
 		/* A peer that never stops sending does not hold us past --timeout. */
-		rc = deadline >= 0 && !wait ? QMP_ERR_TIMEOUT : qmp_next_event(conn, wait, &event);
-		if (rc == QMP_ERR_TIMEOUT) {
+		rc = deadline >= 0 && !wait ? BACKEND_TIMEOUT : be->ops->next_event(be, wait, &ev);
+		/* events lost while other events flooded in: said before the end, too */
+		if (rc != BACKEND_ERR && be->ops->dropped_events(be) != dropped_reported) {
+			dropped_reported = be->ops->dropped_events(be);
+			error_msg("warning: %lu events lost so far", dropped_reported);
+		}
+		if (rc == BACKEND_TIMEOUT) {
 			if (opts->count && seen < opts->count) {
 				error_msg("timed out after %u events, %u expected", seen,
 					  opts->count);
@@ -1009,24 +614,12 @@ static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 			return EXIT_SUCCESS;
 		}
 		if (rc) {
-			error_msg("%s", qmp_error(conn));
+			error_msg("%s", be->ops->error(be));
 			return EXIT_ERROR;
 		}
-		if (qmp_dropped_events(conn) != dropped_reported) {
-			dropped_reported = qmp_dropped_events(conn);
-			error_msg("warning: %lu events lost so far", dropped_reported);
-		}
-		data = json_object_get(event, "data");
-		id = json_string_value(json_object_get(data, "id"));
-		if (strcmp(json_string_value(json_object_get(event, "event")),
-			   "MEMORY_DEVICE_SIZE_CHANGE") ||
-		    get_uint(data, "size", &size) ||
-		    (opts->device && (!id || strcmp(id, opts->device)))) {
-			json_decref(event);
+		if (opts->device && strcmp(ev.id, opts->device))
 			continue;
-		}
-		print_size_event(event, id ? id : "-", size, opts->json);
-		json_decref(event);
+		print_size_event(&ev, opts->json);
 		if (opts->count && ++seen >= opts->count)
 			return EXIT_SUCCESS;
 	}
@@ -1036,9 +629,9 @@ static int cmd_watch(struct qmp_conn *conn, const struct options *opts)
 /* guest */
 
 /* Inside the guest: sysfs only, no QMP. */
-static int cmd_guest(struct qmp_conn *conn, const struct options *opts)
+static int cmd_guest(struct backend *be, const struct options *opts)
 {
-	(void)conn;
+	(void)be;
 	return guest_show(opts->sysfs_root ? opts->sysfs_root : DEFAULT_SYSFS_ROOT, opts->device,
 			  opts->json);
 }
@@ -1057,10 +650,11 @@ enum {
 	CMD_OPT_WAIT = 1 << 2,
 	CMD_OPT_COUNT = 1 << 3,
 	CMD_OPT_TIMEOUT = 1 << 4,
+	CMD_OPT_CONFIG = 1 << 5,
 };
 
 static const char *const cmd_option_names[] = {
-	"--json", "--sysfs-root", "--wait", "--count", "--timeout",
+	"--json", "--sysfs-root", "--wait", "--count", "--timeout", "--config",
 };
 
 struct command {
@@ -1078,9 +672,9 @@ struct command {
 	unsigned int options_need_wait;
 	/* takes its operands from argv[*next]; 0 or a usage error's status */
 	int (*operands)(struct options *opts, int argc, char **argv, int *next);
-	/* runs it; conn is NULL unless it talks to QEMU (qmp) */
-	int (*run)(struct qmp_conn *conn, const struct options *opts);
-	int qmp;
+	/* runs it; be is NULL unless it talks to the VM's holder (vm) */
+	int (*run)(struct backend *be, const struct options *opts);
+	int vm;
 };
 
 static int resize_operands(struct options *opts, int argc, char **argv, int *next)
@@ -1100,7 +694,7 @@ static const struct command commands[] = {
 	{
 		.name = "status",
 		.args = "[--json]",
-		.globals = "[-s ADDR] [-d ID]",
+		.globals = "[-s ADDR | -c URI -D DOMAIN] [-d ID]",
 		.summary = "show the virtio-mem device(s)",
 		.help = "Show id, memory backend, NUMA node, block size, region (address and maximum\n"
 			"size), requested size and plugged size of the virtio-mem device given with\n"
@@ -1109,52 +703,58 @@ static const struct command commands[] = {
 			"act), or requested and plugged size differ and no guest driver answers.\n"
 			"\n"
 			"  -j, --json   one JSON object per device and line, with QMP's field names,\n"
-			"               vm-status, vm-running, driver and warnings\n",
+			"               vm-status, vm-running, driver and warnings\n"
+			"With libvirt (-c/-D): from the domain's live XML, or its configuration\n"
+			"when it is shut off; memdev, memaddr and driver are not known there.\n",
 		.options = CMD_OPT_JSON,
 		.run = cmd_status,
-		.qmp = 1,
+		.vm = 1,
 	},
 	{
 		.name = "resize",
-		.args = "SIZE [--wait] [--timeout S] [--json]",
-		.globals = "[-s ADDR] [-d ID]",
+		.args = "SIZE [--wait] [--timeout S] [--config] [--json]",
+		.globals = "[-s ADDR | -c URI -D DOMAIN] [-d ID]",
 		.summary = "set the requested size",
 		.help = "Set the requested size of the virtio-mem device to SIZE (e.g. 4G, 512MiB,\n"
 			"0).  SIZE must be a multiple of the device's block size and at most its\n"
 			"maximum size; this is checked before anything is sent to QEMU.\n"
 			"The new requested size stays in effect until it is changed again, also\n"
 			"after a --wait that timed out or was interrupted; it does not survive a\n"
-			"restart of QEMU, which starts from its command line's requested-size.\n"
+			"restart of QEMU, which starts from its command line's requested-size\n"
+			"(with libvirt: of the domain's configuration, which --config changes).\n"
 			"\n"
 			"  -w, --wait        wait until the guest has plugged (or unplugged) SIZE,\n"
 			"                    showing progress on stderr\n"
 			"  -t, --timeout S   with --wait: give up after S seconds (default 120) and\n"
 			"                    exit with status 2\n"
+			"      --config      libvirt only: also set it in the domain's persistent\n"
+			"                    configuration, so that it starts with SIZE (a domain\n"
+			"                    that is shut off: only there)\n"
 			"  -j, --json        a JSON object on stdout when the size is set, and one\n"
 			"                    more when --wait ends (result reached or timeout)\n",
-		.options = CMD_OPT_WAIT | CMD_OPT_TIMEOUT | CMD_OPT_JSON,
+		.options = CMD_OPT_WAIT | CMD_OPT_TIMEOUT | CMD_OPT_CONFIG | CMD_OPT_JSON,
 		.options_need_wait = CMD_OPT_TIMEOUT,
 		.operands = resize_operands,
 		.run = cmd_resize,
-		.qmp = 1,
+		.vm = 1,
 	},
 	{
 		.name = "watch",
 		.args = "[--json] [--count N] [--timeout S]",
-		.globals = "[-s ADDR] [-d ID]",
+		.globals = "[-s ADDR | -c URI -D DOMAIN] [-d ID]",
 		.summary = "print size changes as they happen",
 		.help = "Print a line \"<timestamp> <id> size=<bytes> (<size>)\" for every\n"
 			"MEMORY_DEVICE_SIZE_CHANGE event (of device ID if -d is given).\n"
 			"QEMU sends at most one such event per second and device.\n"
 			"\n"
 			"  -j, --json        print JSON objects, one per line\n"
-			"  -c, --count N     exit 0 after N events\n"
+			"  -c, --count N     exit 0 after N events (-c with a number: see -c URI)\n"
 			"  -t, --timeout S   stop after S seconds: exit 0, or 2 if --count was given\n"
 			"                    and fewer than N events arrived\n"
 			"Without -d it needs a virtio-mem device to watch: none is an error (exit 1).\n",
 		.options = CMD_OPT_JSON | CMD_OPT_COUNT | CMD_OPT_TIMEOUT,
 		.run = cmd_watch,
-		.qmp = 1,
+		.vm = 1,
 	},
 	{
 		.name = "guest",
@@ -1198,7 +798,7 @@ static const struct command *find_command(const char *name)
 static const char usage_head[] =
 	"Usage: memplugctl [OPTIONS] COMMAND [ARGS]\n"
 	"\n"
-	"Inspect and resize QEMU virtio-mem devices through a QMP socket.\n"
+	"Inspect and resize QEMU virtio-mem devices through a QMP socket or libvirt.\n"
 	"\n"
 	"Commands:\n";
 
@@ -1208,7 +808,12 @@ static const char usage_tail[] =
 	"  -s, --socket ADDR     QMP socket: unix path, unix:PATH, HOST:PORT or\n"
 	"                        tcp:HOST:PORT (default: $MEMPLUG_QMP)\n"
 	"  -d, --device ID       virtio-mem device id (default: the only one)\n"
-	"      --qmp-timeout S   give up on a silent QEMU after S seconds (default 5)\n"
+	"  -c, --connect URI     libvirt connection URI (default: libvirt's own, e.g.\n"
+	"                        $LIBVIRT_DEFAULT_URI); -c with a number is --count\n"
+	"  -D, --domain DOMAIN   the libvirt domain (name, UUID or id): through\n"
+	"                        libvirt instead of QMP; -d ID is then the alias\n"
+	"      --qmp-timeout S   give up on a silent QEMU (or libvirtd) after S seconds\n"
+	"                        (default 5)\n"
 	"  -h, --help            show this help; with a command: its help\n"
 	"  -V, --version         show the version\n"
 	"\n"
@@ -1300,7 +905,17 @@ static int check_command_options(const struct command *cmd, unsigned int seen)
 /* ------------------------------------------------------------------ */
 /* main */
 
-enum { OPT_QMP_TIMEOUT = 256, OPT_SYSFS_ROOT };
+enum { OPT_QMP_TIMEOUT = 256, OPT_SYSFS_ROOT, OPT_CONNECT, OPT_CONFIG, OPT_COUNT };
+
+/*
+ * -c is --count (watch) when its argument is all digits, as it was before
+ * memplugctl spoke libvirt, and --connect (virsh's -c) otherwise: a libvirt
+ * URI or URI alias is never a bare number.
+ */
+static int is_count_arg(const char *arg)
+{
+	return *arg && strspn(arg, "0123456789") == strlen(arg);
+}
 
 static const struct option long_options[] = {
 	{ "socket", required_argument, NULL, 's' },
@@ -1308,7 +923,10 @@ static const struct option long_options[] = {
 	{ "json", no_argument, NULL, 'j' },
 	{ "wait", no_argument, NULL, 'w' },
 	{ "timeout", required_argument, NULL, 't' },
-	{ "count", required_argument, NULL, 'c' },
+	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "connect", required_argument, NULL, OPT_CONNECT },
+	{ "domain", required_argument, NULL, 'D' },
+	{ "config", no_argument, NULL, OPT_CONFIG },
 	{ "qmp-timeout", required_argument, NULL, OPT_QMP_TIMEOUT },
 	{ "sysfs-root", required_argument, NULL, OPT_SYSFS_ROOT },
 	{ "help", no_argument, NULL, 'h' },
@@ -1324,7 +942,7 @@ int main(int argc, char **argv)
 	};
 	const char *from_env = "", *why;
 	const struct command *cmd;
-	struct qmp_conn *conn;
+	struct backend *be;
 	struct qmp_addr addr;
 	const char *command;
 	unsigned int seen = 0; /* CMD_OPT_* given */
@@ -1332,7 +950,9 @@ int main(int argc, char **argv)
 	int rc, opt;
 
 	opterr = 0; /* we print our own, prefixed messages */
-	while ((opt = getopt_long(argc, argv, ":s:d:jwt:c:hV", long_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":s:d:D:jwt:c:hV", long_options, NULL)) != -1) {
+		if (opt == 'c')
+			opt = is_count_arg(optarg) ? OPT_COUNT : OPT_CONNECT;
 		switch (opt) {
 		case 's':
 			opts.socket = optarg;
@@ -1355,7 +975,21 @@ int main(int argc, char **argv)
 			opts.timeout_given = 1;
 			seen |= CMD_OPT_TIMEOUT;
 			break;
-		case 'c':
+		case OPT_CONNECT:
+			if (!*optarg)
+				return usage_error("-c/--connect needs a libvirt URI");
+			opts.uri = optarg;
+			break;
+		case 'D':
+			if (!*optarg)
+				return usage_error("-D/--domain needs a libvirt domain");
+			opts.domain = optarg;
+			break;
+		case OPT_CONFIG:
+			opts.config = 1;
+			seen |= CMD_OPT_CONFIG;
+			break;
+		case OPT_COUNT:
 			if (parse_count(optarg, &opts.count))
 				return usage_error("invalid count '%s' (a positive number)",
 						   optarg);
@@ -1435,23 +1069,33 @@ int main(int argc, char **argv)
 		return usage_error("invalid device id '%s' (a letter, then letters, digits, "
 				   "'.', '_' or '-')",
 				   opts.device);
-	if (!cmd->qmp)
+	if (!cmd->vm)
 		return cmd->run(NULL, &opts);
 
-	if (!opts.socket) {
-		opts.socket = getenv("MEMPLUG_QMP");
-		from_env = " (from MEMPLUG_QMP)";
+	if (opts.uri || opts.domain) {
+		if (opts.socket)
+			return usage_error("-s (QMP) and -c/-D (libvirt) exclude each other");
+		if (!opts.domain)
+			return usage_error("-c URI needs -D DOMAIN");
+		be = libvirt_backend_open(opts.uri, opts.domain, (int)opts.qmp_timeout_ms);
+	} else {
+		if (opts.config)
+			return usage_error("--config needs libvirt (-c URI -D DOMAIN): QEMU itself "
+					   "keeps no configuration");
+		if (!opts.socket) {
+			opts.socket = getenv("MEMPLUG_QMP");
+			from_env = " (from MEMPLUG_QMP)";
+		}
+		if (!opts.socket || !*opts.socket)
+			return usage_error("no QMP socket given (use -s ADDR or set MEMPLUG_QMP)");
+		if (parse_qmp_addr(opts.socket, &addr, &why))
+			return usage_error("invalid QMP socket address '%s'%s: %s", opts.socket,
+					   from_env, why);
+		be = qmp_backend_open(&addr, (int)opts.qmp_timeout_ms);
 	}
-	if (!opts.socket || !*opts.socket)
-		return usage_error("no QMP socket given (use -s ADDR or set MEMPLUG_QMP)");
-	if (parse_qmp_addr(opts.socket, &addr, &why))
-		return usage_error("invalid QMP socket address '%s'%s: %s", opts.socket, from_env,
-				   why);
-
-	conn = connect_qmp(&opts, &addr);
-	if (!conn)
+	if (!be)
 		return EXIT_ERROR;
-	rc = cmd->run(conn, &opts);
-	qmp_close(conn);
+	rc = cmd->run(be, &opts);
+	be->ops->close(be);
 	return rc;
 }

@@ -7,6 +7,8 @@
 #define MEMPLUGCTL_UTIL_H
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -15,6 +17,9 @@
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 long long now_ms(void);
+
+/* "2024-01-31T12:34:56.789Z" from seconds and milliseconds since the epoch. */
+void format_utc(time_t t, long ms, char *buf, size_t len);
 
 /* One error line on stderr: "memplugctl: " @fmt @suffix "\n". */
 void __attribute__((format(printf, 2, 0)))
