@@ -177,9 +177,10 @@ expect "negative size rejected" 64 '' "invalid size '-1G': .*negative" -- $M -s 
 expect "negative size after -- rejected" 64 '' "negative" -- $M -s x resize -- -1G
 expect "bad --timeout rejected" 64 '' 'invalid timeout' -- $M -s x resize 1G --wait --timeout -3
 expect "bad --count rejected" 64 '' 'invalid count' -- $M -s x watch --count 0
-# libvirt's options (-c URI -D DOMAIN); -c with a number is still --count
-expect "-c N is --count: bad count rejected" 64 '' 'invalid count' -- $M -s x watch -c 0
-expect "-c N is --count: only for watch" 64 '' '--count is only valid for watch' -- $M -s x status -c 3
+# libvirt's options (-c URI -D DOMAIN); -n is --count
+expect "-n N is --count: bad count rejected" 64 '' 'invalid count' -- $M -s x watch -n 0
+expect "-n N is --count: only for watch" 64 '' '--count is only valid for watch' -- $M -s x status -n 3
+expect "-c is always the libvirt URI, a number too" 64 '' '-c URI needs -D DOMAIN' -- $M -c 3 status
 expect "-c URI without -D: usage error" 64 '' '-c URI needs -D DOMAIN' -- $M -c qemu:///system status
 expect "-s with -D: usage error" 64 '' '-s \(QMP\) and -c/-D \(libvirt\) exclude each other' \
 	-- $M -s x -D vm1 status

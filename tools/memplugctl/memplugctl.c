@@ -748,7 +748,7 @@ static const struct command commands[] = {
 			"QEMU sends at most one such event per second and device.\n"
 			"\n"
 			"  -j, --json        print JSON objects, one per line\n"
-			"  -c, --count N     exit 0 after N events (-c with a number: see -c URI)\n"
+			"  -n, --count N     exit 0 after N events\n"
 			"  -t, --timeout S   stop after S seconds: exit 0, or 2 if --count was given\n"
 			"                    and fewer than N events arrived\n"
 			"Without -d it needs a virtio-mem device to watch: none is an error (exit 1).\n",
@@ -809,7 +809,7 @@ static const char usage_tail[] =
 	"                        tcp:HOST:PORT (default: $MEMPLUG_QMP)\n"
 	"  -d, --device ID       virtio-mem device id (default: the only one)\n"
 	"  -c, --connect URI     libvirt connection URI (default: libvirt's own, e.g.\n"
-	"                        $LIBVIRT_DEFAULT_URI); -c with a number is --count\n"
+	"                        $LIBVIRT_DEFAULT_URI)\n"
 	"  -D, --domain DOMAIN   the libvirt domain (name, UUID or id): through\n"
 	"                        libvirt instead of QMP; -d ID is then the alias\n"
 	"      --qmp-timeout S   give up on a silent QEMU (or libvirtd) after S seconds\n"
@@ -907,16 +907,6 @@ static int check_command_options(const struct command *cmd, unsigned int seen)
 
 enum { OPT_QMP_TIMEOUT = 256, OPT_SYSFS_ROOT, OPT_CONNECT, OPT_CONFIG, OPT_COUNT };
 
-/*
- * -c is --count (watch) when its argument is all digits, as it was before
- * memplugctl spoke libvirt, and --connect (virsh's -c) otherwise: a libvirt
- * URI or URI alias is never a bare number.
- */
-static int is_count_arg(const char *arg)
-{
-	return *arg && strspn(arg, "0123456789") == strlen(arg);
-}
-
 static const struct option long_options[] = {
 	{ "socket", required_argument, NULL, 's' },
 	{ "device", required_argument, NULL, 'd' },
@@ -950,9 +940,12 @@ int main(int argc, char **argv)
 	int rc, opt;
 
 	opterr = 0; /* we print our own, prefixed messages */
-	while ((opt = getopt_long(argc, argv, ":s:d:D:jwt:c:hV", long_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":s:d:D:jwt:c:n:hV", long_options, NULL)) != -1) {
+		/* -c is virsh's: the connection URI; -n counts, as in head -n */
 		if (opt == 'c')
-			opt = is_count_arg(optarg) ? OPT_COUNT : OPT_CONNECT;
+			opt = OPT_CONNECT;
+		else if (opt == 'n')
+			opt = OPT_COUNT;
 		switch (opt) {
 		case 's':
 			opts.socket = optarg;
