@@ -516,6 +516,11 @@ int qmp_timed_out_at_limit(const struct qmp_conn *conn)
 	return conn->limit_hit;
 }
 
+int qmp_fd(const struct qmp_conn *conn)
+{
+	return conn->fd;
+}
+
 unsigned long qmp_dropped_events(const struct qmp_conn *conn)
 {
 	return conn->dropped_events;

@@ -71,6 +71,14 @@ int qmp_next_event(struct qmp_conn *conn, int timeout_ms, json_t **event);
 void qmp_set_limit(struct qmp_conn *conn, long long limit_ms);
 int qmp_timed_out_at_limit(const struct qmp_conn *conn);
 
+/*
+ * The connection's socket, for a caller's own poll() loop (memplugd):
+ * readable means the peer sent something, to be taken with
+ * qmp_next_event(conn, 0, ...).  Events that qmp_execute() already read
+ * are queued and do not make it readable: take them after each command.
+ */
+int qmp_fd(const struct qmp_conn *conn);
+
 /* Events dropped so far because the queue was full. */
 unsigned long qmp_dropped_events(const struct qmp_conn *conn);
 
