@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The guest's report channel, protocol v1 (docs/memplugd.md): one line per
+ * report, "memplug-report/1 key=value ...", at most 1024 bytes with its
+ * '\n'.  Everything here is untrusted input from the guest: the parser is
+ * strict and bounded, the reader reassembles lines from a byte stream in a
+ * fixed buffer and rate-limits them.  No I/O, no clock: time is an input.
+ */
+#ifndef MEMPLUGD_REPORT_H
+#define MEMPLUGD_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest line, its final '\n' included. */
+#define REPORT_MAX_LINE 1024
+#define REPORT_MAGIC "memplug-report/1"
+/* Longest key and longest word value. */
+#define REPORT_MAX_KEY 32
+#define REPORT_MAX_WORD 32
+/* psi_some and psi_full are hundredths of a percent. */
+#define REPORT_PSI_MAX 10000
+
+/* Bits of struct report.have: which keys the line carried. */
+enum report_key {
+	RK_SEQ,
+	RK_MS,
+	RK_PSI_SOME,
+	RK_PSI_FULL,
+	RK_TOTAL,
+	RK_AVAIL,
+	RK_PSWPIN,
+	RK_PSWPOUT,
+	RK_DRIVER,
+	RK_PLUGGED,
+	RK_REQUESTED,
+	RK_GROWTH,
+	RK_UNPLUG,
+	RK_GIVE,
+	RK_NR
+};
+
+#define RK_BIT(k) (1u << (k))
+
+/* growth= and unplug=: a word other than ok/blocked is kept as OTHER. */
+enum report_guard { RG_UNKNOWN, RG_OK, RG_BLOCKED, RG_OTHER };
+
+struct report {
+	unsigned int have; /* RK_BIT()s */
+	uint64_t seq, ms, psi_some, psi_full, total, avail, pswpin, pswpout;
+	uint64_t plugged, requested, give;
+	char driver[REPORT_MAX_WORD + 1];
+	enum report_guard growth, unplug;
+};
+
+static inline int report_has(const struct report *r, enum report_key k)
+{
+	return !!(r->have & RK_BIT(k));
+}
+
+/*
+ * Parse one line (@len bytes, without its '\n'; it need not be
+ * NUL-terminated).  Returns 0 and fills @r, or -1 with @why pointing to a
+ * static reason.  A line is invalid when it is longer than
+ * REPORT_MAX_LINE - 1 bytes, holds a byte that is not printable ASCII,
+ * has an empty field (two blanks, a leading or trailing blank), another
+ * magic or version, a field without '=', a malformed key, a known key
+ * twice, a malformed value (numbers: 1..20 digits that fit in 64 bits;
+ * words: [a-z_]{1,32}), psi above 10000, no seq, or contradicts itself
+ * (avail > total, give > avail).  Unknown keys are ignored.
+ */
+int report_parse(const char *line, size_t len, struct report *r, const char **why);
+
+/*
+ * Per-connection reader: line reassembly in a fixed buffer, counters and
+ * rate limits.  Lines beyond the line rate are dropped unparsed; the byte
+ * allowance tells the caller how much it may read now, which bounds the
+ * CPU a flooding guest can cost (the rest waits in the socket: the guest
+ * is slowed down, not us).
+ */
+struct report_reader {
+	char buf[REPORT_MAX_LINE];
+	size_t len; /* bytes of the current line so far */
+	int discarding; /* the current line is too long: skip to '\n' */
+	/* rate limits: token buckets, refilled continuously */
+	unsigned int rate; /* lines per second (also the burst) */
+	uint64_t line_tokens; /* in 1/1000 of a line */
+	uint64_t byte_tokens; /* in 1/1000 of a byte */
+	long long refill_ms;
+	/* counters since the reader was created */
+	unsigned long long bytes, valid, invalid, rate_limited, seq_resets, seq_gaps;
+	const char *last_error; /* reason of the last invalid line, or NULL */
+	/* the last valid report and when it arrived */
+	int have_last;
+	struct report last;
+	long long last_ms;
+};
+
+/* A fresh reader allowing @rate lines (1..1000) per second, at @now. */
+void report_reader_init(struct report_reader *rd, unsigned int rate, long long now);
+
+/* Forget the partial line (the connection was lost); keeps the rest. */
+void report_reader_reset_line(struct report_reader *rd);
+
+/* Bytes the caller may read now (0: wait until the next refill). */
+size_t report_reader_allowance(struct report_reader *rd, long long now);
+
+/* Milliseconds until the allowance is at least one line again. */
+long long report_reader_wait_ms(const struct report_reader *rd);
+
+/*
+ * Take @len bytes read at @now.  Returns the number of valid lines among
+ * them (the newest is in rd->last).
+ */
+unsigned int report_reader_feed(struct report_reader *rd, const char *data, size_t len,
+				long long now);
+
+#endif
