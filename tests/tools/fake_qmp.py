@@ -9,6 +9,14 @@ until killed.  Misbehaving modes check that memplugctl fails cleanly; the
 "good" ones emulate one virtio-mem device (vmem0, 2 MiB blocks, 8 GiB) plus
 a pc-dimm, and may garble framing or interleave junk that a correct client
 must tolerate.  Python 3 standard library only.
+
+Mode "autosize" (memplugd's tests, tests/memplugd) is a plugging device
+like "plug" whose numbers come from the environment: FAKE_VMEM_BLOCK
+(block size, bytes), FAKE_VMEM_MAX (region), FAKE_VMEM_REQUESTED and
+FAKE_VMEM_SIZE (at start), FAKE_VMEM_STEP (bytes the "guest" plugs or
+unplugs per 100 ms), FAKE_VMEM_FLOOR (it unplugs nothing below this: it
+stops short).  Like QEMU it refuses a requested-size off the block grid
+or beyond the region.
 """
 import json
 import os
@@ -51,6 +59,18 @@ class Device:
         self.running = mode != "paused"
         self.driver_ok = mode != "no-driver"
         self.mode = mode
+        self.block = 2 * MiB
+        self.max = 8 * GiB
+        self.step = 512 * MiB
+        self.floor = 0
+        if mode == "autosize":
+            env = os.environ.get
+            self.block = int(env("FAKE_VMEM_BLOCK", self.block))
+            self.max = int(env("FAKE_VMEM_MAX", self.max))
+            self.requested = int(env("FAKE_VMEM_REQUESTED", 0))
+            self.size = int(env("FAKE_VMEM_SIZE", self.requested))
+            self.step = int(env("FAKE_VMEM_STEP", self.step))
+            self.floor = int(env("FAKE_VMEM_FLOOR", 0))
 
     def virtio_status(self):
         if self.mode == "no-driver":
@@ -65,8 +85,8 @@ class Device:
     def memory_devices(self):
         vmem = [
             {"type": "virtio-mem", "data": {
-                "memdev": "/objects/m0", "memaddr": 4 * GiB, "block-size": 2 * MiB,
-                "size": self.size, "node": 0, "max-size": 8 * GiB,
+                "memdev": "/objects/m0", "memaddr": 4 * GiB, "block-size": self.block,
+                "size": self.size, "node": 0, "max-size": self.max,
                 "requested-size": self.requested, "id": "vmem0"}},
         ]
         # "vanish": the device is gone once something was requested
@@ -119,7 +139,13 @@ def reply_for(dev, cmd):
             args.get("path") == "/machine/peripheral/vmem0/virtio-backend":
         return {"return": dev.virtio_status()}
     if name == "qom-set" and args.get("property") == "requested-size":
-        dev.requested = args["value"]
+        value = args["value"]
+        if dev.mode == "autosize" and (
+                not isinstance(value, int) or value < 0 or value % dev.block or
+                value > dev.max or args.get("path") != "/machine/peripheral/vmem0"):
+            return {"error": {"class": "GenericError",
+                              "desc": "invalid requested-size %r" % (value,)}}
+        dev.requested = value
         return {"return": {}}
     if name == "qom-get" and args.get("path", "").endswith("/dimm0"):
         return {"return": "pc-dimm"}
@@ -209,12 +235,15 @@ def serve_good(srv, mode):
                 del clients[sock]
                 sock.close()
         # Plugging modes: the "guest" plugs 512 MiB every tick (~100 ms).
-        if mode in ("plug", "ooo") and dev.size != dev.requested:
-            step = 512 * MiB
+        if mode in ("plug", "ooo", "autosize") and dev.size != dev.requested:
+            step = dev.step
+            old_size = dev.size
             if dev.size < dev.requested:
                 dev.size = min(dev.requested, dev.size + step)
             else:
-                dev.size = max(dev.requested, dev.size - step)
+                dev.size = max(dev.requested, dev.floor, dev.size - step)
+            if dev.size == old_size:
+                continue  # stopped short: nothing changes, no event
             # Like QEMU, events do not come on every change (rate limit).
             if dev.size == dev.requested or dev.size % GiB == 0:
                 ev = event("MEMORY_DEVICE_SIZE_CHANGE",
@@ -364,7 +393,8 @@ def serve_bad(conn, mode):
 
 
 GOOD_MODES = ("good", "ooo", "plug", "pretty", "event-flood", "dribble",
-              "lying-event", "no-vmem", "paused", "no-driver", "old-qemu", "vanish")
+              "lying-event", "no-vmem", "paused", "no-driver", "old-qemu", "vanish",
+              "autosize")
 
 
 def main():
