@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Tests of memplugd (tools/memplugd), host side only, KTAP output.
+# Run from anywhere:  tests/memplugd/run.sh   (make check-memplugd)
+#
+#  1. build memplugd (gcc, -Werror) and its cmocka unit tests
+#  2. the unit tests: policy, report parser, config parser (folded in)
+#  3. memplugd against fake QMP peers (tests/tools/fake_qmp.py autosize)
+#     and fake guests (fake_guest.py): integration.py, one valgrind run
+#  4. clang build, cppcheck, clang-format, the systemd unit
+#     (systemd-analyze verify), make install into a DESTDIR
+#
+# The last line is "N passed, N failed, N skipped" (scripts/ktap.sh); exit 1
+# on any failure.  Environment: KEEP=1 keeps the work directories, JOBS=N
+# integration scenarios at a time (default 3), VALGRIND=0 skips valgrind.
+set -u
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+here=$top/tests/memplugd
+mpd=$top/tools/memplugd
+# shellcheck source=scripts/ktap.sh
+. "$top/scripts/ktap.sh"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/memplugd-test.XXXXXX")
+cleanup() {
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "# work dir kept: $work"
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ktap_header
+
+# ---------------------------------------------------------------------------
+# 1. Build
+
+if ! make -s -C "$mpd" memplugd >"$work/build.log" 2>&1 ||
+   ! make -s -C "$here" all >>"$work/build.log" 2>&1; then
+	ktap_fail "build memplugd and its unit tests" "$(tail -n 30 "$work/build.log")"
+	ktap_plan "$KTAP_N"
+	ktap_summary
+	exit 1
+fi
+ktap_ok "build memplugd and its unit tests (gcc, -std=gnu11 -Werror)"
+
+# ---------------------------------------------------------------------------
+# 2. cmocka unit tests, renumbered into our KTAP stream
+
+for t in policy report config; do
+	CMOCKA_MESSAGE_OUTPUT=TAP "$here/run-test_$t" >"$work/unit-$t.tap" 2>&1
+	ktap_include "unit $t: " $? "$work/unit-$t.tap"
+done
+
+# ---------------------------------------------------------------------------
+# 3. The daemon against fake peers
+
+python3 "$here/integration.py" "$mpd/memplugd" >"$work/integration.tap" 2>&1
+ktap_include "" $? "$work/integration.tap"
+
+# ---------------------------------------------------------------------------
+# 4. Static checks, the unit, install
+
+ver=$(make -s -C "$mpd" version)
+if command -v clang >/dev/null; then
+	if log=$(clang -std=gnu11 -Wall -Wextra -Werror -O2 -fsyntax-only -I"$top/tools/memplugctl" \
+			-DMEMPLUG_VERSION="\"$ver\"" "$mpd"/*.c 2>&1); then
+		ktap_ok "clang -Wall -Wextra -Werror builds memplugd"
+	else
+		ktap_fail "clang -Wall -Wextra -Werror builds memplugd" "$log"
+	fi
+else
+	ktap_skip "clang -Wall -Wextra -Werror builds memplugd" "clang not installed"
+fi
+
+if command -v cppcheck >/dev/null; then
+	if log=$(cppcheck -q --enable=warning,portability,performance --error-exitcode=1 \
+			--inline-suppr -I "$mpd" -I "$top/tools/memplugctl" "$mpd" 2>&1); then
+		ktap_ok "cppcheck finds nothing in memplugd"
+	else
+		ktap_fail "cppcheck finds nothing in memplugd" "$log"
+	fi
+else
+	ktap_skip "cppcheck finds nothing in memplugd" "cppcheck not installed"
+fi
+
+: >"$work/format.diff"
+for f in "$mpd"/*.[ch] "$here"/*.c; do
+	clang-format --style=file:"$top/tools/.clang-format" "$f" | diff -u "$f" - >>"$work/format.diff"
+done
+ktap_result "$([ -s "$work/format.diff" ] && echo 1 || echo 0)" \
+	"clang-format: tools/memplugd and its tests keep the tools' style" \
+	"$(head -n 40 "$work/format.diff")"
+
+dest=$work/inst
+if make -s -C "$mpd" install DESTDIR="$dest" PREFIX=/usr/local >"$work/install.log" 2>&1 &&
+   [ -x "$dest/usr/local/sbin/memplugd" ] &&
+   [ -f "$dest/etc/memplugd.conf.example" ] &&
+   grep -q '^ExecStart=/usr/local/sbin/memplugd ' "$dest/usr/local/lib/systemd/system/memplugd.service"; then
+	ktap_ok "make install: daemon, unit (ExecStart in SBINDIR) and example config"
+else
+	ktap_fail "make install: daemon, unit and example config" "$(cat "$work/install.log")" \
+		"$(find "$dest" 2>&1)"
+fi
+
+# the example configuration is valid as it is installed (paths aside)
+if out=$("$mpd/memplugd" --check-config -c "$dest/etc/memplugd.conf.example" 2>&1); then
+	ktap_ok "the example configuration is valid" "$out"
+else
+	ktap_fail "the example configuration is valid" "$out"
+fi
+
+# systemd-analyze verify: the unit's syntax and its binaries (the installed
+# one, pointed at the DESTDIR); security: the hardening's exposure level
+if command -v systemd-analyze >/dev/null; then
+	unit=$dest/usr/local/lib/systemd/system/memplugd.service
+	sed "s|/usr/local/sbin/|$dest/usr/local/sbin/|g" "$unit" >"$work/memplugd.service"
+	if out=$(systemd-analyze verify "$work/memplugd.service" 2>&1) && [ -z "$out" ]; then
+		ktap_ok "systemd-analyze verify memplugd.service"
+	else
+		ktap_fail "systemd-analyze verify memplugd.service" "$out"
+	fi
+	if out=$(systemd-analyze security --offline=true --root="$dest" --threshold=30 "$unit" 2>&1); then
+		ktap_ok "systemd-analyze security: $(grep -o 'Overall exposure level.*' <<<"$out" |
+			tr -cd ' -~')"
+	else
+		ktap_fail "systemd-analyze security: exposure above 3.0" "$(tail -n 40 <<<"$out")"
+	fi
+else
+	ktap_skip "systemd-analyze verify memplugd.service" "systemd-analyze not installed"
+	ktap_skip "systemd-analyze security" "systemd-analyze not installed"
+fi
+
+ktap_plan "$KTAP_N"
+ktap_summary
