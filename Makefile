@@ -10,17 +10,19 @@ SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-report check-vm check-libvirt \
 	check-ktap check-static check-dkms check-install check-long check-cpus check-random \
-	check-checkers check-debug fuzz bench bench-publish dkms-install dkms-uninstall \
-	deb clean
+	check-checkers check-debug check-memplugd fuzz bench bench-publish dkms-install \
+	dkms-uninstall deb clean
 
 all: build
 
 deps:
 	@scripts/deps.sh
 
+# memplugctl, the guest agent memplug-report and the host daemon memplugd
 tools:
 	$(MAKE) -C tools/memplugctl
 	$(MAKE) -C tools/memplug-report
+	$(MAKE) -C tools/memplugd
 
 # memplug.ko for every test kernel, the guest agent and the initramfs images
 build: deps tools
@@ -49,6 +51,9 @@ check-static: deps
 	@scripts/check.sh static
 check-vm: build
 	@scripts/check.sh vm
+# memplugd against fake QMP peers and fake guests, no VM (under a minute)
+check-memplugd: tools
+	@scripts/check.sh memplugd
 
 # virtio-mem through Debian's libvirt, with a libvirtd of its own: virsh
 # update-memory-device, <current>, the event, --config, memplugctl -c -D
@@ -84,7 +89,8 @@ check-random: build
 
 # long libFuzzer run of every fuzz target (until stopped)
 fuzz:
-	$(MAKE) -C tests/unit fuzz
+	$(MAKE) -C tests/unit fuzz & unit=$$!; $(MAKE) -C tests/memplugd fuzz & mpd=$$!; \
+	rc=0; wait $$unit || rc=1; wait $$mpd || rc=1; exit $$rc
 
 check-dkms: deps
 	@scripts/check.sh dkms
@@ -118,5 +124,7 @@ clean:
 	rm -rf build
 	$(MAKE) -C tools/memplugctl clean
 	$(MAKE) -C tools/memplug-report clean
+	$(MAKE) -C tools/memplugd clean
+	$(MAKE) -C tests/memplugd clean
 	$(MAKE) -C tests/vm/agent clean
 	-$(MAKE) -C driver clean
