@@ -156,9 +156,6 @@ def serve(conn, control, qmp):
             seq += 1
             continue
         lines = []
-        if mode == "garbage":
-            # one of each kind in turn, with a valid line: 20 lines a second
-            lines.append(GARBAGE[seq % len(GARBAGE)])
         if mode == "absurd":
             lines.append(b"memplug-report/1 seq=%d psi_some=0 total=%d avail=%d give=%d "
                          b"driver=memplug" % (seq, U64_MAX, U64_MAX, U64_MAX))
@@ -166,6 +163,10 @@ def serve(conn, control, qmp):
             line = model_line(seq, c, qmp)
             if line:
                 lines.append(line)
+        if mode == "garbage":
+            # one of each kind in turn, after a valid line (a daemon that took
+            # it for valid would act on it): 20 lines a second
+            lines.append(GARBAGE[seq % len(GARBAGE)])
         seq += 1
         if lines:
             conn.sendall(b"\n".join(lines) + b"\n")
