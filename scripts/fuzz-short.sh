@@ -16,7 +16,8 @@ done
 ktap_plan "$n"
 for d in "${dirs[@]}"; do
 	cd "$top/$d" || exit 1
-	for t in $(sed -n 's/^\(run-fuzz_[a-z_]*\):.*/\1/p' Makefile); do
+	targets=$(sed -n 's/^\(run-fuzz_[a-z_]*\):.*/\1/p' Makefile)
+	for t in $targets; do
 		log=$(mktemp)
 		if make -s "$t" >"$log" 2>&1 && "./$t" -runs="$runs" -seed=1 >>"$log" 2>&1; then
 			ktap_ok "$t: $(grep -oE 'Done [0-9]+ runs' "$log" | tail -n1)"

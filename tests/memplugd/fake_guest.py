@@ -29,7 +29,6 @@ device holds more than requested (the guest stopped short).
 """
 import json
 import os
-import select
 import socket
 import sys
 import time

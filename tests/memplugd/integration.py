@@ -462,15 +462,14 @@ def s_absurd(env):
     env.alive()
 
 
-def s_budget(env, prefix=()):
+def s_budget(env):
     """budget: memory goes to the VM under pressure, taken from the idle one; the sum stays within the budget"""
     env.start_qmp("a", 5 * GiB)
     env.start_qmp("b", GiB)
     env.start_guest("a", base=GiB, used=GiB)
     env.start_guest("b", base=GiB, used=GiB + 3584 * MiB)
     env.config({"a": {}, "b": {}}, budget="6G")
-    env.start_daemon(prefix)
-    slow = 3 if prefix else 1
+    env.start_daemon()
 
     def sample(h):
         pa, ra = env.sizes("a")
@@ -478,7 +477,7 @@ def s_budget(env, prefix=()):
         check(max(pa, ra) + max(pb, rb) <= 6 * GiB,
               "over the budget: a %d/%d b %d/%d MiB" % (mib(pa), mib(ra), mib(pb), mib(rb)))
         return h[-1][2] >= 4 * GiB
-    hist = track(env, "b", sample, 12 * slow, "b to get 4 GiB")
+    track(env, "b", sample, 12, "b to get 4 GiB")
     check(env.requested("a") <= 2 * GiB, "a kept %d MiB" % mib(env.requested("a")))
     rec = decisions(env.log(), "a", "reclaim")
     check(rec and "taken for b (under pressure)" in rec[0][3], "reclaim lines: %s" % rec)
