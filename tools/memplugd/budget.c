@@ -244,14 +244,18 @@ void pol_apply_budget(const struct pol_params *p, const struct pol_vm *vms, size
 		grant[i] = pol_align_down(grant[i], vms[i].block_size);
 		granted += grant[i];
 	}
-	/* what rounding left over, a block at a time, in order */
+	/*
+	 * What rounding left over, in whole blocks, in order; one step each: a
+	 * 1-byte block beside a 1 GiB one must not mean a billion rounds.
+	 */
 	for (i = 0; i < n; i++) {
-		uint64_t b = vms[i].block_size;
+		uint64_t b = vms[i].block_size, add;
 
-		while (weight[i] && b && slack - granted >= b && grant[i] + b <= cap[i]) {
-			grant[i] += b;
-			granted += b;
-		}
+		if (!weight[i] || !b)
+			continue;
+		add = pol_align_down(min_u64(slack - granted, pol_sat_sub(cap[i], grant[i])), b);
+		grant[i] += add;
+		granted += add;
 	}
 	for (i = 0; i < n; i++) {
 		const struct pol_vm *vm = &vms[i];
