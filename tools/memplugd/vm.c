@@ -512,16 +512,19 @@ void vm_log_state(struct vm *vm)
 {
 	enum pol_vmstate s = vm->out.state;
 
-	if (vm->logged_state_valid && s == vm->logged_state)
+	if (vm->out.action == POL_KEEP && notable(s)) {
+		if (!vm->shown || vm->shown_state != s)
+			log_line(LOG_INFO, "vm %s: %s: %s", vm->cfg->name, pol_state_name(s),
+				 vm->out.reason);
+		vm->shown = 1;
+		vm->shown_state = s;
 		return;
-	if (vm->out.action == POL_KEEP && notable(s))
-		log_line(LOG_INFO, "vm %s: %s: %s", vm->cfg->name, pol_state_name(s),
-			 vm->out.reason);
-	else if (vm->logged_state_valid && notable(vm->logged_state) && !notable(s))
-		log_line(LOG_INFO, "vm %s: no longer %s (%s)", vm->cfg->name,
-			 pol_state_name(vm->logged_state), pol_state_name(s));
-	vm->logged_state = s;
-	vm->logged_state_valid = 1;
+	}
+	/* a decision line, or a state of no note, ends it */
+	if (vm->shown && vm->shown_state == VS_FROZEN && s != VS_FROZEN)
+		log_line(LOG_INFO, "vm %s: no longer frozen (%s)", vm->cfg->name,
+			 pol_state_name(s));
+	vm->shown = 0;
 }
 
 void vm_close(struct vm *vm)

@@ -61,8 +61,8 @@ struct vm {
 	/* the policy's view and its last output */
 	struct pol_vm pv;
 	struct pol_out out;
-	enum pol_vmstate logged_state;
-	int logged_state_valid;
+	int shown; /* a "frozen" or "limited" line is the last word on the VM */
+	enum pol_vmstate shown_state;
 	struct decision last;
 	unsigned long long decisions;
 };
@@ -97,7 +97,10 @@ int vm_on_report(struct vm *vm, short revents, long long now);
 /* Carry out the policy's decision vm->out; logs one line. */
 void vm_apply(struct vm *vm, long long now);
 
-/* Log the VM's state when it changed to or from a notable one. */
+/*
+ * Log why the VM is held when it becomes frozen or limited (once, until
+ * something else happened), and when it is no longer frozen.
+ */
 void vm_log_state(struct vm *vm);
 
 #endif
