@@ -4,7 +4,7 @@
 channel (a virtio-serial port's chardev, server=on), played by a unix
 socket server that memplugd connects to, as it connects to QEMU's.
 
-Usage: fake_guest.py REPORT_SOCKET QMP_SOCKET CONTROL_FILE
+Usage: fake_guest.py REPORT_SOCKET QMP_SOCKET CONTROL_FILE [FIFO]
 
 The guest's memory follows the virtio-mem device of a fake QMP peer
 (tests/tools/fake_qmp.py, mode autosize), which it asks for the plugged
@@ -23,12 +23,18 @@ changes; the test rewrites it to change the guest's behaviour) holds:
   interval  seconds between reports (default 0.1)
   driver    the driver= word (default memplug)
 
+Or, with a fourth argument FIFO, a relay: what the real guest agent
+(tools/memplug-report -o FIFO) writes into the named pipe goes to memplugd,
+as QEMU passes the port's bytes on; while memplugd is not connected the
+bytes are dropped, as QEMU drops them.
+
 MemTotal is base + plugged, MemAvailable what is not used, give
 MemAvailable less a 64 MiB reserve, and 0 with unplug=blocked while the
 device holds more than requested (the guest stopped short).
 """
 import json
 import os
+import select
 import socket
 import sys
 import time
@@ -172,8 +178,33 @@ def serve(conn, control, qmp):
         time.sleep(c.get("interval", 0.1))
 
 
+def relay(conn, fifo):
+    conn.settimeout(5)
+    while True:
+        select.select([fifo], [], [])
+        try:
+            data = os.read(fifo, 65536)
+        except BlockingIOError:
+            continue
+        conn.sendall(data)
+
+
+def drain(fifo):
+    while True:
+        try:
+            if not os.read(fifo, 65536):
+                return
+        except BlockingIOError:
+            return
+
+
 def main():
     report, qmp_path, control_path = sys.argv[1:4]
+    fifo = None
+    if len(sys.argv) > 4:
+        # read and write: the pipe always has a writer, so no EOF between two
+        # of the agent's opens
+        fifo = os.open(sys.argv[4], os.O_RDWR | os.O_NONBLOCK)
     try:
         os.unlink(report)
     except FileNotFoundError:
@@ -184,8 +215,13 @@ def main():
     control = Control(control_path)
     qmp = Qmp(qmp_path)
     while True:
+        if fifo is not None:
+            while not select.select([srv], [], [], 0.05)[0]:
+                drain(fifo)
         conn, _ = srv.accept()
         try:
+            if fifo is not None:
+                relay(conn, fifo)
             serve(conn, control, qmp)
         except (OSError, EOFError):
             pass

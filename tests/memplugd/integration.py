@@ -602,6 +602,93 @@ def s_sighup(env):
     check(env.stop_daemon() == 0, "exit status")
 
 
+def fake_root(root, avail_kib, psi="1.23"):
+    """/proc and /sys of a 4 GiB guest with memplug bound to one virtio-mem
+    device, as tests/report/run.sh makes them for the agent (-r ROOT)."""
+    proc = os.path.join(root, "proc")
+    os.makedirs(os.path.join(proc, "pressure"), exist_ok=True)
+
+    def write(path, lines):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.rename(tmp, path)
+    write(os.path.join(proc, "pressure", "memory"),
+          ["some avg10=%s avg60=0.50 avg300=0.10 total=123456" % psi,
+           "full avg10=0.45 avg60=0.20 avg300=0.00 total=6543"])
+    write(os.path.join(proc, "meminfo"),
+          ["MemTotal:        4011880 kB", "MemFree:         3500000 kB",
+           "MemAvailable:    %d kB" % avail_kib, "Buffers:           12345 kB"])
+    write(os.path.join(proc, "vmstat"), ["nr_free_pages 875000", "pswpin 12", "pswpout 34"])
+    zones = []
+    for z, mn, hi in (("DMA", 21, 31), ("DMA32", 2116, 3660), ("Normal", 1000, 1500)):
+        zones += ["Node 0, zone %8s" % z, "  pages free     3840", "        boost    0",
+                  "        min      %d" % mn, "        low      %d" % (mn + 5),
+                  "        high     %d" % hi, "        promo    %d" % (hi + 5),
+                  "        spanned  4095", "  pagesets", "    cpu: 0",
+                  "              count:    512", "              high:     1444",
+                  "              batch:    63", "  node_unreclaimable:  0"]
+    write(os.path.join(proc, "zoneinfo"), zones)
+    dev = os.path.join(root, "sys/devices/pci0000:00/0000:00:04.0/virtio4")
+    if os.path.exists(dev):
+        return
+    os.makedirs(os.path.join(dev, "memplug"))
+    os.makedirs(os.path.join(root, "sys/bus/virtio/devices"))
+    os.makedirs(os.path.join(root, "sys/bus/virtio/drivers/memplug"))
+    with open(os.path.join(dev, "device"), "w") as f:
+        f.write("0x0018\n")
+    with open(os.path.join(dev, "vendor"), "w") as f:
+        f.write("0x1af4\n")
+    os.symlink("../../../devices/pci0000:00/0000:00:04.0/virtio4",
+               os.path.join(root, "sys/bus/virtio/devices/virtio4"))
+    os.symlink("../../../../../bus/virtio/drivers/memplug", os.path.join(dev, "driver"))
+    for name, value in (("plugged_size", 2 * GiB), ("requested_size", 2 * GiB),
+                        ("device_plugged_size", 2 * GiB), ("growth_guard", "ok"),
+                        ("unplug_guard", "ok"), ("mode", "sbm")):
+        with open(os.path.join(dev, "memplug", name), "w") as f:
+            f.write("%s\n" % value)
+
+
+def s_agent(env):
+    """the real guest agent (tools/memplug-report) through a relay: memplugd takes its lines, and grows the VM when its MemAvailable drops"""
+    agent = os.path.join(TOP, "tools", "memplug-report", "memplug-report")
+    if not os.access(agent, os.X_OK):
+        return "SKIP tools/memplug-report is not built"
+    root = env.path("root")
+    fake_root(root, 3600000)
+    fifo = env.path("port")
+    os.mkfifo(fifo)
+    env.start_qmp("a", 2 * GiB)
+    env.control("a")
+    p = subprocess.Popen([sys.executable, FAKE_GUEST, env.path("a.rep"), env.path("a.qmp"),
+                          env.path("a.ctl"), fifo], stderr=subprocess.DEVNULL)
+    env.procs.append(p)
+    wait_socket(env.path("a.rep"), p)
+    ag = subprocess.Popen([agent, "-i", "100", "-r", root, "-o", fifo],
+                          stderr=open(env.path("agent.log"), "wb"))
+    env.procs.append(ag)
+    env.config({"a": {}}, hold_down="30")
+    env.start_daemon()
+    wait_for(lambda: env.vm_status("a")["report"]["valid"] >= 5, 5, "five of the agent's reports")
+    rep = env.vm_status("a")["report"]
+    last = rep["last"]
+    # a reader that connects may catch one line in the middle: at most one
+    check(rep["invalid"] <= 1, "invalid lines from the agent: %s" % rep)
+    want = {"psi-some": 123, "psi-full": 45, "total": 4011880 * 1024,
+            "avail": 3600000 * 1024, "pswpin": 12, "pswpout": 34, "driver": "memplug",
+            "plugged": 2 * GiB, "requested": 2 * GiB, "growth": "ok", "unplug": "ok",
+            "give": 3600000 * 1024 - 2054 * 4096}
+    got = {k: last.get(k) for k in want}
+    check(got == want, "the agent's report as memplugd read it: %s" % last)
+    check(rep["seq-gaps"] == 0, "gaps: %s" % rep)
+    fake_root(root, 200000, psi="0.00")
+    hist = track(env, "a", lambda h: h[-1][2] != 2 * GiB, 4, "a to grow")
+    check(hist[-1][2] == 2 * GiB + 159 * 2 * MiB, "grew to %d MiB" % mib(hist[-1][2]))
+    check(decisions(env.log(), "a")[0][1:] ==
+          ("2048", "2366", "available 195 MiB < buffer 512 MiB"),
+          "decision: %s" % decisions(env.log(), "a"))
+
+
 def s_valgrind(env):
     """valgrind: garbage, growth, status and a clean stop, no error, no leak"""
     if os.environ.get("VALGRIND") == "0" or not shutil.which("valgrind"):
@@ -623,7 +710,7 @@ def s_valgrind(env):
 
 
 SCENARIOS = [s_command_line, s_pressure, s_idle, s_silence, s_garbage, s_flood, s_absurd,
-             s_budget, s_restart, s_stopped_short, s_qmp_lost, s_sighup, s_valgrind]
+             s_budget, s_restart, s_stopped_short, s_qmp_lost, s_sighup, s_agent, s_valgrind]
 
 
 def run_one(memplugd, s):

@@ -7,7 +7,8 @@
 #  1. build memplugd (gcc, -Werror) and its cmocka unit tests
 #  2. the unit tests: policy, report parser, config parser (folded in)
 #  3. memplugd against fake QMP peers (tests/tools/fake_qmp.py autosize)
-#     and fake guests (fake_guest.py): integration.py, one valgrind run
+#     and fake guests (fake_guest.py), and the real guest agent
+#     (tools/memplug-report) through a relay: integration.py, one valgrind run
 #  4. clang build, cppcheck, clang-format, the systemd unit
 #     (systemd-analyze verify), make install into a DESTDIR
 #
@@ -38,6 +39,10 @@ ktap_header
 # ---------------------------------------------------------------------------
 # 1. Build
 
+# the guest agent too, for the end-to-end scenario (it skips without it)
+make -s -C "$top/tools/memplug-report" memplug-report >"$work/agent-build.log" 2>&1 ||
+	ktap_diag "tools/memplug-report does not build: its scenario will be skipped" \
+		"$(tail -n 5 "$work/agent-build.log")"
 if ! make -s -C "$mpd" memplugd >"$work/build.log" 2>&1 ||
    ! make -s -C "$here" all >>"$work/build.log" 2>&1; then
 	ktap_fail "build memplugd and its unit tests" "$(tail -n 30 "$work/build.log")"
@@ -54,6 +59,14 @@ for t in policy report config; do
 	CMOCKA_MESSAGE_OUTPUT=TAP "$here/run-test_$t" >"$work/unit-$t.tap" 2>&1
 	ktap_include "unit $t: " $? "$work/unit-$t.tap"
 done
+
+# the parser against the protocol's reference parser (the report suite's)
+if [ -f "$top/tests/report/protocol.py" ]; then
+	out=$(python3 "$here/protocol_check.py" "$here/run-report_check" 2>&1)
+	ktap_result $? "report parser: the verdicts of tests/report/protocol.py on its lines" "$out"
+else
+	ktap_skip "report parser: the verdicts of tests/report/protocol.py" "no tests/report/protocol.py"
+fi
 
 # ---------------------------------------------------------------------------
 # 3. The daemon against fake peers

@@ -87,7 +87,7 @@ static int valid_key(const char *s, size_t len)
 {
 	size_t i;
 
-	if (len > REPORT_MAX_KEY || !is_lower(s[0]))
+	if (!is_lower(s[0]))
 		return 0;
 	for (i = 1; i < len; i++)
 		if (!is_lower(s[i]) && !is_digit(s[i]) && s[i] != '_')

@@ -15,8 +15,7 @@
 /* Longest line, its final '\n' included. */
 #define REPORT_MAX_LINE 1024
 #define REPORT_MAGIC "memplug-report/1"
-/* Longest key and longest word value. */
-#define REPORT_MAX_KEY 32
+/* Longest word value (keys are as long as the line lets them be). */
 #define REPORT_MAX_WORD 32
 /* psi_some and psi_full are hundredths of a percent. */
 #define REPORT_PSI_MAX 10000
@@ -64,10 +63,14 @@ static inline int report_has(const struct report *r, enum report_key k)
  * static reason.  A line is invalid when it is longer than
  * REPORT_MAX_LINE - 1 bytes, holds a byte that is not printable ASCII,
  * has an empty field (two blanks, a leading or trailing blank), another
- * magic or version, a field without '=', a malformed key, a known key
- * twice, a malformed value (numbers: 1..20 digits that fit in 64 bits;
- * words: [a-z_]{1,32}), psi above 10000, no seq, or contradicts itself
- * (avail > total, give > avail).  Unknown keys are ignored.
+ * magic or version, a field without '=' or with an empty value, a key
+ * that is not [a-z][a-z0-9_]*, a known key twice, a malformed known value
+ * (numbers: 1..20 digits that fit in 64 bits; words: [a-z_]{1,32}), psi
+ * above 10000, or no seq (docs/autosize.md).  Unknown keys are ignored.
+ * memplugd also refuses a line that contradicts itself (avail > total,
+ * give > avail), which the agent promises never to write.  Leading zeros
+ * and words the agent does not write (growth=maybe: RG_OTHER) pass: the
+ * reference parser tests/report/protocol.py is stricter than a host.
  */
 int report_parse(const char *line, size_t len, struct report *r, const char **why);
 
