@@ -509,6 +509,44 @@ def s_budget(env):
           "no stop line")
 
 
+def s_host_reserve(env):
+    """host-reserve: growth only from the host's MemAvailable above the reserve; nothing when it cannot be read"""
+    meminfo = env.path("meminfo")
+
+    def host_avail(kib):
+        with open(meminfo + ".tmp", "w") as f:
+            f.write("MemTotal:       16000000 kB\nMemFree:         1000 kB\n"
+                    "MemAvailable:   %d kB\nBuffers:          100 kB\n" % kib)
+        os.rename(meminfo + ".tmp", meminfo)
+    host_avail((GiB + 256 * MiB) // 1024)
+    env.start_qmp("a", 2 * GiB)
+    env.start_guest("a", base=GiB, used=3 * GiB)  # nothing available: 512 MiB short
+    env.config({"a": {}}, host_reserve="1G", host_meminfo=meminfo)
+    env.start_daemon()
+    hist = track(env, "a", lambda h: h[-1][2] != 2 * GiB, 3, "a to grow")
+    check(hist[-1][2] == 2 * GiB + 256 * MiB, "grew to %d MiB, want 2304 (256 MiB above the "
+          "reserve)" % mib(hist[-1][2]))
+    check("limited by the budget 2304 MiB to +256 of +512 MiB" in decisions(env.log(), "a")[0][3],
+          "decision: %s" % (decisions(env.log(), "a"),))
+    st = env.status()["budget"]
+    check(st["host-reserve"] == GiB and st["host-available"] is not None, "status %s" % st)
+    # the host has less than the reserve free: no more growth
+    host_avail((GiB - 100 * MiB) // 1024)
+    time.sleep(1.5)
+    check(env.requested("a") == 2 * GiB + 256 * MiB, "grew below the reserve")
+    wait_for(lambda: "held by the budget" in env.vm_status("a")["note"], 2, "held")
+    # MemAvailable unknown: nobody grows, said once
+    host_avail((8 * GiB) // 1024)
+    os.unlink(meminfo)
+    time.sleep(1)
+    check(env.requested("a") == 2 * GiB + 256 * MiB, "grew without knowing the host")
+    check(env.log().count("cannot read MemAvailable from %s: No such file or directory; no VM "
+                          "grows" % meminfo) == 1, "the 'cannot read' line, once")
+    check(env.status()["budget"]["host-available"] is None, "status: host-available")
+    host_avail((8 * GiB) // 1024)
+    track(env, "a", lambda h: h[-1][2] > 2 * GiB + 256 * MiB, 3, "growth once it is back")
+
+
 def s_restart(env):
     """restart: after a crash the new daemon picks up the sizes and carries on without a jolt"""
     env.start_qmp("a", 6 * GiB)
@@ -710,7 +748,7 @@ def s_valgrind(env):
 
 
 SCENARIOS = [s_command_line, s_pressure, s_idle, s_silence, s_garbage, s_flood, s_absurd,
-             s_budget, s_restart, s_stopped_short, s_qmp_lost, s_sighup, s_agent, s_valgrind]
+             s_budget, s_host_reserve, s_restart, s_stopped_short, s_qmp_lost, s_sighup, s_agent, s_valgrind]
 
 
 def run_one(memplugd, s):
