@@ -306,7 +306,7 @@ def s_pressure(env):
     hist = track(env, "a", lambda h: h[-1][2] != 2 * GiB, 3, "a to grow")
     check(hist[-1][2] == 2432 * MiB, "a grew to %d MiB, want 2432 (312 MiB short: 3 blocks)"
           % mib(hist[-1][2]))
-    check(hist[-1][0] < 2.0, "a grew only after %.2f s" % hist[-1][0])
+    check(hist[-1][0] < 3.0, "a grew only after %.2f s" % hist[-1][0])
     wait_for(lambda: decisions(env.log(), "a"), 2, "a's log line")
     check(decisions(env.log(), "a")[0] ==
           ("grow", "2048", "2432", "available 200 MiB < buffer 512 MiB"),
@@ -319,7 +319,7 @@ def s_pressure(env):
     hist = track(env, "b", lambda h: len(changes(h)) >= 2, 5, "two PSI growths of b")
     ch = changes(hist)
     check(ch[0][2] - ch[0][1] == 256 * MiB, "PSI step %d MiB" % mib(ch[0][2] - ch[0][1]))
-    check(ch[1][0] - ch[0][0] >= 0.9, "PSI growths %.2f s apart (psi-hold 1 s)"
+    check(ch[1][0] - ch[0][0] >= 0.75, "PSI growths %.2f s apart (psi-hold 1 s)"
           % (ch[1][0] - ch[0][0]))
     check(decisions(env.log(), "b")[0][3] == "psi some 20.00% > 10%",
           "b's reason: %s" % (decisions(env.log(), "b")[0],))
@@ -341,14 +341,15 @@ def s_idle(env):
     """idle: shrinks slowly after the hold-down, at most 1 GiB a step, never below min"""
     env.start_qmp("a", 6 * GiB)
     env.start_guest("a", base=GiB, used=GiB)
-    env.config({"a": {"min": "2G"}})
+    env.config({"a": {"min": "2G"}}, shrink_interval="1")
     env.start_daemon()
-    hist = track(env, "a", lambda h: h[-1][2] == 2 * GiB, 12, "a to shrink to min")
+    hist = track(env, "a", lambda h: h[-1][2] == 2 * GiB, 15, "a to shrink to min")
     ch = changes(hist)
     check(ch[0][0] >= 1.9, "first shrink %.2f s after start (hold-down 2 s)" % ch[0][0])
     check(all(f - t <= GiB and t < f for _, f, t in ch), "steps: %s" % ch)
-    check(all(b[0] - a[0] >= 0.45 for a, b in zip(ch, ch[1:])),
-          "shrinks less than 0.5 s apart: %s" % ch)
+    # seen by polling QMP every 50 ms: a loaded host delays a sighting
+    check(all(b[0] - a[0] >= 0.8 for a, b in zip(ch, ch[1:])),
+          "shrinks less than 1 s (shrink-interval) apart: %s" % ch)
     check(len(ch) >= 4, "only %d steps: %s" % (len(ch), ch))
     time.sleep(1)
     check(env.requested("a") == 2 * GiB, "below min")
@@ -592,7 +593,7 @@ def s_stopped_short(env):
     check(len(re_) == 1 and re_[0][1:3] == (str(mib(ch[0][2])), "4096") and
           "guest stopped short shrinking at 4096 MiB (unplug=blocked)" in re_[0][3],
           "realign line: %s" % re_)
-    check(ch[-1][0] - ch[0][0] >= 0.9, "realigned after %.2f s (settle-time 1 s)"
+    check(ch[-1][0] - ch[0][0] >= 0.8, "realigned after %.2f s (settle-time 1 s)"
           % (ch[-1][0] - ch[0][0]))
     shrinks = len(decisions(env.log(), "a", "shrink"))
     time.sleep(2.3)
