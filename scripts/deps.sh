@@ -39,16 +39,19 @@ mkdir -p "$cache/kernels"
 say() { printf 'deps: %s\n' "$*" >&2; }
 
 # step TEXT: something is about to change: a line here and in the log
+run_line=0	# where this run's part of the log starts
 step() {
 	say "$*"
 	mkdir -p "$cache"
 	printf '\n=== %s %s\n' "$(date '+%F %T')" "$*" >>"$logf"
+	[ "$run_line" -gt 0 ] || run_line=$(wc -l <"$logf")
 }
 
+# fail TEXT: the end, with the last 25 lines this run logged
 fail() {
 	say "failed: $*"
-	if [ -s "$logf" ]; then
-		tail -n 25 "$logf" | sed 's/^/deps: | /' >&2
+	if [ "$run_line" -gt 0 ] && [ -s "$logf" ]; then
+		tail -n +"$run_line" "$logf" | tail -n 25 | sed 's/^/deps: | /' >&2
 	fi
 	say "full log: $logf"
 	exit 1
@@ -98,7 +101,7 @@ install_pkgs() {
 	sim=$(apt-get install -s --no-install-recommends "${missing[@]}" 2>>"$logf") ||
 		fail "apt-get install -s ${missing[*]}"
 	bad=$(sed -nE 's/^Inst (linux-(image|headers|kbuild|modules|signed)-[^ ]*).*/\1/p' <<<"$sim" |
-	      tr '\n' ' ')
+	      paste -sd ' ')
 	[ -z "$bad" ] || fail "installing ${missing[*]} would install kernel packages: $bad"
 	if [ ${#missing[@]} -le 4 ]; then
 		step "installing ${missing[*]}"
