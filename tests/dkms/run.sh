@@ -231,11 +231,33 @@ else
 	echo "\$*" >> "$T/dkms.calls"
 	EOF
 	chmod +x "$T/bin/dkms"
+	# The kernels they see: as root, in a private mount namespace, a
+	# /lib/modules of the test kernels with headers (build/Makefile) and
+	# one without, whatever this host has installed (set-up installs no
+	# headers); else the host's.
+	mods=/lib/modules
+	if [ "$(id -u)" = 0 ] && unshare --mount --propagation private true 2>/dev/null; then
+		mods=$T/lib-modules
+		for r in "${rels[@]}"; do
+			mkdir -p "$mods/$r/build" && : > "$mods/$r/build/Makefile"
+		done
+		mkdir -p "$mods/6.1.0-0-noheaders-amd64/kernel"
+	fi
+	echo "# the maintainer scripts see $mods as /lib/modules"
+	maint() {	# maint SCRIPT ARG: DEBIAN/SCRIPT ARG with the logging dkms
+		if [ "$mods" = /lib/modules ]; then
+			PATH=$T/bin:$PATH sh "$x/DEBIAN/$1" "$2"
+		else
+			PATH=$T/bin:$PATH unshare --mount --propagation private \
+				sh -c 'mount --bind "$1" /lib/modules && exec sh "$2" "$3"' \
+				maint "$mods" "$x/DEBIAN/$1" "$2"
+		fi
+	}
 	: > "$T/dkms.calls"
-	out=$(PATH=$T/bin:$PATH sh "$x/DEBIAN/postinst" configure 2>&1)
+	out=$(maint postinst configure 2>&1)
 	rc=$?
 	exp="add -m memplug -v $VER"
-	for d in /lib/modules/*/; do
+	for d in "$mods"/*/; do
 		[ -e "$d/build/Makefile" ] && exp+=$'\n'"install -m memplug -v $VER -k $(basename "$d")"
 	done
 	got=$(grep -v '^status ' "$T/dkms.calls")
@@ -265,7 +287,7 @@ else
 	EOF
 
 	: > "$T/dkms.calls"
-	out=$(PATH=$T/bin:$PATH sh "$x/DEBIAN/prerm" remove 2>&1)
+	out=$(maint prerm remove 2>&1)
 	rc=$?
 	[ $rc -eq 0 ] && [ "$(cat "$T/dkms.calls")" = "remove -m memplug -v $VER --all" ]
 	ok $? "deb: prerm remove: dkms remove --all" "rc $rc"$'\n'"$out"$'\n'"$(cat "$T/dkms.calls")"
