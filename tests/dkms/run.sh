@@ -270,12 +270,12 @@ else
 	#!/bin/sh
 	case "\$1" in install) exit 77 ;; esac
 	EOF
-	out=$(PATH=$T/bin:$PATH sh "$x/DEBIAN/postinst" configure 2>&1)
+	out=$(maint postinst configure 2>&1)
 	rc=$?
 	n=$(grep -c "is not a kernel memplug is verified on; the kernel's virtio_mem drives" <<<"$out")
-	heads=$(for d in /lib/modules/*/; do [ -e "$d/build/Makefile" ] && echo x; done | wc -l)
+	heads=$(for d in "$mods"/*/; do [ -e "$d/build/Makefile" ] && echo x; done | wc -l)
 	if [ "$heads" -eq 0 ]; then
-		ktap_skip "deb: postinst: a kernel DKMS skips keeps virtio_mem" "no kernel with headers in /lib/modules"
+		ktap_skip "deb: postinst: a kernel DKMS skips keeps virtio_mem" "no kernel with headers in $mods"
 	else
 		[ $rc -eq 0 ] && [ "$n" -eq "$heads" ] && ! grep -q 'failed' <<<"$out"
 		ok $? "deb: postinst: a kernel DKMS skips keeps virtio_mem, not a failure" \
