@@ -9,9 +9,9 @@
 SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-report check-vm check-libvirt \
-	check-ktap check-static check-dkms check-install check-long check-cpus check-random \
-	check-checkers check-debug check-memplugd fuzz bench bench-publish dkms-install \
-	dkms-uninstall deb clean
+	check-ktap check-static check-setup check-dkms check-install check-long check-cpus \
+	check-random check-checkers check-debug check-memplugd fuzz bench bench-publish \
+	dkms-install dkms-uninstall deb clean
 
 all: build
 
@@ -94,6 +94,11 @@ fuzz:
 
 check-dkms: deps
 	@scripts/check.sh dkms
+
+# scripts/deps.sh on an empty cache installs no kernel and leaves /boot as
+# it was (tests/setup/run.sh; runs deps.sh itself)
+check-setup:
+	@scripts/check.sh setup
 
 # README's DKMS install path end to end in a booted Debian 12 VM (as root;
 # not part of make check: about 11 minutes warm, 15 cold under TCG,

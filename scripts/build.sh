@@ -18,10 +18,9 @@ for rel in $(cat "${MEMPLUG_KERNEL_LIST:-$cache/kernels/list}"); do
 	out=build/$rel
 	mkdir -p "$out"
 	ko= fiko=
-	# Debian's headers are installed; the debug kernel's build tree is in
-	# its own image (scripts/debug-kernel.sh)
-	kdir=/lib/modules/$rel/build
-	[ -e "$kdir/Makefile" ] || kdir=$cache/kernels/$rel/lib/modules/$rel/build
+	# the headers scripts/deps.sh unpacked into the cache, or the debug
+	# kernel's build tree (scripts/debug-kernel.sh)
+	kdir=$(scripts/kdir.sh "$rel")
 	if [ -f driver/Makefile ]; then
 		# Kbuild writes its objects next to the sources: build a copy per kernel
 		rm -rf "$out/driver" && cp -r driver "$out/driver"

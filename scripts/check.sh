@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suites and sum their results into one closing line.
 #
-#   scripts/check.sh [unit] [fuzz] [tools] [report] [memplugd] [static] [dkms] [vm] [libvirt] [ktap]
+#   scripts/check.sh [unit] [fuzz] [tools] [report] [memplugd] [static] [setup] [dkms] [vm] [libvirt] [ktap]
 #                                                         (default: all of them)
 #   scripts/check.sh install | cpus | checkers | debug  (only when asked for)
 #
@@ -16,7 +16,7 @@ cd "$top" || exit 1
 . scripts/ktap.sh
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(ktap unit fuzz tools report memplugd static dkms vm libvirt)
+[ ${#suites[@]} -gt 0 ] || suites=(ktap unit fuzz tools report memplugd static setup dkms vm libvirt)
 
 declare -A cmd=(
 	[ktap]="tests/ktap/run.sh"
@@ -27,6 +27,7 @@ declare -A cmd=(
 	[report]="tests/report/run.sh"
 	[memplugd]="tests/memplugd/run.sh"
 	[static]="scripts/static-checks.sh"
+	[setup]="tests/setup/run.sh"
 	[vm]="python3 tests/vm/run.py -j ${JOBS:-2}"
 	[libvirt]="python3 tests/vm/libvirt.py"
 	[install]="tests/install/run.sh"

@@ -7,8 +7,10 @@
 # /var/cache/memplug/debug-kernel), and is reused while the source package and
 # the config fragment are unchanged. It is laid out like an extracted Debian
 # kernel image (root/boot/vmlinuz-REL, root/lib/modules/REL with its build
-# tree), and linked as .cache/kernels/REL so the test bed boots it like the
-# others. Writes .cache/kernels/debug-list (the release) for make check-debug.
+# tree, also linked as root/headers/usr/src/linux-headers-REL, where
+# scripts/kdir.sh finds the Kbuild tree of every test kernel), and linked as
+# .cache/kernels/REL so the test bed boots it like the others. Writes
+# .cache/kernels/debug-list (the release) for make check-debug.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,6 +76,9 @@ else
 	echo "$stamp" > "$dcache/stamp"
 	log "built $rel in $(( $(date +%s) - start )) s"
 fi
+# its build tree where scripts/kdir.sh finds every test kernel's Kbuild tree
+mkdir -p "$root/headers/usr/src"
+ln -sfn "$src" "$root/headers/usr/src/linux-headers-$rel"
 ln -sfn "$root" "$cache/kernels/$rel"
 echo "$rel" > "$cache/kernels/debug-list"
 echo "$rel"

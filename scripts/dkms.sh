@@ -13,6 +13,12 @@
 #
 # driver/dkms.conf holds the one version number; everything here reads it.
 # MEMPLUG_NO_INITRAMFS=1 skips update-initramfs in install and uninstall.
+#
+# install is for this machine's own kernels: DKMS builds against their
+# installed headers (/lib/modules/REL/build) and installs into
+# /lib/modules/REL/updates/dkms. The test kernels' headers in the cache
+# (scripts/kdir.sh) are for tests/dkms/run.sh, which builds and installs
+# with DKMS in temporary trees and never on the host.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 drv=$top/driver

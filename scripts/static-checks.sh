@@ -35,12 +35,15 @@ tap "checkpatch --strict driver/" 0 "$tmp/out"
 for rel in $rels; do
 	b=$tmp/$rel
 	cp -r driver "$b"
-	# Debian's headers have no vmlinux, so Kbuild notes it skips BTF: not ours
-	make -s -C "$b" KDIR="/lib/modules/$rel/build" W=1 > "$tmp/out" 2>&1
+	# the cached headers (scripts/kdir.sh); a missing tree fails both
+	kdir=$(scripts/kdir.sh "$rel" 2>"$tmp/out") || kdir=$tmp/no-kdir
+	# Debian's 6.1 headers have no vmlinux, so Kbuild notes it skips BTF: not ours
+	make -s -C "$b" KDIR="$kdir" W=1 >> "$tmp/out" 2>&1
 	rc=$?
 	grep -v 'Skipping BTF generation' "$tmp/out" > "$tmp/out2"
 	tap "W=1 build, $rel" $rc "$tmp/out2"
-	make -s -C "$b" KDIR="/lib/modules/$rel/build" C=2 > "$tmp/out" 2>&1
+	scripts/kdir.sh "$rel" >/dev/null 2>"$tmp/out"
+	make -s -C "$b" KDIR="$kdir" C=2 >> "$tmp/out" 2>&1
 	rc=$?
 	grep -v 'Skipping BTF generation' "$tmp/out" > "$tmp/out2"
 	tap "sparse (C=2), $rel" $rc "$tmp/out2"

@@ -5,8 +5,12 @@
 # what it should with working maintainer scripts.
 #
 # Nothing is installed on this host: DKMS runs on a temporary tree
-# (--dkmstree/--sourcetree/--installtree, its own signing key, --no-depmod)
-# and module resolution uses a temporary root (depmod -b, modprobe -d).
+# (--dkmstree/--sourcetree/--installtree, its own signing key, --no-depmod),
+# builds against the headers scripts/deps.sh unpacked into the cache
+# (--kernelsourcedir, from scripts/kdir.sh; never /lib/modules/<rel>/build),
+# signs with the sign-file of those headers, and module resolution uses a
+# temporary root (depmod -b, modprobe -d). The last test checks that
+# /lib/modules, /usr/src and /var/lib/dkms are as they were.
 #
 # Products: build/memplug-dkms_<ver>_all.deb, and build/<rel>/dkms/memplug.ko,
 # the DKMS-built module (decompressed) for the test bed to boot.
@@ -31,8 +35,15 @@ mapfile -t rels < <(grep -v '^[[:space:]]*$' "$cache/kernels/list" 2>/dev/null)
 [ ${#rels[@]} -gt 0 ] || ktap_bail "no kernels in $cache/kernels/list (run scripts/deps.sh)"
 
 per_kernel=7
-ktap_plan $((4 + per_kernel * ${#rels[@]} + 9))
+ktap_plan $((4 + per_kernel * ${#rels[@]} + 10))
 echo "# memplug $VER, kernels: ${rels[*]}"
+
+# what the host has where DKMS installs, for the last test
+host_state() {
+	{ find /lib/modules -maxdepth 4 -printf '%p %y %l\n'
+	  find /usr/src /var/lib/dkms -maxdepth 2 -printf '%p %y %l\n'; } 2>/dev/null | sort
+}
+host_state > "$T/host.before"
 
 # --- DKMS on a private tree ------------------------------------------------
 # dkms takes the signing key from the environment before /var/lib/dkms
@@ -52,8 +63,16 @@ alias=virtio:d00000018v00001AF4          # the virtio-mem device, as udev asks
 for rel in "${rels[@]}"; do
 	echo "# ---- $rel"
 	mkdir -p "$T/inst/$rel"
-	out=$(dkms build -m memplug -v "$VER" -k "$rel" "${D[@]}" 2>&1)
-	rc=$?
+	# the cached headers, and their sign-file (dkms would look in the
+	# host's /usr/lib/linux-kbuild-* and /lib/modules/<rel>/build)
+	if kdir=$(scripts/kdir.sh "$rel" 2>&1); then
+		export sign_file=$kdir/scripts/sign-file
+		echo "# KDIR: $kdir"
+		out=$(dkms build -m memplug -v "$VER" -k "$rel" --kernelsourcedir "$kdir" "${D[@]}" 2>&1)
+		rc=$?
+	else
+		out=$kdir rc=1 kdir=$T/no-kdir
+	fi
 	ko=$(ls "$T/dkms/memplug/$VER/$rel"/*/module/memplug.ko* 2>/dev/null | head -n1)
 	[ $rc -ne 0 ] && out+=$'\n'$(cat "$T/dkms/memplug/$VER/build/make.log" 2>/dev/null)
 	[ -n "$ko" ] || rc=1
@@ -77,7 +96,7 @@ for rel in "${rels[@]}"; do
 	! grep -q '^fi_' <<<"$parms"
 	ok $? "$rel: no fault injection in the release module (MEMPLUG_FAULT_INJECT=1 exported)" "$parms"
 
-	out=$(dkms install -m memplug -v "$VER" -k "$rel" --no-depmod "${D[@]}" 2>&1)
+	out=$(dkms install -m memplug -v "$VER" -k "$rel" --kernelsourcedir "$kdir" --no-depmod "${D[@]}" 2>&1)
 	rc=$?
 	inst=$(ls "$T/inst/$rel/updates/dkms/memplug.ko"* 2>/dev/null | head -n1)
 	[ -n "$inst" ] || rc=1
@@ -138,7 +157,7 @@ done
 # A kernel memplug is not verified on (dkms.conf BUILD_EXCLUSIVE_*): DKMS
 # skips it with exit 77, builds nothing, and the package says so.
 other=6.6.0-99-amd64
-out=$(dkms build -m memplug -v "$VER" -k "$other" --kernelsourcedir "/lib/modules/${rels[-1]}/build" \
+out=$(dkms build -m memplug -v "$VER" -k "$other" --kernelsourcedir "$(scripts/kdir.sh "${rels[-1]}")" \
 	"${D[@]}" 2>&1)
 rc=$?
 left=$(find "$T/dkms/memplug/$VER/$other" -name 'memplug.ko*' 2>/dev/null)
@@ -212,11 +231,33 @@ else
 	echo "\$*" >> "$T/dkms.calls"
 	EOF
 	chmod +x "$T/bin/dkms"
+	# The kernels they see: as root, in a private mount namespace, a
+	# /lib/modules of the test kernels with headers (build/Makefile) and
+	# one without, whatever this host has installed (set-up installs no
+	# headers); else the host's.
+	mods=/lib/modules
+	if [ "$(id -u)" = 0 ] && unshare --mount --propagation private true 2>/dev/null; then
+		mods=$T/lib-modules
+		for r in "${rels[@]}"; do
+			mkdir -p "$mods/$r/build" && : > "$mods/$r/build/Makefile"
+		done
+		mkdir -p "$mods/6.1.0-0-noheaders-amd64/kernel"
+	fi
+	echo "# the maintainer scripts see $mods as /lib/modules"
+	maint() {	# maint SCRIPT ARG: DEBIAN/SCRIPT ARG with the logging dkms
+		if [ "$mods" = /lib/modules ]; then
+			PATH=$T/bin:$PATH sh "$x/DEBIAN/$1" "$2"
+		else
+			PATH=$T/bin:$PATH unshare --mount --propagation private \
+				sh -c 'mount --bind "$1" /lib/modules && exec sh "$2" "$3"' \
+				maint "$mods" "$x/DEBIAN/$1" "$2"
+		fi
+	}
 	: > "$T/dkms.calls"
-	out=$(PATH=$T/bin:$PATH sh "$x/DEBIAN/postinst" configure 2>&1)
+	out=$(maint postinst configure 2>&1)
 	rc=$?
 	exp="add -m memplug -v $VER"
-	for d in /lib/modules/*/; do
+	for d in "$mods"/*/; do
 		[ -e "$d/build/Makefile" ] && exp+=$'\n'"install -m memplug -v $VER -k $(basename "$d")"
 	done
 	got=$(grep -v '^status ' "$T/dkms.calls")
@@ -229,12 +270,12 @@ else
 	#!/bin/sh
 	case "\$1" in install) exit 77 ;; esac
 	EOF
-	out=$(PATH=$T/bin:$PATH sh "$x/DEBIAN/postinst" configure 2>&1)
+	out=$(maint postinst configure 2>&1)
 	rc=$?
 	n=$(grep -c "is not a kernel memplug is verified on; the kernel's virtio_mem drives" <<<"$out")
-	heads=$(for d in /lib/modules/*/; do [ -e "$d/build/Makefile" ] && echo x; done | wc -l)
+	heads=$(for d in "$mods"/*/; do [ -e "$d/build/Makefile" ] && echo x; done | wc -l)
 	if [ "$heads" -eq 0 ]; then
-		ktap_skip "deb: postinst: a kernel DKMS skips keeps virtio_mem" "no kernel with headers in /lib/modules"
+		ktap_skip "deb: postinst: a kernel DKMS skips keeps virtio_mem" "no kernel with headers in $mods"
 	else
 		[ $rc -eq 0 ] && [ "$n" -eq "$heads" ] && ! grep -q 'failed' <<<"$out"
 		ok $? "deb: postinst: a kernel DKMS skips keeps virtio_mem, not a failure" \
@@ -246,7 +287,7 @@ else
 	EOF
 
 	: > "$T/dkms.calls"
-	out=$(PATH=$T/bin:$PATH sh "$x/DEBIAN/prerm" remove 2>&1)
+	out=$(maint prerm remove 2>&1)
 	rc=$?
 	[ $rc -eq 0 ] && [ "$(cat "$T/dkms.calls")" = "remove -m memplug -v $VER --all" ]
 	ok $? "deb: prerm remove: dkms remove --all" "rc $rc"$'\n'"$out"$'\n'"$(cat "$T/dkms.calls")"
@@ -258,5 +299,10 @@ else
 		ktap_skip "deb: lintian" "lintian not installed"
 	fi
 fi
+
+# DKMS built and installed in its private trees only
+host_state > "$T/host.after"
+diff -u "$T/host.before" "$T/host.after" > "$T/host.diff"
+ok $? "nothing changed in /lib/modules, /usr/src, /var/lib/dkms" "$(cat "$T/host.diff")"
 
 ktap_summary
