@@ -106,13 +106,14 @@ check-setup:
 check-install: deps
 	@scripts/check.sh install
 
-# DKMS and the Debian package (docs/install.md)
+# DKMS (docs/install.md); make deb: the Debian packages, build/memplug-dkms_<ver>_all.deb
+# (the driver) and build/memplug-report_<ver>_amd64.deb (the guest agent)
 dkms-install:
 	@scripts/dkms.sh install $(if $(KVER),-k $(KVER))
 dkms-uninstall:
 	@scripts/dkms.sh uninstall
 deb:
-	@scripts/dkms.sh deb
+	@scripts/deb.sh all
 
 # memplug vs the kernel's virtio_mem, same kernels, same run (not a test).
 # Writes only into bench/out/ (not tracked): raw.csv, summary.csv,

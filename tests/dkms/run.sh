@@ -12,8 +12,13 @@
 # temporary root (depmod -b, modprobe -d). The last test checks that
 # /lib/modules, /usr/src and /var/lib/dkms are as they were.
 #
-# Products: build/memplug-dkms_<ver>_all.deb, and build/<rel>/dkms/memplug.ko,
-# the DKMS-built module (decompressed) for the test bed to boot.
+# The other package of make deb, the guest agent's memplug-report_<ver>_<arch>.deb,
+# is tested by tests/dkms/report-deb.sh (also runnable alone), whose
+# results are included here, after the DKMS package's.
+#
+# Products: build/memplug-dkms_<ver>_all.deb, build/memplug-report_<ver>_<arch>.deb,
+# and build/<rel>/dkms/memplug.ko, the DKMS-built module (decompressed) for
+# the test bed to boot.
 #
 # Ends with "N passed, N failed, N skipped" (scripts/ktap.sh).
 set -uo pipefail
@@ -34,8 +39,13 @@ VER=$(scripts/dkms.sh version) || ktap_bail "no version in driver/dkms.conf"
 mapfile -t rels < <(grep -v '^[[:space:]]*$' "$cache/kernels/list" 2>/dev/null)
 [ ${#rels[@]} -gt 0 ] || ktap_bail "no kernels in $cache/kernels/list (run scripts/deps.sh)"
 
+# the agent's package first, for the number of its results (its plan)
+tests/dkms/report-deb.sh >"$T/report-deb.tap" 2>&1
+report_rc=$?
+report_n=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$T/report-deb.tap" | head -n1)
+
 per_kernel=7
-ktap_plan $((4 + per_kernel * ${#rels[@]} + 10))
+ktap_plan $((4 + per_kernel * ${#rels[@]} + 10 + ${report_n:-1}))
 echo "# memplug $VER, kernels: ${rels[*]}"
 
 # what the host has where DKMS installs, for the last test
@@ -299,6 +309,9 @@ else
 		ktap_skip "deb: lintian" "lintian not installed"
 	fi
 fi
+
+echo "# ---- memplug-report_${VER}_*.deb (tests/dkms/report-deb.sh)"
+ktap_include "report deb: " "$report_rc" "$T/report-deb.tap"
 
 # DKMS built and installed in its private trees only
 host_state > "$T/host.after"

@@ -2,16 +2,21 @@
 """The README's DKMS install path, end to end, in a booted Debian 12 VM.
 
 Called by tests/install/run.sh (which builds the disk image with
-mkimage.sh and the package with scripts/dkms.sh deb):
+mkimage.sh and the packages with scripts/deb.sh):
 
-  run.py --image BASE.raw --release REL --deb memplug-dkms_VER_all.deb
+  run.py --image BASE.raw --release REL --deb memplug-dkms_VER_all.deb \
+         --report-deb memplug-report_VER_ARCH.deb
   run.py --prepare BASE.raw --rootfs DIR --release REL   (mkimage.sh, once)
 
 The guest boots from its own disk (GRUB, Debian's kernel and initramfs).
 The host drives it through the test bed's agent (tests/vm/agent), run by
 systemd on ttyS1, and resizes its virtio-mem device with memplugctl over
-QMP, as a user would. The package and memplugctl-static reach the guest on
-a second, read-only disk. Prints KTAP and "N passed, N failed, N skipped".
+QMP, as a user would. The packages and memplugctl-static reach the guest on
+a second, read-only disk. The guest has the report channel's virtio-serial
+port (docs/autosize.md) from its first boot: the memplug-report package,
+installed after the driver's, must start its service for it at once, and
+systemd again after the reboot; the host reads the reports from the port's
+socket. Prints KTAP and "N passed, N failed, N skipped".
 """
 
 import argparse
@@ -40,9 +45,12 @@ class DiskVM(VM):
     initramfs and command line: direct boot, used once to install GRUB)."""
 
     def __init__(self, release, disk, devices, disk_format="qcow2", extra_disks=(),
-                 kernel=None, initrd=None, append=None, log=print):
+                 kernel=None, initrd=None, append=None, log=print, report=None):
+        # report: the report channel's port (VM(report=MS)); MS only sets
+        # the interval of the test bed's initramfs, not used here: the
+        # packaged unit runs memplug-report with its default, 1 s
         super().__init__(release, None, devices, boot_mem="1G", log=log,
-                         allow_reboot=True)
+                         allow_reboot=True, report=report)
         self.disk = disk
         self.disk_format = disk_format
         self.extra_disks = list(extra_disks)
@@ -133,6 +141,7 @@ def run(args):
     rel = args.release
     deb = os.path.abspath(args.deb)
     ver = re.sub(r"^memplug-dkms_(.*)_all\.deb$", r"\1", os.path.basename(deb))
+    rdeb = os.path.abspath(args.report_deb)
     ctl_static = os.path.join(TOP, "tools", "memplugctl", "memplugctl-static")
     work = tempfile.mkdtemp(prefix="memplug-install-")
     t0 = time.time()
@@ -140,11 +149,15 @@ def run(args):
         "guest boots from its disk (GRUB, Debian kernel %s)" % rel,
         "before the install the kernel's virtio_mem drives the device and plugs 1 GiB",
         "apt install ./%s (DKMS builds memplug in the guest)" % os.path.basename(deb),
+        "apt install ./%s: memplug-report enabled and active for the port; "
+        "the host reads 3 valid reports (driver=virtio_mem)" % os.path.basename(rdeb),
         "dkms status: memplug/%s installed for %s" % (ver, rel),
         "modprobe.d file and initramfs hook installed; the initramfs holds memplug.ko and memplug.conf",
         "the guest reboots with 1 GiB requested",
         "memplug claimed the device at boot, from the initramfs; virtio_mem not loaded",
         "memplug plugged the requested 1 GiB at boot (sysfs and host agree)",
+        "after the reboot systemd started memplug-report for the port; "
+        "it reports driver=memplug, plugged and requested 1 GiB",
         "memplugctl resize 3G --wait from the host; the guest has 2 GiB more, in ZONE_MOVABLE",
         "memplugctl guest in the guest shows the state",
         "memplugctl resize 0 --wait; sysfs plugged_size 0",
@@ -162,13 +175,14 @@ def run(args):
         job = os.path.join(work, "job")
         os.mkdir(job)
         shutil.copy(deb, job)
+        shutil.copy(rdeb, job)
         shutil.copy(ctl_static, os.path.join(job, "memplugctl"))
         jobimg = os.path.join(work, "job.img")
         subprocess.run(["truncate", "-s", "64M", jobimg], check=True)
         subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "memplug-job", "-d", job, jobimg],
                        check=True)
         vm = DiskVM(rel, disk, [Device("vmem0", "8G", "1G")], extra_disks=[jobimg],
-                    log=lambda s: print(s, flush=True))
+                    log=lambda s: print(s, flush=True), report=1000)
 
         def step_boot():
             vm.start(timeout=BOOT_TIMEOUT)
@@ -214,6 +228,49 @@ def run(args):
             if lines[0] != "0":
                 raise TestFailure("apt install failed (%s):\n%s" %
                                   (lines[0], vm.sh("tail -n 40 /root/apt.log")["out"]))
+
+        def report_unit(want="active", timeout=120):
+            """memplug-report.service reaches `want` (systemctl is-active)."""
+            def state():
+                st = vm.sh("systemctl is-active memplug-report", check=False)["out"].strip()
+                if st == want:
+                    return True
+                return "%s; %s" % (st, vm.sh("systemctl status --no-pager -n 20 memplug-report "
+                                             "2>&1", check=False)["out"])
+            wait_for("memplug-report.service %s" % want, state, timeout)
+
+        def read_reports(n=3):
+            """n reports from the port, each valid (Reports.next: the strict
+            parser and the agent's promises), seq increasing."""
+            rep = vm.reports()
+            try:
+                got = [rep.next(timeout=30) for _ in range(n)]
+            finally:
+                rep.close()
+            seqs = [r["seq"] for r in got]
+            if seqs != sorted(set(seqs)):
+                raise TestFailure("seq not increasing: %r" % seqs)
+            return got
+
+        def step_report():
+            name = os.path.basename(rdeb)
+            vm.sh("cp /mnt/job/%s /root/" % name)
+            r = vm.sh("cd /root && DEBIAN_FRONTEND=noninteractive apt install -y ./%s 2>&1" % name,
+                      timeout=600, check=False)
+            if r["rc"] != 0:
+                raise TestFailure("apt install %s failed (%d):\n%s" % (name, r["rc"], r["out"]))
+            # the port is there since boot: the postinst started the service
+            report_unit("active")
+            en = vm.sh("systemctl is-enabled memplug-report", check=False)["out"].strip()
+            if en != "enabled":
+                raise TestFailure("systemctl is-enabled memplug-report: %r" % en)
+            got = read_reports(3)
+            # memplug is built, not loaded: the kernel's driver until the reboot
+            bad = [r for r in got if r.get("driver") != "virtio_mem" or not r.get("total")]
+            if bad:
+                raise TestFailure("reports without driver=virtio_mem and total: %r" % bad)
+            return "%s\n%r" % (vm.sh("dpkg -s memplug-report | grep -E '^(Status|Version|Depends):'",
+                                      check=False)["out"].strip(), got[-1])
 
         def step_dkms():
             out = vm.sh("dkms status memplug")["out"].strip()
@@ -268,6 +325,19 @@ def run(args):
             wait_for("after reboot", ok, 300)
             vm.baseline()
 
+        def step_report_after_reboot():
+            # udev's rule and the enable link start it for the port at boot
+            report_unit("active")
+
+            def memplug_report(r):
+                return r.get("driver") == "memplug" and r.get("plugged") == GiB and \
+                    r.get("requested") == GiB
+            got = read_reports(3)
+            if not any(memplug_report(r) for r in got):
+                raise TestFailure("no report with driver=memplug, plugged and requested 1 GiB: %r"
+                                  % got)
+            return repr(got[-1])
+
         def step_resize():
             vm.resize("vmem0", "3G", timeout=600)
             vm.wait_memory(2 * GiB, "Movable", timeout=300)
@@ -316,9 +386,9 @@ def run(args):
                             "head -n 150", check=False)["out"]
                 raise TestFailure("%s\n%s" % (e, ctx))
 
-        fns = [step_boot, step_before, step_install, step_dkms, step_initramfs, step_reboot,
-               step_claimed, step_plugged_at_boot, step_resize, step_guest_tool, step_resize0,
-               step_fallback, step_log]
+        fns = [step_boot, step_before, step_install, step_report, step_dkms, step_initramfs,
+               step_reboot, step_claimed, step_plugged_at_boot, step_report_after_reboot,
+               step_resize, step_guest_tool, step_resize0, step_fallback, step_log]
         broken = None
         for name, fn in zip(steps, fns):
             if broken:
@@ -349,11 +419,14 @@ def main():
     ap.add_argument("--release", required=True)
     ap.add_argument("--image")
     ap.add_argument("--deb")
+    ap.add_argument("--report-deb")
     ap.add_argument("--prepare")
     ap.add_argument("--rootfs")
     args = ap.parse_args()
     if args.prepare:
         return prepare(args)
+    if not (args.image and args.deb and args.report_deb):
+        ap.error("--image, --deb and --report-deb are needed")
     return run(args)
 
 
