@@ -20,6 +20,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/tests/memplugd
 mpd=$top/tools/memplugd
+common=$top/tools/common # the report protocol, shared with the guest agent
 # shellcheck source=scripts/ktap.sh
 . "$top/scripts/ktap.sh"
 
@@ -80,7 +81,7 @@ ktap_include "" $? "$work/integration.tap"
 ver=$(make -s -C "$mpd" version)
 if command -v clang >/dev/null; then
 	if log=$(clang -std=gnu11 -Wall -Wextra -Werror -O2 -fsyntax-only -I"$top/tools/memplugctl" \
-			-DMEMPLUG_VERSION="\"$ver\"" "$mpd"/*.c 2>&1); then
+			-I"$common" -DMEMPLUG_VERSION="\"$ver\"" "$mpd"/*.c "$common"/*.c 2>&1); then
 		ktap_ok "clang -Wall -Wextra -Werror builds memplugd"
 	else
 		ktap_fail "clang -Wall -Wextra -Werror builds memplugd" "$log"
@@ -91,7 +92,7 @@ fi
 
 if command -v cppcheck >/dev/null; then
 	if log=$(cppcheck -q --enable=warning,portability,performance --error-exitcode=1 \
-			--inline-suppr -I "$mpd" -I "$top/tools/memplugctl" "$mpd" 2>&1); then
+			--inline-suppr -I "$mpd" -I "$top/tools/memplugctl" -I "$common" "$mpd" "$common" 2>&1); then
 		ktap_ok "cppcheck finds nothing in memplugd"
 	else
 		ktap_fail "cppcheck finds nothing in memplugd" "$log"
@@ -101,7 +102,7 @@ else
 fi
 
 : >"$work/format.diff"
-for f in "$mpd"/*.[ch] "$here"/*.c; do
+for f in "$mpd"/*.[ch] "$common"/*.[ch] "$here"/*.c; do
 	clang-format --style=file:"$top/tools/.clang-format" "$f" | diff -u "$f" - >>"$work/format.diff"
 done
 ktap_result "$([ -s "$work/format.diff" ] && echo 1 || echo 0)" \

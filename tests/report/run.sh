@@ -24,6 +24,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/tests/report
 src=$top/tools/memplug-report
+common=$top/tools/common # the report protocol, shared with memplugd
 agent=$src/memplug-report
 # shellcheck source=scripts/ktap.sh
 . "$top/scripts/ktap.sh"
@@ -342,7 +343,7 @@ fi
 
 if command -v clang >/dev/null; then
 	out=$(clang -std=gnu11 -Wall -Wextra -Werror -O2 -fsyntax-only \
-		-DMEMPLUG_VERSION="\"$ver\"" "$src"/*.c 2>&1)
+		-I "$common" -DMEMPLUG_VERSION="\"$ver\"" "$src"/*.c "$common"/*.c 2>&1)
 	ktap_result $? "clang -Wall -Wextra -Werror" "$out"
 else
 	ktap_skip "clang -Wall -Wextra -Werror" "clang not installed"
@@ -350,14 +351,14 @@ fi
 
 if command -v cppcheck >/dev/null; then
 	out=$(cppcheck -q --enable=warning,portability,performance --error-exitcode=1 \
-		--inline-suppr -I "$src" "$src" 2>&1)
+		--inline-suppr -I "$src" -I "$common" "$src" "$common" 2>&1)
 	ktap_result $? "cppcheck finds nothing" "$out"
 else
 	ktap_skip "cppcheck finds nothing" "cppcheck not installed"
 fi
 
 out=
-for f in "$src"/*.[ch] "$here"/*.c; do
+for f in "$src"/*.[ch] "$common"/*.[ch] "$here"/*.c; do
 	out+=$(clang-format --style=file:"$top/tools/.clang-format" "$f" | diff -u "$f" - 2>&1)
 done
 [ -z "$out" ]
@@ -365,8 +366,8 @@ ktap_result $? "clang-format: tools/memplug-report, tests/report" "$(head -n 30 
 
 # valgrind: a build of its own (DWARF 4, which Debian 12's valgrind reads)
 if command -v valgrind >/dev/null &&
-	cc -std=gnu11 -O1 -g -gdwarf-4 -DMEMPLUG_VERSION="\"$ver\"" -o "$work/memplug-report-vg" \
-		"$src"/*.c 2>"$work/vg-build.log"; then
+	cc -std=gnu11 -O1 -g -gdwarf-4 -I "$common" -DMEMPLUG_VERSION="\"$ver\"" \
+		-o "$work/memplug-report-vg" "$src"/*.c "$common"/*.c 2>"$work/vg-build.log"; then
 	vg="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all"
 	rc=0
 	for r in one two malformed-proc malformed-sysfs empty; do
