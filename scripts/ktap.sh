@@ -16,6 +16,17 @@
 #   ktap_include PREFIX RC FILE     a TAP stream's results (cmocka's) renumbered into this one
 #   ktap_bail REASON                Bail out!, closing line, exit 1
 #   ktap_summary                    N passed, N failed, N skipped; returns 1 on a failure
+#   ktap_done                       1..N (the results printed), then ktap_summary
+#
+# What the suites of the C tools (tests/tools, tests/report, tests/memplugd)
+# share, each one result:
+#   ktap_workdir NAME [HOOK]        $work: a new directory, removed at exit after HOOK
+#   ktap_cmocka PREFIX BIN TAPFILE  a cmocka binary's results, through ktap_include
+#   ktap_checker NAME TOOL ARGS...  TOOL ARGS succeeds; skipped without TOOL
+#   ktap_clang NAME ARGS...         clang -Wall -Wextra -Werror -O2 -fsyntax-only ARGS
+#   ktap_cppcheck NAME ARGS...      cppcheck with the tools' checks on ARGS
+#   ktap_clang_format NAME FILE...  each FILE as clang-format formats it (tools/.clang-format)
+#   ktap_vg_build BIN CC_ARGS...    BIN built for valgrind, or a skipped result "valgrind"
 #
 # Every suite ends with the closing line "N passed, N failed, N skipped",
 # which scripts/check.sh sums. A TODO result that fails counts as skipped.
@@ -139,6 +150,11 @@ ktap_summary() {
 	return 1
 }
 
+ktap_done() {
+	ktap_plan "$KTAP_N"
+	ktap_summary
+}
+
 ktap_bail() {
 	echo "Bail out! $*"
 	KTAP_FAIL=$((KTAP_FAIL + 1)) KTAP_PLAN=
@@ -177,4 +193,98 @@ ktap_failed_list() {
 	for t in "${KTAP_FAILED[@]}"; do
 		echo "# failed: $t"
 	done
+}
+
+# ---------------------------------------------------------------------------
+# The C tools' suites
+
+# the clang-format style of the C tools, beside this file's folder
+KTAP_STYLE=${BASH_SOURCE[0]%/*}
+[ "$KTAP_STYLE" != "${BASH_SOURCE[0]}" ] || KTAP_STYLE=.
+KTAP_STYLE=$(cd "$KTAP_STYLE/.." && pwd)/tools/.clang-format
+
+# ktap_workdir NAME [HOOK]: a new directory $TMPDIR/NAME.XXXXXX as $work.
+# At exit the function HOOK runs (a suite stops what it started), then the
+# directory goes, or stays with KEEP=1 ("# work dir kept: DIR"); SIGINT and
+# SIGTERM exit 130, through the same.
+ktap_workdir() {
+	work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX") || ktap_bail "no work directory"
+	KTAP_WORK_HOOK=${2:-}
+	trap ktap_workdir_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+ktap_workdir_cleanup() {
+	[ -z "$KTAP_WORK_HOOK" ] || "$KTAP_WORK_HOOK"
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "# work dir kept: $work"
+	else
+		rm -rf "$work"
+	fi
+}
+
+# ktap_cmocka PREFIX BIN TAPFILE: run the cmocka test binary BIN with its
+# TAP output into TAPFILE, and fold its results in (ktap_include PREFIX).
+ktap_cmocka() {
+	CMOCKA_MESSAGE_OUTPUT=TAP "$2" >"$3" 2>&1
+	ktap_include "$1" $? "$3"
+}
+
+# ktap_checker NAME TOOL ARGS...: ok if TOOL ARGS exits 0 (its output, the
+# diagnostics of a failure); skipped when TOOL is not installed.
+ktap_checker() {
+	local name=$1 tool=$2 out
+	shift 2
+	if ! command -v "$tool" >/dev/null; then
+		ktap_skip "$name" "$tool not installed"
+		return
+	fi
+	out=$("$tool" "$@" 2>&1)
+	ktap_result $? "$name" "$out"
+}
+
+# ktap_clang NAME ARGS...: ok if clang compiles ARGS (sources and flags)
+# without a warning.
+ktap_clang() {
+	local name=$1
+	shift
+	ktap_checker "$name" clang -Wall -Wextra -Werror -O2 -fsyntax-only "$@"
+}
+
+# ktap_cppcheck NAME ARGS...: ok if cppcheck finds nothing in ARGS
+# (directories, files, -I).
+ktap_cppcheck() {
+	local name=$1
+	shift
+	ktap_checker "$name" cppcheck -q --enable=warning,portability,performance \
+		--error-exitcode=1 --inline-suppr "$@"
+}
+
+# ktap_clang_format NAME FILE...: ok if clang-format leaves every FILE as
+# it is (the diffs, cut, are the diagnostics); a FILE that is not there,
+# an unmatched glob, is passed over.
+ktap_clang_format() {
+	local name=$1 f out=
+	shift
+	for f in "$@"; do
+		[ -f "$f" ] || continue
+		out+=$(clang-format --style=file:"$KTAP_STYLE" "$f" | diff -u "$f" - 2>&1)
+	done
+	[ -z "$out" ]
+	ktap_result $? "$name" "$(head -n 40 <<<"$out")"
+}
+
+# ktap_vg_build BIN CC_ARGS...: build BIN for valgrind (-O1 -g, DWARF 4,
+# which Debian 12's valgrind reads whatever compiler built the main
+# binary; the compiler's output in BIN-build.log). Fails, with a skipped
+# result "valgrind", when valgrind is not installed or the build fails.
+ktap_vg_build() {
+	local bin=$1
+	shift
+	if command -v valgrind >/dev/null &&
+		cc -O1 -g -gdwarf-4 -o "$bin" "$@" 2>"$bin-build.log"; then
+		return 0
+	fi
+	ktap_skip "valgrind" "valgrind not installed (or the build for it failed)"
+	return 1
 }

@@ -51,12 +51,8 @@ for rel in $rels; do
 done
 
 # clang-format: the userspace tools and the agent keep the repo's style
-: > "$tmp/out"
-for f in tools/*/*.[ch] tests/vm/agent/*.c tests/report/*.c tests/memplugd/*.c; do
-	[ -f "$f" ] || continue
-	clang-format --style=file:tools/.clang-format "$f" | diff -u "$f" - >> "$tmp/out" 2>&1
-done
-tap "clang-format tools/ tests/vm/agent/ tests/report/ tests/memplugd/" 0 "$tmp/out"
+ktap_clang_format "clang-format tools/ tests/vm/agent/ tests/report/ tests/memplugd/" \
+	tools/*/*.[ch] tests/vm/agent/*.c tests/report/*.c tests/memplugd/*.c
 
 # the driver's files call each other only downwards (driver/memplug.h)
 python3 scripts/callgraph.py driver > "$tmp/out" 2>&1

@@ -66,7 +66,7 @@ not ok 7 seventh # TODO known
 rc 1
 OUT
 ktap_header
-ktap_plan 10
+ktap_plan 13
 expect "shell: results, diagnostics, closing line, exit status" "$work/suite" -- sh_suite
 expect "python: the same results print the same lines" "$work/suite" -- py_suite
 
@@ -181,5 +181,61 @@ cat >"$work/pipe" <<'OUT'
 rc 1
 OUT
 expect "python's closing line sums as the shell's" "$work/pipe" -- py_pipe
+
+# the C tools' suites: their work dir, a checker that is not installed,
+# clang-format
+sh_workdir() {
+	TMPDIR=$1 bash -c '. scripts/ktap.sh
+		hook() { [ -d "$work" ] && echo "hook: the work dir is still there"; }
+		ktap_workdir ktap-test hook
+		ktap_header; ktap_ok a; ktap_done' _
+	ls "$1"
+}
+cat >"$work/workdir" <<'OUT'
+KTAP version 1
+ok 1 a
+1..1
+1 passed, 0 failed, 0 skipped
+hook: the work dir is still there
+rc 0
+OUT
+mkdir "$work/tmp"
+expect "shell: ktap_workdir's hook runs, then the work dir goes; ktap_done" "$work/workdir" \
+	-- sh_workdir "$work/tmp"
+
+sh_missing() {
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	PATH=/nonexistent "$BASH" -c '. scripts/ktap.sh
+		ktap_clang c x.c; ktap_cppcheck p .; ktap_vg_build "$1/vg" x.c || echo "no build"
+		ktap_done' _ "$1"
+}
+cat >"$work/missing" <<'OUT'
+ok 1 c # SKIP clang not installed
+ok 2 p # SKIP cppcheck not installed
+ok 3 valgrind # SKIP valgrind not installed (or the build for it failed)
+no build
+1..3
+0 passed, 0 failed, 3 skipped
+rc 0
+OUT
+expect "shell: clang, cppcheck, valgrind not installed: skipped" "$work/missing" \
+	-- sh_missing "$work"
+
+printf 'int main(void)\n{\n\treturn 0;\n}\n' >"$work/good.c"
+printf 'int main(void) { return 0; }\n' >"$work/bad.c"
+sh_format() {
+	bash -c '. scripts/ktap.sh
+		ktap_clang_format good "$1/good.c" "$1/none-*.c"; ktap_clang_format bad "$1/bad.c"
+		ktap_done' _ "$1" | grep -v '^#'
+}
+cat >"$work/format" <<'OUT'
+ok 1 good
+not ok 2 bad
+1..2
+1 passed, 1 failed, 0 skipped
+rc 1
+OUT
+expect "shell: ktap_clang_format passes the tools' style, fails another" "$work/format" \
+	-- sh_format "$work"
 
 ktap_summary

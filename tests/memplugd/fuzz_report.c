@@ -25,7 +25,7 @@ static void check_report(const struct report *r)
 	CHECK(!report_has(r, RK_PSI_FULL) || r->psi_full <= REPORT_PSI_MAX);
 	CHECK(!(report_has(r, RK_AVAIL) && report_has(r, RK_TOTAL)) || r->avail <= r->total);
 	CHECK(!(report_has(r, RK_GIVE) && report_has(r, RK_AVAIL)) || r->give <= r->avail);
-	CHECK(strlen(r->driver) <= REPORT_MAX_WORD);
+	CHECK(strlen(r->driver) <= REPORT_WORD_MAX);
 	CHECK(r->growth <= RG_OTHER && r->unplug <= RG_OTHER);
 }
 
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!report_parse((const char *)data, size, &r, &why)) {
 		check_report(&r);
-		CHECK(size < REPORT_MAX_LINE);
+		CHECK(size < REPORT_LINE_MAX);
 		for (i = 0; i < size; i++)
 			CHECK(data[i] >= 0x20 && data[i] <= 0x7e);
 	} else {
@@ -59,8 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		valid += report_reader_feed(&rd, (const char *)data + pos, chunk, now);
 		now += data[pos] % 7;
 		pos += chunk;
-		CHECK(rd.len <= REPORT_MAX_LINE - 1);
-		CHECK(report_reader_allowance(&rd, now) <= (size_t)rd.rate * REPORT_MAX_LINE);
+		CHECK(rd.len <= REPORT_LINE_MAX - 1);
+		CHECK(report_reader_allowance(&rd, now) <= (size_t)rd.rate * REPORT_LINE_MAX);
 	}
 	CHECK(valid == rd.valid);
 	CHECK(rd.valid + rd.rate_limited <= newlines);

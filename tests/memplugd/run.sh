@@ -20,19 +20,11 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/tests/memplugd
 mpd=$top/tools/memplugd
+common=$top/tools/common # the report protocol, shared with the guest agent
 # shellcheck source=scripts/ktap.sh
 . "$top/scripts/ktap.sh"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/memplugd-test.XXXXXX")
-cleanup() {
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "# work dir kept: $work"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+ktap_workdir memplugd-test
 
 ktap_header
 
@@ -46,8 +38,7 @@ make -s -C "$top/tools/memplug-report" memplug-report >"$work/agent-build.log" 2
 if ! make -s -C "$mpd" memplugd >"$work/build.log" 2>&1 ||
    ! make -s -C "$here" all >>"$work/build.log" 2>&1; then
 	ktap_fail "build memplugd and its unit tests" "$(tail -n 30 "$work/build.log")"
-	ktap_plan "$KTAP_N"
-	ktap_summary
+	ktap_done
 	exit 1
 fi
 ktap_ok "build memplugd and its unit tests (gcc, -std=gnu11 -Werror)"
@@ -56,8 +47,7 @@ ktap_ok "build memplugd and its unit tests (gcc, -std=gnu11 -Werror)"
 # 2. cmocka unit tests, renumbered into our KTAP stream
 
 for t in policy report config; do
-	CMOCKA_MESSAGE_OUTPUT=TAP "$here/run-test_$t" >"$work/unit-$t.tap" 2>&1
-	ktap_include "unit $t: " $? "$work/unit-$t.tap"
+	ktap_cmocka "unit $t: " "$here/run-test_$t" "$work/unit-$t.tap"
 done
 
 # the parser against the protocol's reference parser (the report suite's)
@@ -78,35 +68,12 @@ ktap_include "" $? "$work/integration.tap"
 # 4. Static checks, the unit, install
 
 ver=$(make -s -C "$mpd" version)
-if command -v clang >/dev/null; then
-	if log=$(clang -std=gnu11 -Wall -Wextra -Werror -O2 -fsyntax-only -I"$top/tools/memplugctl" \
-			-DMEMPLUG_VERSION="\"$ver\"" "$mpd"/*.c 2>&1); then
-		ktap_ok "clang -Wall -Wextra -Werror builds memplugd"
-	else
-		ktap_fail "clang -Wall -Wextra -Werror builds memplugd" "$log"
-	fi
-else
-	ktap_skip "clang -Wall -Wextra -Werror builds memplugd" "clang not installed"
-fi
-
-if command -v cppcheck >/dev/null; then
-	if log=$(cppcheck -q --enable=warning,portability,performance --error-exitcode=1 \
-			--inline-suppr -I "$mpd" -I "$top/tools/memplugctl" "$mpd" 2>&1); then
-		ktap_ok "cppcheck finds nothing in memplugd"
-	else
-		ktap_fail "cppcheck finds nothing in memplugd" "$log"
-	fi
-else
-	ktap_skip "cppcheck finds nothing in memplugd" "cppcheck not installed"
-fi
-
-: >"$work/format.diff"
-for f in "$mpd"/*.[ch] "$here"/*.c; do
-	clang-format --style=file:"$top/tools/.clang-format" "$f" | diff -u "$f" - >>"$work/format.diff"
-done
-ktap_result "$([ -s "$work/format.diff" ] && echo 1 || echo 0)" \
-	"clang-format: tools/memplugd and its tests keep the tools' style" \
-	"$(head -n 40 "$work/format.diff")"
+ktap_clang "clang -Wall -Wextra -Werror builds memplugd" -std=gnu11 -I"$top/tools/memplugctl" \
+	-I"$common" -DMEMPLUG_VERSION="\"$ver\"" "$mpd"/*.c "$common"/*.c
+ktap_cppcheck "cppcheck finds nothing in memplugd" -I "$mpd" -I "$top/tools/memplugctl" \
+	-I "$common" "$mpd" "$common"
+ktap_clang_format "clang-format: tools/memplugd and its tests keep the tools' style" \
+	"$mpd"/*.[ch] "$common"/*.[ch] "$here"/*.c
 
 dest=$work/inst
 if make -s -C "$mpd" install DESTDIR="$dest" PREFIX=/usr/local >"$work/install.log" 2>&1 &&
@@ -147,5 +114,4 @@ else
 	ktap_skip "systemd-analyze security" "systemd-analyze not installed"
 fi
 
-ktap_plan "$KTAP_N"
-ktap_summary
+ktap_done

@@ -53,7 +53,7 @@ static void test_full_line(void **state)
 
 	(void)state;
 	assert_int_equal(parse(FULL, &r, &why), 0);
-	assert_int_equal(r.have, (1u << RK_NR) - 1);
+	assert_int_equal(r.have, (1u << RK_NUM) - 1);
 	assert_int_equal(r.seq, 7);
 	assert_int_equal(r.ms, 123456);
 	assert_int_equal(r.psi_some, 1234);
@@ -245,7 +245,7 @@ static void test_too_long_discarded(void **state)
 	for (i = 0; i < 10; i++)
 		assert_int_equal(report_reader_feed(&rd, chunk, sizeof(chunk), 1), 0);
 	assert_int_equal(rd.invalid, 1);
-	assert_true(rd.len <= REPORT_MAX_LINE);
+	assert_true(rd.len <= REPORT_LINE_MAX);
 	/* the rest of it up to '\n' is skipped; the next line counts */
 	assert_int_equal(report_reader_feed(&rd, "xx seq=1\nmemplug-report/1 seq=2\n", 32, 2), 1);
 	assert_int_equal(rd.invalid, 1);
@@ -305,17 +305,17 @@ static void test_byte_allowance(void **state)
 	(void)state;
 	memset(junk, 'j', sizeof(junk));
 	report_reader_init(&rd, 20, 0);
-	assert_int_equal(report_reader_allowance(&rd, 0), 20 * REPORT_MAX_LINE);
+	assert_int_equal(report_reader_allowance(&rd, 0), 20 * REPORT_LINE_MAX);
 	for (i = 0; i < 5; i++)
 		report_reader_feed(&rd, junk, sizeof(junk), 0);
 	assert_int_equal(report_reader_allowance(&rd, 0), 0);
 	assert_true(report_reader_wait_ms(&rd) > 0);
 	assert_true(report_reader_wait_ms(&rd) <= 51);
-	assert_int_equal(report_reader_allowance(&rd, 500), 10 * REPORT_MAX_LINE);
-	assert_int_equal(report_reader_allowance(&rd, 5000), 20 * REPORT_MAX_LINE);
+	assert_int_equal(report_reader_allowance(&rd, 500), 10 * REPORT_LINE_MAX);
+	assert_int_equal(report_reader_allowance(&rd, 5000), 20 * REPORT_LINE_MAX);
 	assert_int_equal(report_reader_wait_ms(&rd), 0);
 	/* clock going backwards changes nothing */
-	assert_int_equal(report_reader_allowance(&rd, 10), 20 * REPORT_MAX_LINE);
+	assert_int_equal(report_reader_allowance(&rd, 10), 20 * REPORT_LINE_MAX);
 }
 
 int main(void)

@@ -24,20 +24,12 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/tests/report
 src=$top/tools/memplug-report
+common=$top/tools/common # the report protocol, shared with memplugd
 agent=$src/memplug-report
 # shellcheck source=scripts/ktap.sh
 . "$top/scripts/ktap.sh"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/memplug-report-test.XXXXXX")
-cleanup() {
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "# work dir kept: $work"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+ktap_workdir memplug-report-test
 lines=$work/all.lines # every line the agent wrote, for section 4
 : >"$lines"
 
@@ -48,8 +40,7 @@ ktap_header
 
 if ! make -s -C "$src" memplug-report test_report >"$work/build.log" 2>&1; then
 	ktap_fail "build memplug-report and its unit tests" "$(tail -n 20 "$work/build.log")"
-	ktap_plan "$KTAP_N"
-	ktap_summary
+	ktap_done
 	exit 1
 fi
 ktap_ok "build memplug-report and its unit tests (gcc, -std=gnu11 -Werror)"
@@ -57,8 +48,7 @@ ktap_ok "build memplug-report and its unit tests (gcc, -std=gnu11 -Werror)"
 # ---------------------------------------------------------------------------
 # 1. Unit tests; the reference parser's own cases
 
-CMOCKA_MESSAGE_OUTPUT=TAP "$src/test_report" >"$work/unit.tap" 2>&1
-ktap_include "unit: " $? "$work/unit.tap"
+ktap_cmocka "unit: " "$src/test_report" "$work/unit.tap"
 
 out=$(python3 "$here/protocol.py" self-test 2>&1)
 ktap_result $? "protocol.py accepts the valid lines and refuses each invalid one" "$out"
@@ -340,33 +330,15 @@ else
 	ktap_fail "static build (for the busybox initramfs) runs" "$(tail -n 10 "$work/static.log")"
 fi
 
-if command -v clang >/dev/null; then
-	out=$(clang -std=gnu11 -Wall -Wextra -Werror -O2 -fsyntax-only \
-		-DMEMPLUG_VERSION="\"$ver\"" "$src"/*.c 2>&1)
-	ktap_result $? "clang -Wall -Wextra -Werror" "$out"
-else
-	ktap_skip "clang -Wall -Wextra -Werror" "clang not installed"
-fi
+ktap_clang "clang -Wall -Wextra -Werror" -std=gnu11 -I "$common" -DMEMPLUG_VERSION="\"$ver\"" \
+	"$src"/*.c "$common"/*.c
+ktap_cppcheck "cppcheck finds nothing" -I "$src" -I "$common" "$src" "$common"
+ktap_clang_format "clang-format: tools/memplug-report, tests/report" \
+	"$src"/*.[ch] "$common"/*.[ch] "$here"/*.c
 
-if command -v cppcheck >/dev/null; then
-	out=$(cppcheck -q --enable=warning,portability,performance --error-exitcode=1 \
-		--inline-suppr -I "$src" "$src" 2>&1)
-	ktap_result $? "cppcheck finds nothing" "$out"
-else
-	ktap_skip "cppcheck finds nothing" "cppcheck not installed"
-fi
-
-out=
-for f in "$src"/*.[ch] "$here"/*.c; do
-	out+=$(clang-format --style=file:"$top/tools/.clang-format" "$f" | diff -u "$f" - 2>&1)
-done
-[ -z "$out" ]
-ktap_result $? "clang-format: tools/memplug-report, tests/report" "$(head -n 30 <<<"$out")"
-
-# valgrind: a build of its own (DWARF 4, which Debian 12's valgrind reads)
-if command -v valgrind >/dev/null &&
-	cc -std=gnu11 -O1 -g -gdwarf-4 -DMEMPLUG_VERSION="\"$ver\"" -o "$work/memplug-report-vg" \
-		"$src"/*.c 2>"$work/vg-build.log"; then
+# valgrind: a build of its own (ktap_vg_build)
+if ktap_vg_build "$work/memplug-report-vg" -std=gnu11 -I "$common" \
+	-DMEMPLUG_VERSION="\"$ver\"" "$src"/*.c "$common"/*.c; then
 	vg="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all"
 	rc=0
 	for r in one two malformed-proc malformed-sysfs empty; do
@@ -392,8 +364,6 @@ if command -v valgrind >/dev/null &&
 		ktap_fail "valgrind: the loop (no reader, a reader, reader gone, SIGTERM)" \
 			"exit $rc" "$(head -n 30 "$work/vg-loop.log")"
 	fi
-else
-	ktap_skip "valgrind" "valgrind not installed (or the build for it failed)"
 fi
 
 # make install into a scratch tree, with the unit's ExecStart pointing at
@@ -438,5 +408,4 @@ grep -q 'SUBSYSTEM=="virtio-ports", ATTR{name}=="org.memplug.report.0",.*ENV{SYS
 ktap_result $? "the unit writes the port and logs to the journal; udev starts it for the port" \
 	"missing: $bad"
 
-ktap_plan "$KTAP_N"
-ktap_summary
+ktap_done

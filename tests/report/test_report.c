@@ -37,6 +37,9 @@ static void test_parse_u64(void **state)
 	assert_int_equal(ok_u64(parse_u64("42 kB", &end, &v), &v), 42);
 	assert_string_equal(end, " kB");
 	assert_int_equal(parse_u64("18446744073709551616", &end, &v), -1);
+	/* the protocol's rule (tools/common): at most 20 digits, leading zeros too */
+	assert_int_equal(ok_u64(parse_u64("00000000000000000001", &end, &v), &v), 1);
+	assert_int_equal(parse_u64("000000000000000000001", &end, &v), -1);
 	assert_int_equal(parse_u64("", &end, &v), -1);
 	assert_int_equal(parse_u64("-1", &end, &v), -1);
 	assert_int_equal(parse_u64("+1", &end, &v), -1);
@@ -259,12 +262,12 @@ static void test_format_longest(void **state)
 		if (k == RK_DRIVER || k == RK_GROWTH || k == RK_UNPLUG) {
 			report_set_word(&r, k, "abcdefghijklmnopqrstuvwxyzabcdef");
 			n += (size_t)snprintf(want + n, sizeof(want) - n, " %s=%s",
-					      report_key_name[k],
+					      report_keys[k].name,
 					      "abcdefghijklmnopqrstuvwxyzabcdef");
 		} else {
 			report_set(&r, k, UINT64_MAX);
 			n += (size_t)snprintf(want + n, sizeof(want) - n, " %s=%s",
-					      report_key_name[k], "18446744073709551615");
+					      report_keys[k].name, "18446744073709551615");
 		}
 	}
 	want[n++] = '\n';

@@ -29,25 +29,19 @@ qemu=${QEMU:-qemu-system-x86_64}
 # Every memplugctl run is bounded: a hang is a failure, not a stuck CI job.
 bound=20
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/memplugctl-test.XXXXXX")
 pids=()
 qemu_pid=
 
-cleanup() {
+# at exit, before the work dir goes: QEMU and the fake peers
+stop_peers() {
 	local pid
 	[ -n "$qemu_pid" ] && stop_qemu
 	for pid in "${pids[@]}"; do
 		kill "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "# work dir kept: $work"
-	else
-		rm -rf "$work"
-	fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+ktap_workdir memplugctl-test stop_peers
 
 # Print the captured output of the last run as KTAP diagnostics.
 dump_run() {
@@ -138,8 +132,7 @@ ktap_header
 
 if ! make -s -C "$top/tools/memplugctl" memplugctl test_size >"$work/build.log" 2>&1; then
 	ktap_fail "build memplugctl and unit tests" "$(tail -n 20 "$work/build.log")"
-	ktap_plan "$KTAP_N"
-	ktap_summary
+	ktap_done
 	exit 1
 fi
 ktap_ok "build memplugctl and unit tests (gcc, -Werror)"
@@ -147,8 +140,7 @@ ktap_ok "build memplugctl and unit tests (gcc, -Werror)"
 # ---------------------------------------------------------------------------
 # 1. cmocka unit tests, renumbered into our KTAP stream
 
-CMOCKA_MESSAGE_OUTPUT=TAP "$top/tools/memplugctl/test_size" >"$work/unit.tap" 2>&1
-ktap_include "unit: " $? "$work/unit.tap"
+ktap_cmocka "unit: " "$top/tools/memplugctl/test_size" "$work/unit.tap"
 
 # ---------------------------------------------------------------------------
 # 2. Command line checks that need no QEMU
@@ -1031,28 +1023,9 @@ else
 	lv_cflags= lv_libs=
 	ctl_srcs=$(ls "$top"/tools/memplugctl/*.c | grep -v '/libvirt\.c$')
 fi
-if command -v clang >/dev/null; then
-	# shellcheck disable=SC2086
-	if clang_log=$(clang -Wall -Wextra -Werror -O2 -fsyntax-only $lv_cflags \
-			-DMEMPLUG_VERSION="\"$ver\"" $ctl_srcs 2>&1); then
-		ktap_ok "clang -Wall -Wextra -Werror builds"
-	else
-		ktap_fail "clang -Wall -Wextra -Werror builds" "$clang_log"
-	fi
-else
-	ktap_skip "clang -Wall -Wextra -Werror builds" "clang not installed"
-fi
-
-if command -v cppcheck >/dev/null; then
-	if cpp_log=$(cppcheck -q --enable=warning,portability,performance --error-exitcode=1 \
-			--inline-suppr -I "$top/tools/memplugctl" "$top/tools/memplugctl" 2>&1); then
-		ktap_ok "cppcheck finds nothing"
-	else
-		ktap_fail "cppcheck finds nothing" "$cpp_log"
-	fi
-else
-	ktap_skip "cppcheck finds nothing" "cppcheck not installed"
-fi
+# shellcheck disable=SC2086
+ktap_clang "clang -Wall -Wextra -Werror builds" $lv_cflags -DMEMPLUG_VERSION="\"$ver\"" $ctl_srcs
+ktap_cppcheck "cppcheck finds nothing" -I "$top/tools/memplugctl" "$top/tools/memplugctl"
 
 # valgrind: no invalid accesses, no leaks, memory bounded by the 1 MiB message
 # limit even when the peer sends 8 MiB.
@@ -1074,13 +1047,10 @@ vg() {
 		ktap_ok "valgrind: $name"
 	fi
 }
-# A build of its own: DWARF 4, which Debian 12's valgrind reads whatever
-# compiler built the main binary.
-if command -v valgrind >/dev/null &&
-   # shellcheck disable=SC2086
-   cc -O1 -g -gdwarf-4 -DMEMPLUG_VERSION="\"$ver\"" $lv_cflags -o "$work/memplugctl-vg" \
-	   $ctl_srcs -ljansson $lv_libs \
-	   2>"$work/vg-build.log"; then
+# A build of its own (ktap_vg_build)
+# shellcheck disable=SC2086
+if ktap_vg_build "$work/memplugctl-vg" -DMEMPLUG_VERSION="\"$ver\"" $lv_cflags $ctl_srcs \
+	-ljansson $lv_libs; then
 	vg oversized "8 MiB reply" status
 	vg ooo "resize --wait with junk and events" resize 4G --wait --timeout 15
 	vg event-flood "event flood" status
@@ -1101,9 +1071,6 @@ if command -v valgrind >/dev/null &&
 	else
 		ktap_fail "valgrind: heap bounded for 8 MiB reply" "allocated: ${heap:-?}"
 	fi
-else
-	ktap_skip "valgrind" "valgrind not installed (or the build for it failed)"
 fi
 
-ktap_plan "$KTAP_N"
-ktap_summary
+ktap_done

@@ -10,7 +10,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 tap=$(mktemp)
 trap 'rm -f "$tap"' EXIT
 ktap_header
-CMOCKA_MESSAGE_OUTPUT=TAP "$here/run-test_logic" >"$tap" 2>&1
-ktap_include "" $? "$tap"
-ktap_plan "$KTAP_N"
-ktap_summary
+ktap_cmocka "" "$here/run-test_logic" "$tap"
+ktap_done

@@ -9,23 +9,6 @@
 
 #include "report.h"
 
-const char *const report_key_name[RK_NUM] = {
-	[RK_SEQ] = "seq",
-	[RK_MS] = "ms",
-	[RK_PSI_SOME] = "psi_some",
-	[RK_PSI_FULL] = "psi_full",
-	[RK_TOTAL] = "total",
-	[RK_AVAIL] = "avail",
-	[RK_PSWPIN] = "pswpin",
-	[RK_PSWPOUT] = "pswpout",
-	[RK_DRIVER] = "driver",
-	[RK_PLUGGED] = "plugged",
-	[RK_REQUESTED] = "requested",
-	[RK_GROWTH] = "growth",
-	[RK_UNPLUG] = "unplug",
-	[RK_GIVE] = "give",
-};
-
 void report_set(struct report *r, enum report_key k, uint64_t v)
 {
 	r->have[k] = true;
@@ -37,14 +20,6 @@ void report_set_word(struct report *r, enum report_key k, const char *w)
 {
 	r->have[k] = true;
 	r->word[k] = w;
-}
-
-/* a word value: [a-z_], 1 to REPORT_WORD_MAX characters */
-static bool valid_word(const char *w)
-{
-	size_t n = strspn(w, "abcdefghijklmnopqrstuvwxyz_");
-
-	return n > 0 && n <= REPORT_WORD_MAX && !w[n];
 }
 
 int report_format(const struct report *r, char *buf, size_t size)
@@ -61,12 +36,12 @@ int report_format(const struct report *r, char *buf, size_t size)
 	for (k = 0; k < RK_NUM; k++) {
 		if (!r->have[k])
 			continue;
-		if (r->word[k] && !valid_word(r->word[k]))
+		if (r->word[k] && !report_valid_word(r->word[k], strlen(r->word[k])))
 			return -1;
 		if (r->word[k])
-			w = snprintf(buf + n, room - n, " %s=%s", report_key_name[k], r->word[k]);
+			w = snprintf(buf + n, room - n, " %s=%s", report_keys[k].name, r->word[k]);
 		else
-			w = snprintf(buf + n, room - n, " %s=%" PRIu64, report_key_name[k],
+			w = snprintf(buf + n, room - n, " %s=%" PRIu64, report_keys[k].name,
 				     r->num[k]);
 		/* leave room for the '\n' and the NUL */
 		if (w < 0 || (size_t)w + 2 > room - n)

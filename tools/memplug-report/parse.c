@@ -37,23 +37,15 @@ static const char *find_line(const char *text, const char *key, char sep)
 	return NULL;
 }
 
+/* The decimal number at the start of s: report_parse_u64()'s rules. */
 int parse_u64(const char *s, const char **end, uint64_t *v)
 {
-	uint64_t x = 0;
-	const char *p;
+	size_t n = strspn(s, "0123456789");
 
-	if (*s < '0' || *s > '9')
+	if (report_parse_u64(s, n, v, NULL))
 		return -1;
-	for (p = s; *p >= '0' && *p <= '9'; p++) {
-		unsigned int d = (unsigned int)(*p - '0');
-
-		if (x > (UINT64_MAX - d) / 10)
-			return -1;
-		x = x * 10 + d;
-	}
 	if (end)
-		*end = p;
-	*v = x;
+		*end = s + n;
 	return 0;
 }
 
@@ -87,7 +79,7 @@ int parse_psi_avg10(const char *text, const char *kind, uint64_t *hundredths)
 			if ((p[3] != ' ' && !at_eol(p + 3)) || whole > 100)
 				return -1;
 			*hundredths = whole * 100 + frac;
-			return *hundredths > 10000 ? -1 : 0;
+			return *hundredths > REPORT_PSI_MAX ? -1 : 0;
 		}
 		p += strcspn(p, " \n");
 	}

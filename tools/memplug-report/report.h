@@ -5,6 +5,7 @@
  * Once per interval it samples the guest's memory state (sample.c), formats
  * one protocol line (format.c, with the pure text parsers of parse.c) and
  * writes it to the virtio-serial port (output.c). main.c holds the loop.
+ * The protocol's keys and checks are tools/common/report_proto.h's.
  */
 #ifndef MEMPLUG_REPORT_H
 #define MEMPLUG_REPORT_H
@@ -13,30 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REPORT_MAGIC "memplug-report/1"
-/* the longest line, its final '\n' included */
-#define REPORT_LINE_MAX 1024
-#define REPORT_WORD_MAX 32
-#define DEFAULT_PORT "/dev/virtio-ports/org.memplug.report.0"
+/* the keys, limits and value checks both ends share */
+#include "report_proto.h"
 
-/* The keys, in the order a line has them (format.c names them). */
-enum report_key {
-	RK_SEQ,
-	RK_MS,
-	RK_PSI_SOME,
-	RK_PSI_FULL,
-	RK_TOTAL,
-	RK_AVAIL,
-	RK_PSWPIN,
-	RK_PSWPOUT,
-	RK_DRIVER,
-	RK_PLUGGED,
-	RK_REQUESTED,
-	RK_GROWTH,
-	RK_UNPLUG,
-	RK_GIVE,
-	RK_NUM
-};
+#define DEFAULT_PORT "/dev/virtio-ports/org.memplug.report.0"
 
 /* One report: a key not in have[] is left out of the line ("not known"). */
 struct report {
@@ -57,7 +38,6 @@ struct sample_errors {
 };
 
 /* format.c */
-extern const char *const report_key_name[RK_NUM];
 void report_set(struct report *r, enum report_key k, uint64_t v);
 void report_set_word(struct report *r, enum report_key k, const char *w);
 /* The line with its '\n' (and a NUL after it) into buf; its length, or -1

@@ -1,109 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Strict parser of the guest's report lines and the per-connection
- * reader, see report.h.  Every loop is bounded by the line length; no
- * allocation.
+ * reader, see report.h; each key and value is checked by the protocol's
+ * shared code (tools/common/report_proto.c).  Every loop is bounded by the
+ * line length; no allocation.
  */
 #include <string.h>
 
 #include "report.h"
 
-struct key_desc {
-	const char *name;
-	enum { NUMBER, PSI, WORD, GUARD } kind;
-	size_t offset; /* of the uint64_t in struct report, for NUMBER and PSI */
+/* Where a number key's value goes in struct report (words: not here). */
+#define AT(field) offsetof(struct report, field)
+
+static const size_t number_at[RK_NUM] = {
+	[RK_SEQ] = AT(seq),	      [RK_MS] = AT(ms),
+	[RK_PSI_SOME] = AT(psi_some), [RK_PSI_FULL] = AT(psi_full),
+	[RK_TOTAL] = AT(total),	      [RK_AVAIL] = AT(avail),
+	[RK_PSWPIN] = AT(pswpin),     [RK_PSWPOUT] = AT(pswpout),
+	[RK_PLUGGED] = AT(plugged),   [RK_REQUESTED] = AT(requested),
+	[RK_GIVE] = AT(give),
 };
-
-#define NUM(field, kind) kind, offsetof(struct report, field)
-
-static const struct key_desc keys[RK_NR] = {
-	[RK_SEQ] = { "seq", NUM(seq, NUMBER) },
-	[RK_MS] = { "ms", NUM(ms, NUMBER) },
-	[RK_PSI_SOME] = { "psi_some", NUM(psi_some, PSI) },
-	[RK_PSI_FULL] = { "psi_full", NUM(psi_full, PSI) },
-	[RK_TOTAL] = { "total", NUM(total, NUMBER) },
-	[RK_AVAIL] = { "avail", NUM(avail, NUMBER) },
-	[RK_PSWPIN] = { "pswpin", NUM(pswpin, NUMBER) },
-	[RK_PSWPOUT] = { "pswpout", NUM(pswpout, NUMBER) },
-	[RK_DRIVER] = { "driver", WORD, 0 },
-	[RK_PLUGGED] = { "plugged", NUM(plugged, NUMBER) },
-	[RK_REQUESTED] = { "requested", NUM(requested, NUMBER) },
-	[RK_GROWTH] = { "growth", GUARD, 0 },
-	[RK_UNPLUG] = { "unplug", GUARD, 0 },
-	[RK_GIVE] = { "give", NUM(give, NUMBER) },
-};
-
-static int is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int is_lower(char c)
-{
-	return c >= 'a' && c <= 'z';
-}
-
-/* 1..20 digits that fit in 64 bits; no sign, no blank, no other base. */
-static int parse_u64(const char *s, size_t len, uint64_t *value, const char **why)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (len > 20) {
-		*why = "number longer than 20 digits";
-		return -1;
-	}
-	for (i = 0; i < len; i++) {
-		unsigned int d;
-
-		if (!is_digit(s[i])) {
-			*why = "value is not an unsigned decimal number";
-			return -1;
-		}
-		d = (unsigned int)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10) {
-			*why = "number does not fit in 64 bits";
-			return -1;
-		}
-		v = v * 10 + d;
-	}
-	*value = v;
-	return 0;
-}
-
-static int valid_word(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len > REPORT_MAX_WORD)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (!is_lower(s[i]) && s[i] != '_')
-			return 0;
-	return 1;
-}
-
-static int valid_key(const char *s, size_t len)
-{
-	size_t i;
-
-	if (!is_lower(s[0]))
-		return 0;
-	for (i = 1; i < len; i++)
-		if (!is_lower(s[i]) && !is_digit(s[i]) && s[i] != '_')
-			return 0;
-	return 1;
-}
-
-static int find_key(const char *s, size_t len)
-{
-	int k;
-
-	for (k = 0; k < RK_NR; k++)
-		if (strlen(keys[k].name) == len && !memcmp(keys[k].name, s, len))
-			return k;
-	return -1;
-}
 
 static enum report_guard parse_guard(const char *s, size_t len)
 {
@@ -120,6 +36,7 @@ static int parse_field(const char *f, size_t len, struct report *r, const char *
 	const char *eq = memchr(f, '=', len);
 	const char *val;
 	size_t klen, vlen;
+	uint64_t num;
 	int k;
 
 	if (!eq) {
@@ -129,7 +46,7 @@ static int parse_field(const char *f, size_t len, struct report *r, const char *
 	klen = (size_t)(eq - f);
 	val = eq + 1;
 	vlen = len - klen - 1;
-	if (!klen || !valid_key(f, klen)) {
+	if (!report_valid_key(f, klen)) {
 		*why = "malformed key";
 		return -1;
 	}
@@ -137,7 +54,7 @@ static int parse_field(const char *f, size_t len, struct report *r, const char *
 		*why = "empty value";
 		return -1;
 	}
-	k = find_key(f, klen);
+	k = report_key_find(f, klen);
 	if (k < 0)
 		return 0; /* unknown key: ignored, for forward compatibility */
 	if (r->have & RK_BIT(k)) {
@@ -145,34 +62,17 @@ static int parse_field(const char *f, size_t len, struct report *r, const char *
 		return -1;
 	}
 	r->have |= RK_BIT(k);
-	switch (keys[k].kind) {
-	case NUMBER:
-	case PSI: {
-		uint64_t *dst = (uint64_t *)((char *)r + keys[k].offset);
-
-		if (parse_u64(val, vlen, dst, why))
-			return -1;
-		if (keys[k].kind == PSI && *dst > REPORT_PSI_MAX) {
-			*why = "psi above 10000 (100.00%)";
-			return -1;
-		}
-		return 0;
-	}
-	case WORD:
-	case GUARD:
-		if (!valid_word(val, vlen)) {
-			*why = "malformed word value";
-			return -1;
-		}
-		if (keys[k].kind == WORD) {
-			memcpy(r->driver, val, vlen);
-			r->driver[vlen] = '\0';
-		} else if (k == RK_GROWTH) {
-			r->growth = parse_guard(val, vlen);
-		} else {
-			r->unplug = parse_guard(val, vlen);
-		}
-		return 0;
+	if (report_parse_value(k, val, vlen, &num, why))
+		return -1;
+	if (k == RK_DRIVER) {
+		memcpy(r->driver, val, vlen);
+		r->driver[vlen] = '\0';
+	} else if (k == RK_GROWTH) {
+		r->growth = parse_guard(val, vlen);
+	} else if (k == RK_UNPLUG) {
+		r->unplug = parse_guard(val, vlen);
+	} else {
+		*(uint64_t *)((char *)r + number_at[k]) = num;
 	}
 	return 0;
 }
@@ -185,7 +85,7 @@ int report_parse(const char *line, size_t len, struct report *r, const char **wh
 	if (!why)
 		why = &dummy;
 	memset(r, 0, sizeof(*r));
-	if (len > REPORT_MAX_LINE - 1) {
+	if (len > REPORT_LINE_MAX - 1) {
 		*why = "line longer than 1024 bytes";
 		return -1;
 	}
@@ -244,7 +144,7 @@ int report_parse(const char *line, size_t len, struct report *r, const char **wh
 /* Bytes per second allowed: a full-length line per allowed line. */
 static uint64_t byte_rate(const struct report_reader *rd)
 {
-	return (uint64_t)rd->rate * REPORT_MAX_LINE;
+	return (uint64_t)rd->rate * REPORT_LINE_MAX;
 }
 
 static void refill(struct report_reader *rd, long long now)
@@ -292,7 +192,7 @@ size_t report_reader_allowance(struct report_reader *rd, long long now)
 
 long long report_reader_wait_ms(const struct report_reader *rd)
 {
-	uint64_t want = (uint64_t)REPORT_MAX_LINE * 1000;
+	uint64_t want = (uint64_t)REPORT_LINE_MAX * 1000;
 
 	if (rd->byte_tokens >= want)
 		return 0;
@@ -346,7 +246,7 @@ unsigned int report_reader_feed(struct report_reader *rd, const char *data, size
 		size_t chunk = nl ? (size_t)(nl - data) : len;
 
 		if (!rd->discarding) {
-			if (rd->len + chunk > REPORT_MAX_LINE - 1) {
+			if (rd->len + chunk > REPORT_LINE_MAX - 1) {
 				/* too long: counted once, skipped up to its '\n' */
 				invalid(rd, "line longer than 1024 bytes");
 				rd->discarding = 1;

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The guest's report channel, protocol v1 (docs/memplugd.md): one line per
- * report, "memplug-report/1 key=value ...", at most 1024 bytes with its
- * '\n'.  Everything here is untrusted input from the guest: the parser is
- * strict and bounded, the reader reassembles lines from a byte stream in a
- * fixed buffer and rate-limits them.  No I/O, no clock: time is an input.
+ * The guest's report channel, protocol v1 (docs/memplugd.md), the host's
+ * end: one line per report, "memplug-report/1 key=value ...", at most 1024
+ * bytes with its '\n' (the keys and limits: tools/common/report_proto.h).
+ * Everything here is untrusted input from the guest: the parser is strict
+ * and bounded, the reader reassembles lines from a byte stream in a fixed
+ * buffer and rate-limits them.  No I/O, no clock: time is an input.
  */
 #ifndef MEMPLUGD_REPORT_H
 #define MEMPLUGD_REPORT_H
@@ -12,33 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Longest line, its final '\n' included. */
-#define REPORT_MAX_LINE 1024
-#define REPORT_MAGIC "memplug-report/1"
-/* Longest word value (keys are as long as the line lets them be). */
-#define REPORT_MAX_WORD 32
-/* psi_some and psi_full are hundredths of a percent. */
-#define REPORT_PSI_MAX 10000
+/* the keys, limits and value checks both ends share */
+#include "report_proto.h"
 
 /* Bits of struct report.have: which keys the line carried. */
-enum report_key {
-	RK_SEQ,
-	RK_MS,
-	RK_PSI_SOME,
-	RK_PSI_FULL,
-	RK_TOTAL,
-	RK_AVAIL,
-	RK_PSWPIN,
-	RK_PSWPOUT,
-	RK_DRIVER,
-	RK_PLUGGED,
-	RK_REQUESTED,
-	RK_GROWTH,
-	RK_UNPLUG,
-	RK_GIVE,
-	RK_NR
-};
-
 #define RK_BIT(k) (1u << (k))
 
 /* growth= and unplug=: a word other than ok/blocked is kept as OTHER. */
@@ -48,7 +26,7 @@ struct report {
 	unsigned int have; /* RK_BIT()s */
 	uint64_t seq, ms, psi_some, psi_full, total, avail, pswpin, pswpout;
 	uint64_t plugged, requested, give;
-	char driver[REPORT_MAX_WORD + 1];
+	char driver[REPORT_WORD_MAX + 1];
 	enum report_guard growth, unplug;
 };
 
@@ -61,7 +39,7 @@ static inline int report_has(const struct report *r, enum report_key k)
  * Parse one line (@len bytes, without its '\n'; it need not be
  * NUL-terminated).  Returns 0 and fills @r, or -1 with @why pointing to a
  * static reason.  A line is invalid when it is longer than
- * REPORT_MAX_LINE - 1 bytes, holds a byte that is not printable ASCII,
+ * REPORT_LINE_MAX - 1 bytes, holds a byte that is not printable ASCII,
  * has an empty field (two blanks, a leading or trailing blank), another
  * magic or version, a field without '=' or with an empty value, a key
  * that is not [a-z][a-z0-9_]*, a known key twice, a malformed known value
@@ -82,7 +60,7 @@ int report_parse(const char *line, size_t len, struct report *r, const char **wh
  * is slowed down, not us).
  */
 struct report_reader {
-	char buf[REPORT_MAX_LINE];
+	char buf[REPORT_LINE_MAX];
 	size_t len; /* bytes of the current line so far */
 	int discarding; /* the current line is too long: skip to '\n' */
 	/* rate limits: token buckets, refilled continuously */

@@ -432,7 +432,7 @@ int vm_pollfds(struct vm *vm, long long now, struct pollfd *pfd, int base, int *
 		pfd[k].revents = 0;
 		*qmp_slot = base + k++;
 	}
-	if (vm->rep_fd >= 0 && report_reader_allowance(&vm->rd, now) >= REPORT_MAX_LINE) {
+	if (vm->rep_fd >= 0 && report_reader_allowance(&vm->rd, now) >= REPORT_LINE_MAX) {
 		pfd[k].fd = vm->rep_fd;
 		pfd[k].events = POLLIN;
 		pfd[k].revents = 0;
