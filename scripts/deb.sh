@@ -158,10 +158,12 @@ cmd_report() {
 	trap "rm -rf '$tmp'" EXIT
 	umask 022
 
-	# a copy of the sources (and the version file their Makefile reads)
+	# a copy of the sources (with the protocol code they share with memplugd
+	# in tools/common, and the version file their Makefile reads)
 	src=$tmp/tools/memplug-report
-	mkdir -p "$src" "$tmp/driver"
+	mkdir -p "$src" "$tmp/tools/common" "$tmp/driver"
 	cp "$top"/tools/memplug-report/{*.c,*.h,Makefile,memplug-report.service.in,60-memplug-report.rules} "$src/"
+	cp "$top"/tools/common/*.[ch] "$tmp/tools/common/"
 	cp "$top/driver/dkms.conf" "$tmp/driver/"
 
 	# debian/control for dpkg-shlibdeps, and debian/<pkg> as the package
