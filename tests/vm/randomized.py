@@ -33,6 +33,9 @@ GROWTH_GUARD_RE = re.compile(r"blocked: next unit needs (\d+) KiB of unmovable m
 UNMOVABLE_ZONES = ("DMA", "DMA32", "Normal")
 REGION = 8 * GiB
 TOP = 6 * GiB
+# fit_workloads()
+SMALL_REQUEST = 256 * MiB
+SMALL_WORKLOAD = 512
 
 
 def seeds():
@@ -71,7 +74,28 @@ def make_sequence(seed):
     steps.append(("workload", 0))
     steps.append(("resize", 0))
     return {"seed": seed, "block": block, "policy": rng.choice(POLICIES),
-            "cpu": rng.choice(CPUS), "steps": steps}
+            "cpu": rng.choice(CPUS), "steps": fit_workloads(steps)}
+
+
+def fit_workloads(steps):
+    """A workload started while less than SMALL_REQUEST is requested runs
+    in the 1 GiB of boot memory alone: at most SMALL_WORKLOAD of it. 768
+    MiB there leaves the guest at the edge (MemAvailable 0-30 MiB with
+    either driver: seed 154 on 6.12 failed the health check with both, at
+    the step that started it), which tests the workload, not the driver.
+    A workload started with more memory plugged stays as drawn: shrinking
+    under it is what the unplug guard is for (seed 1). The rng draws stay
+    the same, so no other step of any seed changes."""
+    out, requested = [], 0
+    for st in steps:
+        if st[0] in ("resize", "resize_while_resizing"):
+            requested = st[-1]
+        elif st[0] == "reload":
+            requested = 0
+        elif st[0] == "workload" and requested < SMALL_REQUEST and st[1] > SMALL_WORKLOAD:
+            st = ("workload", SMALL_WORKLOAD)
+        out.append(st)
+    return out
 
 
 def describe(seq):
