@@ -8,7 +8,9 @@ Usage: fake_guest.py REPORT_SOCKET QMP_SOCKET CONTROL_FILE [FIFO]
 
 The guest's memory follows the virtio-mem device of a fake QMP peer
 (tests/tools/fake_qmp.py, mode autosize), which it asks for the plugged
-size before every report.  CONTROL_FILE (JSON, re-read whenever it
+size before every report; with QMP_SOCKET "-" (a device that no QMP peer
+holds: a libvirt domain) the control file's "plugged" and "requested"
+(default 0) are the device's sizes.  CONTROL_FILE (JSON, re-read whenever it
 changes; the test rewrites it to change the guest's behaviour) holds:
 
   mode      "model" (default): honest reports from the memory model
@@ -126,7 +128,7 @@ class Control:
 
 
 def model_line(seq, c, qmp):
-    sizes = qmp.sizes()
+    sizes = (c.get("plugged", 0), c.get("requested", 0)) if qmp is None else qmp.sizes()
     if sizes is None:
         return None
     plugged, requested = sizes
@@ -213,7 +215,7 @@ def main():
     srv.bind(report)
     srv.listen(1)
     control = Control(control_path)
-    qmp = Qmp(qmp_path)
+    qmp = None if qmp_path == "-" else Qmp(qmp_path)
     while True:
         if fifo is not None:
             while not select.select([srv], [], [], 0.05)[0]:

@@ -41,13 +41,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		CHECK(vm->name[0] && strlen(vm->name) <= CFG_NAME_MAX);
 		CHECK(vm->report[0] == '/');
-		CHECK(vm->qmp_str[0]);
+		if (vm->kind == VM_LIBVIRT)
+			CHECK(vm->libvirt[0] && vm->domain[0] && !vm->qmp_str[0]);
+		else
+			CHECK(vm->kind == VM_QMP && vm->qmp_str[0] && !vm->libvirt[0] &&
+			      !vm->domain[0]);
 		CHECK(vm->weight >= 1 && vm->weight <= 10000);
 		CHECK(vm->buffer > 0);
 		CHECK(!vm->max || vm->min <= vm->max);
 		for (j = 0; j < i; j++) {
 			CHECK(strcmp(vm->name, cfg.vms[j].name));
 			CHECK(strcmp(vm->report, cfg.vms[j].report));
+			CHECK(vm->kind != VM_LIBVIRT || cfg.vms[j].kind != VM_LIBVIRT ||
+			      strcmp(vm->libvirt, cfg.vms[j].libvirt) ||
+			      strcmp(vm->domain, cfg.vms[j].domain));
 		}
 	}
 	return 0;

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -124,10 +125,11 @@ class Env:
         p.kill()
         p.wait()
 
-    def start_guest(self, vm, **control):
+    def start_guest(self, vm, qmp=True, **control):
+        """qmp=False: the device's sizes are the control's (a libvirt domain's VM)."""
         self.control(vm, **control)
         p = subprocess.Popen([sys.executable, FAKE_GUEST, self.path(vm + ".rep"),
-                              self.path(vm + ".qmp"), self.path(vm + ".ctl")],
+                              self.path(vm + ".qmp") if qmp else "-", self.path(vm + ".ctl")],
                              stderr=subprocess.DEVNULL)
         self.procs.append(p)
         wait_socket(self.path(vm + ".rep"), p)
@@ -143,8 +145,10 @@ class Env:
         d.update({k.replace("_", "-"): v for k, v in daemon.items()})
         lines = ["[daemon]"] + ["%s = %s" % kv for kv in d.items()]
         for name, keys in vms.items():
-            lines += ["", "[vm %s]" % name, "qmp = " + self.path(name + ".qmp"),
-                      "report = " + self.path(name + ".rep")]
+            # a libvirt domain ("libvirt" and "domain" in keys) has no QMP socket
+            lines += ["", "[vm %s]" % name] + \
+                ([] if "libvirt" in keys else ["qmp = " + self.path(name + ".qmp")]) + \
+                ["report = " + self.path(name + ".rep")]
             lines += ["%s = %s" % kv for kv in keys.items()]
         with open(self.path("memplugd.conf"), "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -752,8 +756,274 @@ def s_valgrind(env):
     check(rc == 0 and not report.strip(), "valgrind: exit %d\n%s" % (rc, report[:3000]))
 
 
+# ---------------------------------------------------------------------------
+# libvirt domains, without a VM: libvirt's test driver (test:///FILE) holds
+# domains with virtio-mem devices in their live XML, but cannot resize them
+# (virDomainUpdateDeviceFlags is not supported by that driver); no libvirtd,
+# an unknown domain and a libvirtd that never answers are the error paths.
+
+# test:///NODE_XML: two running domains; vm2 has two virtio-mem devices
+NODE_XML = """\
+<node>
+{domains}
+</node>
+"""
+
+TEST_DOMAIN = """\
+<domain type='test'>
+  <name>{name}</name>
+  <maxMemory slots='4' unit='GiB'>32</maxMemory>
+  <memory unit='MiB'>{total_mib}</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <cpu><numa><cell id='0' cpus='0' memory='1024' unit='MiB'/></numa></cpu>
+  <devices>
+{devices}
+  </devices>
+</domain>"""
+
+TEST_VMEM = """\
+    <memory model='virtio-mem'>
+      <target>
+        <size unit='MiB'>{region_mib}</size>
+        <node>0</node>
+        <block unit='MiB'>{block_mib}</block>
+        <requested unit='MiB'>{requested_mib}</requested>
+      </target>
+      <alias name='{alias}'/>
+    </memory>"""
+
+
+def test_node(env, domains):
+    """Write test:/// driver's node file: domains is {name: [(alias, region_mib,
+    block_mib, requested_mib)]}; its URI."""
+    out = []
+    for name, devs in domains.items():
+        out.append(TEST_DOMAIN.format(
+            name=name, total_mib=1024 + sum(d[1] for d in devs),
+            devices="\n".join(TEST_VMEM.format(alias=a, region_mib=r, block_mib=b,
+                                               requested_mib=q) for a, r, b, q in devs)))
+    path = env.path("node.xml")
+    with open(path, "w") as f:
+        f.write(NODE_XML.format(domains="\n".join(out)))
+    return "test://" + path
+
+
+def without_libvirt(env):
+    """The reason to skip if this memplugd was built without libvirt: a
+    libvirt section is then a configuration error that says so."""
+    conf = env.path("lv-probe.conf")
+    with open(conf, "w") as f:
+        f.write("[vm a]\nlibvirt = test:///default\ndomain = test\nreport = /r\n")
+    r = env.run("-t", "-c", conf)
+    if r.returncode == 0:
+        return None
+    check(r.returncode == 78 and "built without libvirt support" in r.stderr,
+          "libvirt section: %d %r" % (r.returncode, r.stderr))
+    return "SKIP memplugd built without libvirt (it says so: %s)" % r.stderr.strip()
+
+
+class SilentServer:
+    """A 'libvirtd' that accepts connections and never answers."""
+
+    def __init__(self, path):
+        self.path = path
+        self.conns = []
+        self.srv = socket.socket(socket.AF_UNIX)
+        self.srv.bind(path)
+        self.srv.listen(16)
+        self.srv.settimeout(0.1)
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                self.conns.append(self.srv.accept()[0])
+            except OSError:
+                pass
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join()
+        for c in self.conns:
+            c.close()
+        self.srv.close()
+        os.unlink(self.path)
+
+
+def s_libvirt(env):
+    """libvirt domains (libvirt's test driver): sizes from the live XML, the alias picks a device, a refused size is logged once, status, SIGHUP; a QMP VM beside them is served"""
+    skip = without_libvirt(env)
+    if skip:
+        return skip
+    uri = test_node(env, {"vm1": [("ua-vmem0", 4096, 2, 0)],
+                          "vm2": [("ua-a", 1024, 2, 0), ("ua-b", 2048, 4, 512)]})
+    env.start_qmp("q", 2 * GiB)
+    env.start_guest("q", base=GiB, used=3 * GiB - 300 * MiB)
+    # the guest of vm1 is short: memplugd asks for more, which the test driver refuses
+    env.start_guest("lv", qmp=False, base=GiB, used=GiB - 100 * MiB)
+    env.config({"q": {}, "lv": {"libvirt": uri, "domain": "vm1"},
+                "lv2": {"libvirt": uri, "domain": "vm2", "alias": "ua-b"}})
+    r = env.run("-t", "-c", env.path("memplugd.conf"))
+    check(r.returncode == 0 and "vm lv: libvirt %s domain vm1, report %s, alias (the only one)"
+          % (uri, env.path("lv.rep")) in r.stdout and "alias ua-b" in r.stdout,
+          "--check-config: %s %s" % (r.stdout, r.stderr))
+    p = env.start_daemon()
+    wait_for(lambda: "vm lv: libvirt connected" in env.log() and
+             "vm lv2: libvirt connected" in env.log(), 5, "the libvirt connections")
+    log = env.log()
+    check("vm lv: libvirt connected: domain 'vm1' at %s, device ua-vmem0, block 2 MiB, region "
+          "4096 MiB; picked up requested 0 MiB, plugged 0 MiB" % uri in log, "lv's line")
+    check("vm lv2: libvirt connected: domain 'vm2' at %s, device ua-b, block 4 MiB, region "
+          "2048 MiB; picked up requested 512 MiB, plugged 0 MiB" % uri in log, "lv2's line")
+    # the growth memplugd decides for lv is refused: one line, however often it tries
+    refused = ("vm lv: grow 0 MiB -> 412 MiB failed: libvirt says: this function is not "
+               "supported by the connection driver: virDomainUpdateDeviceFlags")
+    wait_for(lambda: refused in env.log(), 5, "the refused growth")
+    # lv2's guest never plugs what was requested: realigned (refused as well)
+    wait_for(lambda: "vm lv2: realign 512 MiB -> 0 MiB failed: libvirt says: " in env.log(), 5,
+             "lv2's realignment")
+    hist = track(env, "q", lambda h: h[-1][2] > 2 * GiB, 5, "q to grow")
+    check(hist[-1][2] == 2 * GiB + 212 * MiB, "q grew to %d MiB" % mib(hist[-1][2]))
+    time.sleep(1.5)
+    log = env.log()
+    check(log.count("vm lv: grow") == 1 and log.count("vm lv2: realign") == 1,
+          "a refusal said more than once:\n%s" % log)
+    st = env.vm_status("lv")
+    want = {"kind": "libvirt", "address": uri, "domain": "vm1", "state": "connected",
+            "connected": True, "failures": 0, "error": None}
+    check(st["backend"] == want, "lv's backend: %s" % st["backend"])
+    check(st["qmp"] is None and st["decisions"] == 0 and st["last-decision"] is None,
+          "lv: %s" % st)
+    check(st["device"] == {"id": "ua-vmem0", "block-size": 2 * MiB, "region-size": 4 * GiB,
+                           "requested-size": 0, "size": 0}, "lv's device: %s" % st["device"])
+    check(st["state"] == "pressure" and st["report"]["connected"], "lv's state: %s" % st)
+    st = env.vm_status("lv2")
+    check(st["device"]["id"] == "ua-b" and st["device"]["requested-size"] == 512 * MiB,
+          "lv2's device: %s" % st["device"])
+    check(env.vm_status("q")["backend"]["kind"] == "qmp" and
+          env.vm_status("q")["qmp"]["connected"], "q: %s" % env.vm_status("q"))
+    r = env.run("--status", "-s", env.rundir)
+    check(r.returncode == 0 and "  backend: libvirt %s, domain vm1: connected, 0 lost" % uri
+          in r.stdout and "  backend: qmp %s: connected, 0 lost" % env.path("q.qmp")
+          in r.stdout, "--status: %s" % r.stdout)
+    # SIGHUP restarts in place: the worker threads go, the new image connects again
+    p.send_signal(signal.SIGHUP)
+    wait_for(lambda: env.log().count("vm lv: libvirt connected") == 2, 5, "the restart in place")
+    check(env.status()["pid"] == p.pid, "pid changed")
+    check(env.stop_daemon() == 0, "exit status")
+
+
+def s_libvirt_down(env):
+    """libvirt unreachable: no libvirtd, an unknown domain, a libvirtd that never answers: one line each, frozen, in the status; the loop goes on, and stops at once"""
+    skip = without_libvirt(env)
+    if skip:
+        return skip
+    silent = SilentServer(env.path("silent.sock"))
+    env.notes.append("a libvirtd that never answers: %s" % silent.path)
+    try:
+        env.start_qmp("q", 2 * GiB)
+        env.start_guest("q", base=GiB, used=3 * GiB - 300 * MiB)
+        for vm in ("nolv", "nodom", "hung"):
+            env.start_guest(vm, qmp=False, base=GiB, used=GiB - 100 * MiB)
+        none_uri = "qemu+unix:///system?socket=" + env.path("none.sock")
+        hung_uri = "qemu+unix:///system?socket=" + silent.path
+        env.config({"q": {}, "nolv": {"libvirt": none_uri, "domain": "a"},
+                    "nodom": {"libvirt": "test:///default", "domain": "nosuch"},
+                    "hung": {"libvirt": hung_uri, "domain": "b"}})
+        env.start_daemon()
+        # the loop is not held up: q grows while the hung VM's worker waits
+        hist = track(env, "q", lambda h: h[-1][2] > 2 * GiB, 5, "q to grow")
+        check(hist[-1][2] == 2 * GiB + 212 * MiB, "q grew to %d MiB" % mib(hist[-1][2]))
+        wait_for(lambda: "vm hung: libvirt not answering" in env.log(), 4, "'not answering'")
+        time.sleep(2)  # several retries of nolv and nodom (reconnect-max 0.5 s)
+        log = env.log()
+        lines = {
+            "nolv": "vm nolv: no libvirt: libvirt %s: cannot connect: Failed to connect socket "
+                    "to '%s': No such file or directory; retrying" % (none_uri,
+                                                                    env.path("none.sock")),
+            "nodom": "vm nodom: no domain: libvirt test:///default: no domain 'nosuch': Domain "
+                     "not found; retrying",
+            "hung": "vm hung: libvirt not answering: libvirt %s: no answer for 1.0 s "
+                    "(connecting); retrying" % hung_uri,
+        }
+        for vm, line in lines.items():
+            check(log.count("vm %s: " % vm + line.split(": ", 1)[1].split(":")[0]) == 1 and
+                  line in log, "%s: want once: %s\nlog:\n%s" % (vm, line, log))
+        states = {vm: env.vm_status(vm)["backend"]["state"] for vm in lines}
+        check(states == {"nolv": "not connected", "nodom": "not connected",
+                         "hung": "not answering"}, "states: %s" % states)
+        for vm in lines:
+            st = env.vm_status(vm)
+            check(st["state"] == "unknown" and st["device"] is None and
+                  st["backend"]["error"] and not st["backend"]["connected"], "%s: %s" % (vm, st))
+        age = time.time() * 1000 - env.status()["updated-ms"]
+        check(age < 1000, "the status is %d ms old" % age)
+        # the libvirtd that never answered goes away: its call fails, retried
+        silent.stop()
+        silent = None
+        wait_for(lambda: "vm hung: no libvirt: libvirt %s: cannot connect" % hung_uri
+                 in env.log(), 5, "the hung call's end")
+        # a libvirtd that never answers again: memplugd stops without waiting for it
+        silent = SilentServer(env.path("silent.sock"))
+        wait_for(lambda: env.log().count("vm hung: libvirt not answering") == 2, 8,
+                 "'not answering' again")
+        t0 = time.monotonic()
+        check(env.stop_daemon(10) == 0, "exit status")
+        took = time.monotonic() - t0
+        check(took < 4, "stopping took %.1f s" % took)
+        check("memplugd: a libvirt call still blocks (libvirtd does not answer): not waiting "
+              "for it" in env.log(), "the stop line")
+        env.notes.append("stopped in %.1f s with a call blocked" % took)
+    finally:
+        if silent:
+            silent.stop()
+
+
+def s_libvirt_valgrind(env):
+    """valgrind with libvirt domains: the worker and event loop threads, a refused size, a failed connection, a clean stop, no error, no leak"""
+    skip = without_libvirt(env)
+    if skip:
+        return skip
+    if os.environ.get("VALGRIND") == "0" or not shutil.which("valgrind"):
+        return "SKIP valgrind not wanted or not installed"
+    uri = test_node(env, {"vm1": [("ua-vmem0", 4096, 2, 0)]})
+    env.start_guest("lv", qmp=False, base=GiB, used=GiB - 100 * MiB)
+    env.start_guest("nolv", qmp=False)
+    env.config({"lv": {"libvirt": uri, "domain": "vm1"},
+                "nolv": {"libvirt": "qemu+unix:///system?socket=" + env.path("none.sock"),
+                         "domain": "a"}}, interval="0.2")
+    vglog = env.path("valgrind.log")
+    env.start_daemon(["valgrind", "-q", "--error-exitcode=1", "--leak-check=full",
+                      "--show-leak-kinds=definite,indirect",
+                      "--errors-for-leak-kinds=definite,indirect", "--log-file=" + vglog])
+    wait_for(lambda: "vm lv: grow 0 MiB -> 412 MiB failed" in env.log(), 30,
+             "the refused growth under valgrind")
+    wait_for(lambda: "vm nolv: no libvirt" in env.log(), 10, "the failed connection")
+    wait_for(lambda: os.path.exists(os.path.join(env.rundir, "status.json")), 5, "status")
+    rc = env.stop_daemon(30)
+    with open(vglog) as f:
+        report = f.read()
+    check(rc == 0 and not report.strip(), "valgrind: exit %d\n%s" % (rc, report[:3000]))
+
+
+def s_vmem_xml(env):
+    """the libvirt backend's XML parser (vmem_xml.c): cmocka unit tests on sample live XML"""
+    binary = os.path.join(HERE, "run-test_vmem_xml")
+    if not os.path.exists(binary):
+        return "SKIP %s not built (make -C tests/memplugd; needs libxml2-dev)" % binary
+    r = subprocess.run([binary], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP"))
+    env.notes.extend(ln for ln in r.stdout.splitlines() if ln.startswith(("ok", "not ok")))
+    check(r.returncode == 0, "run-test_vmem_xml: exit %d\n%s%s" % (r.returncode, r.stdout,
+                                                                    r.stderr))
+
+
 SCENARIOS = [s_command_line, s_pressure, s_idle, s_silence, s_garbage, s_flood, s_absurd,
-             s_budget, s_host_reserve, s_restart, s_stopped_short, s_qmp_lost, s_sighup, s_agent, s_valgrind]
+             s_budget, s_host_reserve, s_restart, s_stopped_short, s_qmp_lost, s_sighup, s_agent, s_valgrind,
+             s_vmem_xml, s_libvirt, s_libvirt_down, s_libvirt_valgrind]
 
 
 def run_one(memplugd, s):

@@ -4,7 +4,8 @@
 bound of tools/memplugd, builds, runs the unit tests and integration
 scenarios meant to catch it, prints what they said, and restores the file
 (also on Ctrl-C).  Every line must say FAILS at least once; "qmp-timeout"
-(the mute of a QMP event storm) is the one that no test catches yet.
+(the mute of a QMP event storm) is the one that no test catches yet.  The
+libvirt ones need memplugd built with libvirt.
 
 Usage: tests/memplugd/mutations.py [MUTATION...]   (about 5 minutes for all)
 Not part of make check: it edits the sources in place while it runs.
@@ -44,11 +45,14 @@ M = [
  ("statusrc", "tools/memplugd/status.c", "	running = (kill((pid_t)pid, 0) == 0 || errno == EPERM) &&", "	running = 1 ||", [], ["restart"]),
  ("status-norm", "tools/memplugd/status.c", "				\"memplugd: no status in %s: memplugd is not running (or uses \"", "				\"memplugd: no status in %s: memplugd is (or uses \"", [], ["command_line", "budget"]),
  ("logspam", "tools/memplugd/vm.c", "		if (!vm->shown || vm->shown_state != s)\n", "		if (1)\n", [], ["pressure"]),
- ("qmp-timeout", "tools/memplugd/vm.c", "	if (drain_events(vm, EVENTS_PER_WAKEUP, now) > 0)\n\t\tvm->qmp_muted_until = next_tick;", "	drain_events(vm, EVENTS_PER_WAKEUP, now + 0 * next_tick);", [], []),
+ ("qmp-timeout", "tools/memplugd/dev_qmp.c", "	if (drain_events(q, EVENTS_PER_WAKEUP, now) > 0)\n\t\tq->muted_until = next_tick;", "	drain_events(q, EVENTS_PER_WAKEUP, now + 0 * next_tick);", [], []),
     ("agent-key", "tools/common/report_proto.c", '[RK_GIVE] = { "give",', '[RK_GIVE] = { "gift",', ["report"], ["agent"]),
     ("agent-grow", "tools/memplugd/policy.c", "avail_p = has_avail && rep->avail < vm->buffer;", "avail_p = 0;", ["policy"], ["agent"]),
     ("reserve", "tools/memplugd/main.c", "pol_sat_sub(avail, cfg->host_reserve)", "avail", [], ["host_reserve"]),
     ("unreadable", "tools/memplugd/main.c", "b->bytes = b->limited && b->bytes < in_use ? b->bytes : in_use;", "b->bytes = UINT64_MAX;", [], ["host_reserve"]),
+    ("lv-not-answering", "tools/memplugd/dev_libvirt.c", "	if (lv->busy && lv->busy_ms != lv->stuck_ms &&", "	if (0 && lv->busy_ms != lv->stuck_ms &&", [], ["libvirt_down"]),
+    ("refusal-spam", "tools/memplugd/vm.c", "			if (strcmp(line, vm->refused) || now - vm->refused_ms >= LINK_RELOG_MS) {", "			if (1) {", [], ["libvirt"]),
+    ("lv-alias", "tools/memplugd/dev_libvirt.c", "		if (alias[0] && !strcmp(devs[i].id, alias))", "		if (alias[0] && !i)", [], ["libvirt"]),
     ("interval", "tools/memplugd/policy.c", "	if (now - vm->st.last_shrink_ms < p->shrink_interval_ms)\n\t\treturn;", "", ["policy"], ["idle"]),
 ]
 

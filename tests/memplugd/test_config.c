@@ -206,6 +206,101 @@ static void test_errors_with_lines(void **state)
 		     "has the report socket of [vm web1]");
 }
 
+#define LV "[vm lv1]\nlibvirt = qemu:///system\ndomain = web1\nreport = /run/lv1.report\n"
+
+static void test_libvirt_domain(void **state)
+{
+	(void)state;
+	assert_ok(LV);
+	assert_int_equal(cfg.nr_vms, 1);
+	assert_int_equal(cfg.vms[0].kind, VM_LIBVIRT);
+	assert_string_equal(cfg.vms[0].libvirt, "qemu:///system");
+	assert_string_equal(cfg.vms[0].domain, "web1");
+	assert_string_equal(cfg.vms[0].report, "/run/lv1.report");
+	assert_string_equal(cfg.vms[0].device, "");
+	assert_string_equal(cfg.vms[0].qmp_str, "");
+	assert_int_equal(cfg.vms[0].buffer, 512 * MiB);
+	/* with an alias, next to a QMP VM, and other URIs and domains */
+	assert_ok(VM LV "alias = ua-vmem0\nmax = 8G\n"
+			"[vm lv2]\n"
+			"libvirt = qemu+unix:///system?socket=/run/libvirt/virtqemud-sock\n"
+			"domain = 4dea22b3-1d52-d8f3-2516-782e98ab3fa0\n"
+			"report = /run/lv2.report\n"
+			"[vm lv3]\nlibvirt = qemu:///system\ndomain = web 1 (copy)\n"
+			"report = /run/lv3.report\n");
+	assert_int_equal(cfg.nr_vms, 4);
+	assert_int_equal(cfg.vms[0].kind, VM_QMP);
+	assert_int_equal(cfg.vms[1].kind, VM_LIBVIRT);
+	assert_string_equal(cfg.vms[1].device, "ua-vmem0");
+	assert_int_equal(cfg.vms[1].max, 8 * GiB);
+	assert_string_equal(cfg.vms[2].libvirt,
+			    "qemu+unix:///system?socket=/run/libvirt/virtqemud-sock");
+	assert_string_equal(cfg.vms[2].domain, "4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
+	assert_string_equal(cfg.vms[3].domain, "web 1 (copy)");
+}
+
+static void test_libvirt_errors(void **state)
+{
+	char text[1024];
+
+	(void)state;
+	assert_error(VM "libvirt = qemu:///system\ndomain = web1\n", 1,
+		     "[vm web1] has both 'qmp' and 'libvirt'");
+	assert_error("[vm a]\nreport = /r\n", 1,
+		     "[vm a] has no 'qmp' socket (nor 'libvirt' URI and 'domain')");
+	assert_error("[vm a]\nlibvirt = qemu:///system\nreport = /r\n", 1,
+		     "[vm a] has a 'libvirt' URI but no 'domain'");
+	assert_error("[vm a]\ndomain = a\nreport = /r\n", 1, "has no 'qmp' socket");
+	assert_error(VM "domain = web1\n", 1, "[vm web1]: 'domain' goes with 'libvirt'");
+	assert_error(VM "alias = ua-vmem0\n", 1, "[vm web1]: 'alias' is for libvirt domains");
+	assert_error(LV "device = vmem0\n", 1, "[vm lv1]: 'device' is for QMP");
+	assert_error(LV "alias = 0bad\n", 5, "alias: invalid device alias '0bad'");
+	assert_error(LV "alias = ua-a\nalias = ua-b\n", 6, "'alias' set twice in [vm lv1]");
+	assert_error(LV "[vm lv2]\nlibvirt = qemu:///system\ndomain = web1\nreport = /r2\n", 5,
+		     "[vm lv2] has the libvirt domain of [vm lv1]");
+	assert_error(LV "[vm lv2]\nlibvirt = qemu:///system\ndomain = web2\n"
+			"report = /run/lv1.report\n",
+		     5, "has the report socket of [vm lv1]");
+	assert_error("[daemon]\nlibvirt = qemu:///system\n" LV, 2,
+		     "'libvirt' does not belong in [daemon]");
+	assert_error("[vm a]\nlibvirt =\n", 2, "'libvirt' has no value");
+	static const char *const bad_uris[] = {
+		"qemu",
+		"qemu:",
+		"1qemu:///system",
+		"qemu:///sys tem",
+		"qe mu:///system",
+		"/run/libvirt/libvirt-sock",
+		":///system",
+		"qemu_x:///system",
+	};
+	for (size_t i = 0; i < sizeof(bad_uris) / sizeof(bad_uris[0]); i++) {
+		snprintf(text, sizeof(text), "[vm a]\nlibvirt = %s\ndomain = a\nreport = /r\n",
+			 bad_uris[i]);
+		assert_error(text, 2, "libvirt: invalid libvirt URI");
+	}
+	/* a domain name of 256 bytes */
+	snprintf(text, sizeof(text), "[vm a]\nlibvirt = test:///default\ndomain = %0256d\n", 0);
+	assert_error(text, 3, "domain: longer than 255 bytes");
+	/* other schemes libvirt knows are fine */
+	assert_ok("[vm a]\nlibvirt = test:///default\ndomain = test\nreport = /r\n"
+		  "[vm b]\nlibvirt = qemu+ssh://root@host.example/system?keyfile=/k\n"
+		  "domain = 7\nreport = /r2\n");
+}
+
+static void test_built_without_libvirt(void **state)
+{
+	(void)state;
+	config_libvirt_support = 0;
+	assert_error(VM LV, 5,
+		     "libvirt: memplugd was built without libvirt support (build it with "
+		     "libvirt-dev and libxml2-dev installed)");
+	/* QMP VMs are as before */
+	assert_ok(VM);
+	config_libvirt_support = 1;
+	assert_ok(VM LV);
+}
+
 static void test_limits(void **state)
 {
 	char *text;
@@ -248,6 +343,9 @@ int main(void)
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_errors_with_lines),
+		cmocka_unit_test(test_libvirt_domain),
+		cmocka_unit_test(test_libvirt_errors),
+		cmocka_unit_test(test_built_without_libvirt),
 		cmocka_unit_test(test_limits),
 	};
 

@@ -21,10 +21,13 @@ the guest agent on the second serial port) and drives it the way a libvirt
 user does: virsh update-memory-device, the live XML's <current>, the
 memory-device-size-change event (virsh event), --config across a restart,
 and memplugctl -c URI -D DOMAIN (status --json, resize --wait [--config],
-watch). Every scenario ends with the test bed's health check of the guest
+watch); and memplugd (libvirt = URI, domain = NAME) sizing a domain with
+the report channel (a <channel> org.memplug.report.0, memplug-report in
+the guest) under a workload, with memplug only. Every scenario ends with the test bed's health check of the guest
 (testbed.VM.check_health), as every scenario of tests/vm/run.py does.
 
-Environment: DRIVER, KERNELS, FILTER as for tests/vm/run.py; MEMPLUGCTL.
+Environment: DRIVER, KERNELS, FILTER as for tests/vm/run.py; MEMPLUGCTL,
+MEMPLUGD (default tools/memplugd/memplugd, built with libvirt).
 KTAP; ends with "N passed, N failed, N skipped"; exit 1 if anything failed.
 """
 
@@ -46,8 +49,8 @@ import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ktap  # noqa: E402
-from testbed import (BUILD, CACHE, GiB, KiB, MEMPLUGCTL, MiB, VM, Device, Skip,  # noqa: E402
-                     TestFailure, human, kernel_series, kernels)
+from testbed import (BUILD, CACHE, TOP, GiB, KiB, MEMPLUGCTL, MiB, VM, Device,  # noqa: E402
+                     Skip, TestFailure, human, kernel_series, kernels, REPORT_PORT)
 
 # Where a privileged libvirtd keeps its state; the suite's libvirtd gets a
 # private directory over each (an empty directory is created on the host
@@ -287,9 +290,10 @@ class Domain(VM):
     command line and guest agent as testbed.VM, started by libvirt."""
 
     def __init__(self, lv, name, release, driver, block, region, requested=0,
-                 boot_mem="1G", log=print):
+                 boot_mem="1G", log=print, report=None):
+        # report=MS: the report channel, as a <channel> (memplug-report -i MS)
         super().__init__(release, driver, [Device(ALIAS, region, block, requested, node=0)],
-                         boot_mem=boot_mem, smp=1, log=log)
+                         boot_mem=boot_mem, smp=1, log=log, report=report)
         self.lv = lv
         self.name = name
         self.defined = False
@@ -303,6 +307,13 @@ class Domain(VM):
         if not os.path.exists(initrd):
             raise SystemExit("libvirt.py: no %s; run make build" % initrd)
         boot_mib = self.boot_mem // MiB
+        # the report channel (docs/memplugd.md, "libvirt domains"): QEMU
+        # listens on the socket, memplugd connects to it
+        channel = "" if not self.report else """
+    <channel type='unix'>
+      <source mode='bind' path='{sock}'/>
+      <target type='virtio' name='{port}'/>
+    </channel>""".format(sock=os.path.join(self.dir, "report.sock"), port=REPORT_PORT)
         # as the test bed's maxmem: room for the region aligned to its block
         max_mib = (self.boot_mem + d.region + max(d.block_size, GiB) + GiB) // MiB
         return """\
@@ -344,10 +355,10 @@ class Domain(VM):
         <requested unit='MiB'>{requested_mib}</requested>
       </target>
       <alias name='{alias}'/>
-    </memory>
+    </memory>{channel}
   </devices>
 </domain>
-""".format(name=self.name, max_mib=max_mib, boot_mib=boot_mib, smp=self.smp,
+""".format(name=self.name, channel=channel, max_mib=max_mib, boot_mib=boot_mib, smp=self.smp,
            cpus="0" if self.smp == 1 else "0-%d" % (self.smp - 1),
            kernel=os.path.join(kdir, "boot", "vmlinuz-" + self.release), initrd=initrd,
            cmdline=self.kernel_cmdline(), dir=self.dir, region_mib=d.region // MiB,
@@ -694,7 +705,123 @@ def scenario_shutoff(t):
         raise TestFailure("memplugctl -D memplug-nosuch: exit %d, %r" % (p.returncode, p.stderr))
 
 
-SCENARIOS = [("libvirt_sbm", scenario_sbm), ("libvirt_bbm", scenario_bbm)]
+MEMPLUGD = os.environ.get("MEMPLUGD", os.path.join(TOP, "tools", "memplugd", "memplugd"))
+
+
+def scenario_memplugd(t):
+    """memplugd sizes the domain through libvirt: a workload pushes the guest, memplugd grows it
+
+    The domain has the report channel (<channel> org.memplug.report.0,
+    memplug-report -i 500 in the guest); memplugd (libvirt = URI, domain =
+    NAME) connects through libvirt, the agent's filler takes the guest's
+    MemAvailable below memplugd's buffer, memplugd logs a growth and the live
+    XML's <requested> and <current> follow; --status shows the libvirt backend."""
+    if not os.access(MEMPLUGD, os.X_OK):
+        raise Skip("no %s (make -C tools/memplugd)" % MEMPLUGD)
+    with t.domain(block=2 * MiB, region=2 * GiB, report=500) as dom:
+        step(dom, "booted")
+        work = tempfile.mkdtemp(prefix="memplug-memplugd-")
+        t.cleanup.append(lambda: shutil.rmtree(work, ignore_errors=True))
+        conf = os.path.join(work, "memplugd.conf")
+        with open(conf, "w") as f:
+            # TCG's pace; no shrink during the scenario (hold-down)
+            f.write("[daemon]\ninterval = 0.5\nreport-timeout = 3\nqmp-timeout = 2\n"
+                    "reconnect-max = 2\nhold-down = 600\nsettle-time = 30\n"
+                    "[vm dom]\nlibvirt = %s\ndomain = %s\nreport = %s\nalias = %s\n"
+                    "buffer = 256M\nmax = 1G\n" % (t.lv.uri, dom.name,
+                                                    os.path.join(dom.dir, "report.sock"), ALIAS))
+        p = subprocess.run([MEMPLUGD, "-t", "-c", conf], capture_output=True, text=True)
+        if p.returncode == 78 and "built without libvirt support" in p.stderr:
+            raise Skip("memplugd built without libvirt (libvirt-dev, libxml2-dev)")
+        if p.returncode != 0:
+            raise TestFailure("memplugd --check-config: %s" % p.stderr.strip())
+        rundir = os.path.join(work, "run")
+        logpath = os.path.join(work, "memplugd.log")
+        logf = open(logpath, "wb")
+        daemon = subprocess.Popen([MEMPLUGD, "-c", conf, "-s", rundir], stdin=subprocess.DEVNULL,
+                                  stdout=logf, stderr=subprocess.STDOUT)
+
+        def stop_daemon():
+            if daemon.poll() is None:
+                daemon.terminate()
+                try:
+                    daemon.wait(10)
+                except subprocess.TimeoutExpired:
+                    daemon.kill()
+                    daemon.wait()
+            logf.close()
+        t.cleanup.append(stop_daemon)
+
+        def log():
+            with open(logpath, errors="replace") as f:
+                return f.read()
+
+        def wait_log(pattern, what, timeout):
+            deadline = time.time() + timeout
+            while True:
+                m = re.search(pattern, log(), re.M)
+                if m:
+                    return m
+                if daemon.poll() is not None or time.time() > deadline:
+                    raise TestFailure("memplugd: no %s in %d s (exit %s); its log:\n%s" %
+                                      (what, timeout, daemon.poll(), log()[-3000:]))
+                time.sleep(0.2)
+
+        step(dom, "memplugd connects through libvirt and to the report channel")
+        wait_log(r"^vm dom: libvirt connected: domain '%s' at .*, device %s, block 2 MiB, "
+                 r"region 2048 MiB; picked up requested 0 MiB, plugged 0 MiB$" %
+                 (re.escape(dom.name), ALIAS), "libvirt connection", 60)
+        wait_log(r"^vm dom: report channel .* connected$", "report channel", 60)
+        dom.check_requested(0)
+
+        step(dom, "the agent's filler takes MemAvailable below memplugd's buffer (256 MiB)")
+        meminfo = dom.sh("cat /proc/meminfo")["out"]
+        avail = int(re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.M).group(1)) // 1024
+        dom.agent("fill %d 17" % max(64, avail - 100))
+        m = wait_log(r"^vm dom: grow (\d+) MiB -> (\d+) MiB: available (\d+) MiB < buffer "
+                     r"256 MiB", "growth decision", 90)
+        to = int(m.group(2)) * MiB
+        step(dom, "memplugd: %s" % m.group(0))
+        if int(m.group(1)) != 0 or not 0 < to <= GiB or to % (2 * MiB):
+            raise TestFailure("memplugd's growth: %s" % m.group(0))
+        # through libvirt: the live XML's <requested>, then the guest plugs it
+        # (<current>; memplugd may grow it further meanwhile, up to max)
+        deadline = time.time() + 90
+        while True:
+            x = dom.vmem_xml()
+            if x.get("requested", 0) >= to and x.get("current") == x["requested"]:
+                break
+            if time.time() > deadline:
+                raise TestFailure("the live XML after memplugd's growth to %s: requested %s, "
+                                  "current %s" % (human(to), human(x.get("requested", 0)),
+                                                  human(x.get("current", 0))))
+            time.sleep(0.2)
+        step(dom, "virsh dumpxml: requested %s, current %s" % (human(x["requested"]),
+                                                                human(x["current"])))
+
+        p = subprocess.run([MEMPLUGD, "--status", "--json", "-s", rundir], capture_output=True,
+                           text=True, timeout=30)
+        st = json.loads(p.stdout)["vms"][0] if p.returncode == 0 else {}
+        be = st.get("backend", {})
+        if be.get("kind") != "libvirt" or be.get("state") != "connected" or \
+                be.get("domain") != dom.name or st.get("decisions", 0) < 1 or \
+                (st.get("device") or {}).get("requested-size", 0) < to:
+            raise TestFailure("memplugd --status --json: %d %s" % (p.returncode, p.stdout[:2000]))
+        st = dom.agent("fill-stop", timeout=300)
+        if st["killed_by_signal"] or st["corrupted_bytes"]:
+            raise TestFailure("the filler: %r" % st)
+        stop_daemon()
+        if daemon.returncode != 0 or re.search(r"failed|lost libvirt|not answering", log()):
+            raise TestFailure("memplugd: exit %s; its log:\n%s" % (daemon.returncode, log()))
+        t.log("# memplugd's log:")
+        for line in log().splitlines():
+            t.log("#   " + line)
+
+
+SCENARIOS = [("libvirt_sbm", scenario_sbm), ("libvirt_bbm", scenario_bbm),
+             ("memplugd_libvirt", scenario_memplugd)]
+# memplug's guests only (memplug-report reports memplug's state)
+MEMPLUG_ONLY = {"memplugd_libvirt"}
 # once per run, not per kernel and driver: no guest boots
 ONCE = [("memplugctl_shutoff_domain", scenario_shutoff)]
 
@@ -735,6 +862,8 @@ def main():
     for rel in rels:
         for drv in drivers:
             for sname, fn in SCENARIOS:
+                if sname in MEMPLUG_ONLY and drv != "memplug":
+                    continue
                 name = "libvirt/%s/%s/%s" % (kernel_series(rel), drv, sname)
                 if not args.filter or re.search(args.filter, name):
                     plan.append((rel, drv, sname, fn, name))

@@ -29,17 +29,15 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
-#include <libxml/tree.h>
 
 #include "backend.h"
 #include "util.h"
+#include "vmem_xml.h"
 
 const int libvirt_supported = 1;
 
 /* Events kept while nobody reads them; the oldest are dropped. */
 #define LV_MAX_QUEUED_EVENTS 256
-/* Largest domain XML we parse. */
-#define LV_MAX_XML (16 * 1024 * 1024)
 
 struct lv_backend {
 	struct backend b;
@@ -229,131 +227,13 @@ static const char *error(struct backend *b)
 /* ------------------------------------------------------------------ */
 /* The domain's XML */
 
-/* The first element child of @parent called @name, or NULL. */
-static xmlNodePtr child(xmlNodePtr parent, const char *name)
-{
-	xmlNodePtr n;
-
-	for (n = parent ? parent->children : NULL; n; n = n->next)
-		if (n->type == XML_ELEMENT_NODE && !xmlStrcmp(n->name, BAD_CAST name))
-			return n;
-	return NULL;
-}
-
-static int is_virtio_mem(xmlNodePtr n)
-{
-	xmlChar *model;
-	int yes;
-
-	if (n->type != XML_ELEMENT_NODE || xmlStrcmp(n->name, BAD_CAST "memory"))
-		return 0;
-	model = xmlGetProp(n, BAD_CAST "model");
-	yes = model && !xmlStrcmp(model, BAD_CAST "virtio-mem");
-	xmlFree(model);
-	return yes;
-}
-
-/* Bytes per unit of libvirt's scaled integers (docs: formatdomain, "unit"). */
-static uint64_t unit_scale(const char *unit)
-{
-	static const struct {
-		const char *name;
-		uint64_t scale;
-	} units[] = {
-		{ "b", 1ULL },	     { "bytes", 1ULL },	    { "KB", 1000ULL },
-		{ "k", 1ULL << 10 }, { "KiB", 1ULL << 10 }, { "MB", 1000000ULL },
-		{ "M", 1ULL << 20 }, { "MiB", 1ULL << 20 }, { "GB", 1000000000ULL },
-		{ "G", 1ULL << 30 }, { "GiB", 1ULL << 30 }, { "TB", 1000000000000ULL },
-		{ "T", 1ULL << 40 }, { "TiB", 1ULL << 40 },
-	};
-	size_t i;
-
-	/* libvirt's default unit for memory sizes is KiB */
-	if (!unit)
-		return 1024;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (!strcmp(unit, units[i].name))
-			return units[i].scale;
-	return 0;
-}
-
-/* The size in element @n (its text and unit attribute), in bytes; -1 if bad. */
-static int scaled(xmlNodePtr n, uint64_t *bytes)
-{
-	xmlChar *text, *unit;
-	uint64_t value, scale;
-	const char *why;
-	int rc = -1;
-
-	if (!n)
-		return -1;
-	text = xmlNodeGetContent(n);
-	unit = xmlGetProp(n, BAD_CAST "unit");
-	scale = unit_scale((const char *)unit);
-	/* parse_size() takes plain digits as bytes */
-	if (text && scale && strspn((const char *)text, "0123456789") == strlen((char *)text) &&
-	    !parse_size((const char *)text, &value, &why) && value <= UINT64_MAX / scale) {
-		*bytes = value * scale;
-		rc = 0;
-	}
-	xmlFree(text);
-	xmlFree(unit);
-	return rc;
-}
-
-/* Fill @info from a <memory model='virtio-mem'> element; -1 if malformed. */
-static int parse_memory(xmlNodePtr mem, int live, struct vmem_info *info)
-{
-	xmlNodePtr target = child(mem, "target");
-	xmlNodePtr alias = child(mem, "alias");
-	xmlNodePtr node = child(target, "node");
-	xmlNodePtr current = child(target, "current");
-	xmlChar *name;
-
-	memset(info, 0, sizeof(*info));
-	info->node = -1;
-	if (!target || scaled(child(target, "size"), &info->max_size) ||
-	    scaled(child(target, "block"), &info->block_size) || !info->block_size)
-		return -1;
-	/* none in a domain defined without one: 0, as libvirt starts it */
-	if (child(target, "requested") && scaled(child(target, "requested"), &info->requested_size))
-		return -1;
-	/* the plugged size: only a running domain has one */
-	if (live && current && scaled(current, &info->size))
-		return -1;
-	if (node) {
-		xmlChar *text = xmlNodeGetContent(node);
-		uint64_t v;
-		const char *why;
-
-		if (!text || strspn((char *)text, "0123456789") != strlen((char *)text) ||
-		    parse_size((char *)text, &v, &why) || v > INT32_MAX) {
-			xmlFree(text);
-			return -1;
-		}
-		info->node = (int64_t)v;
-		xmlFree(text);
-	}
-	name = alias ? xmlGetProp(alias, BAD_CAST "name") : NULL;
-	if (name) {
-		if (xmlStrlen(name) >= (int)sizeof(info->id)) {
-			xmlFree(name);
-			return -1;
-		}
-		snprintf(info->id, sizeof(info->id), "%s", (const char *)name);
-		xmlFree(name);
-	}
-	return 0;
-}
-
 /*
- * The domain's XML (live while it runs, else its configuration) as a
- * document; *@live says which.  NULL (reported) on failure.
+ * The domain's XML (live while it runs, else its configuration) as a string
+ * (free()); *@live says which.  NULL (reported) on failure.
  */
-static xmlDocPtr domain_xml(struct lv_backend *lb, int *live)
+static char *domain_xml(struct lv_backend *lb, int *live)
 {
 	int active = virDomainIsActive(lb->dom);
-	xmlDocPtr doc;
 	char *xml;
 
 	if (active < 0) {
@@ -366,42 +246,19 @@ static xmlDocPtr domain_xml(struct lv_backend *lb, int *live)
 		error_msg("cannot read the XML of %s: %s", lb->who, last_error());
 		return NULL;
 	}
-	if (strlen(xml) > LV_MAX_XML) {
-		error_msg("the XML of %s is larger than %d MiB", lb->who, LV_MAX_XML >> 20);
+	if (strlen(xml) > VMEM_XML_MAX) {
+		error_msg("the XML of %s is larger than %d MiB", lb->who, VMEM_XML_MAX >> 20);
 		free(xml);
 		return NULL;
 	}
-	doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	free(xml);
-	if (!doc || !xmlDocGetRootElement(doc))
-		error_msg("libvirt sent malformed XML for %s", lb->who);
-	if (doc && !xmlDocGetRootElement(doc)) {
-		xmlFreeDoc(doc);
-		doc = NULL;
-	}
-	return doc;
-}
-
-/* The @index-th (from 0) virtio-mem element of @doc, or NULL. */
-static xmlNodePtr nth_vmem(xmlDocPtr doc, int index)
-{
-	xmlNodePtr n, devices = child(xmlDocGetRootElement(doc), "devices");
-	int i = 0;
-
-	for (n = devices ? devices->children : NULL; n; n = n->next)
-		if (is_virtio_mem(n) && i++ == index)
-			return n;
-	return NULL;
+	return xml;
 }
 
 static int list_devices(struct backend *b, struct vmem_info **devs, size_t *n, int *malformed)
 {
 	struct lv_backend *lb = lv_of(b);
-	xmlNodePtr node;
-	xmlDocPtr doc;
-	size_t max = 0;
-	int live;
+	char *xml;
+	int live, rc;
 
 	*devs = NULL;
 	*n = 0;
@@ -410,27 +267,21 @@ static int list_devices(struct backend *b, struct vmem_info **devs, size_t *n, i
 		error_msg("%s stopped", lb->who);
 		return BACKEND_ERR;
 	}
-	doc = domain_xml(lb, &live);
-	if (!doc)
+	xml = domain_xml(lb, &live);
+	if (!xml)
 		return BACKEND_ERR;
-	while (nth_vmem(doc, (int)max))
-		max++;
-	*devs = calloc(max + 1, sizeof(**devs));
-	if (!*devs) {
-		xmlFreeDoc(doc);
+	rc = vmem_xml_devices(xml, strlen(xml), live, devs, n, malformed);
+	free(xml);
+	if (rc == VMEM_XML_BAD) {
+		error_msg("libvirt sent malformed XML for %s", lb->who);
+		return BACKEND_ERR;
+	}
+	if (rc) {
 		error_msg("out of memory");
 		return BACKEND_ERR;
 	}
-	for (; *n < max; (*n)++) {
-		node = nth_vmem(doc, (int)*n);
-		if (parse_memory(node, live, &(*devs)[*n])) {
-			error_msg("malformed virtio-mem device in the XML of %s", lb->who);
-			*malformed = 1;
-			break;
-		}
-		(*devs)[*n].index = (int)*n;
-	}
-	xmlFreeDoc(doc);
+	if (*malformed)
+		error_msg("malformed virtio-mem device in the XML of %s", lb->who);
 	return BACKEND_OK;
 }
 
@@ -522,26 +373,16 @@ static int driver(struct backend *b, const char *id, enum driver_state *state)
 	return BACKEND_OK;
 }
 
-/* Replace the text of @el by @text. */
-static void set_text(xmlNodePtr el, const char *text)
-{
-	xmlNodeSetContent(el, BAD_CAST text);
-}
-
 static int set_requested(struct backend *b, const struct vmem_info *dev, uint64_t size,
 			 unsigned int flags)
 {
 	struct lv_backend *lb = lv_of(b);
 	unsigned int uflags = 0;
-	xmlNodePtr mem, target, requested;
-	xmlBufferPtr buf = NULL;
-	struct vmem_info now;
-	char kib[32];
-	xmlDocPtr doc;
+	char *xml, *mem = NULL;
 	int live, rc = BACKEND_ERR;
 
-	doc = domain_xml(lb, &live);
-	if (!doc)
+	xml = domain_xml(lb, &live);
+	if (!xml)
 		return BACKEND_ERR;
 	if (live)
 		uflags |= VIR_DOMAIN_AFFECT_LIVE;
@@ -562,39 +403,28 @@ static int set_requested(struct backend *b, const struct vmem_info *dev, uint64_
 		error_msg("%s is not running: only --config can change it", lb->who);
 		goto out;
 	}
-	/* the same device as find_device() found, in this XML */
-	mem = nth_vmem(doc, dev->index);
-	if (!mem || parse_memory(mem, live, &now) || strcmp(now.id, dev->id)) {
+	switch (vmem_xml_set_requested(xml, strlen(xml), live, dev, size, &mem)) {
+	case VMEM_XML_OK:
+		break;
+	case VMEM_XML_BAD:
+		error_msg("libvirt sent malformed XML for %s", lb->who);
+		goto out;
+	case VMEM_XML_CHANGED:
 		error_msg("%s changed while memplugctl looked at it: try again", lb->who);
 		goto out;
-	}
-	target = child(mem, "target");
-	requested = child(target, "requested");
-	if (!requested)
-		requested = xmlNewChild(target, NULL, BAD_CAST "requested", NULL);
-	if (!requested) {
+	default:
 		error_msg("out of memory");
 		goto out;
 	}
-	/* sizes are multiples of the block size, itself of KiB */
-	snprintf(kib, sizeof(kib), "%" PRIu64, size / 1024);
-	set_text(requested, kib);
-	xmlSetProp(requested, BAD_CAST "unit", BAD_CAST "KiB");
-	buf = xmlBufferCreate();
-	if (!buf || xmlNodeDump(buf, doc, mem, 0, 0) < 0) {
-		error_msg("out of memory");
-		goto out;
-	}
-	if (virDomainUpdateDeviceFlags(lb->dom, (const char *)xmlBufferContent(buf), uflags) < 0) {
+	if (virDomainUpdateDeviceFlags(lb->dom, mem, uflags) < 0) {
 		error_msg("setting the requested size of %s failed: %s",
 			  dev->id[0] ? dev->id : "the virtio-mem device", last_error());
 		goto out;
 	}
 	rc = BACKEND_OK;
 out:
-	if (buf)
-		xmlBufferFree(buf);
-	xmlFreeDoc(doc);
+	free(mem);
+	free(xml);
 	return rc;
 }
 

@@ -36,6 +36,8 @@ enum kind {
 	K_PATH, /* char[], a file or unix socket path */
 	K_QMP, /* QMP address */
 	K_DEVICE, /* device id */
+	K_LIBVIRT, /* libvirt URI */
+	K_DOMAIN, /* libvirt domain */
 };
 
 struct key {
@@ -77,8 +79,11 @@ static const struct key keys[] = {
 	{ "buffer", SEC_DAEMON, K_SIZE, D(default_buffer), 0, 1, UINT64_MAX },
 	{ "weight", SEC_DAEMON, K_COUNT, D(default_weight), 0, 1, 10000 },
 	{ "qmp", SEC_VM, K_QMP, 0, 0, 0, 0 },
+	{ "libvirt", SEC_VM, K_LIBVIRT, V(libvirt), SZ(struct vm_config, libvirt), 0, 0 },
+	{ "domain", SEC_VM, K_DOMAIN, V(domain), SZ(struct vm_config, domain), 0, 0 },
 	{ "report", SEC_VM, K_PATH, V(report), SZ(struct vm_config, report), 0, 0 },
 	{ "device", SEC_VM, K_DEVICE, V(device), SZ(struct vm_config, device), 0, 0 },
+	{ "alias", SEC_VM, K_DEVICE, V(device), SZ(struct vm_config, device), 0, 0 },
 	{ "min", SEC_VM, K_SIZE, V(min), 0, 0, UINT64_MAX },
 	{ "max", SEC_VM, K_SIZE, V(max), 0, 1, UINT64_MAX },
 	{ "buffer", SEC_VM, K_SIZE, V(buffer), 0, 1, UINT64_MAX },
@@ -120,6 +125,8 @@ fail_at(struct parser *ps, unsigned int line, const char *fmt, ...)
 }
 
 #define fail(ps, ...) fail_at(ps, (ps)->line, __VA_ARGS__)
+
+int config_libvirt_support = 1;
 
 void config_defaults(struct mpd_config *cfg)
 {
@@ -212,6 +219,31 @@ static int valid_id(const char *s, size_t max)
 	return 1;
 }
 
+/*
+ * A libvirt URI: a scheme ([A-Za-z][A-Za-z0-9+.-]*), ':', then no blank
+ * ("qemu:///system", "qemu+ssh://host/system", "test:///default").
+ */
+static int valid_uri(const char *s, size_t max)
+{
+	size_t i, len = strlen(s);
+
+	if (!len || len >= max || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return 0;
+	for (i = 1; i < len && s[i] != ':'; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '+' ||
+		      c == '.' || c == '-'))
+			return 0;
+	}
+	if (i == len || i + 1 == len)
+		return 0;
+	for (; i < len; i++)
+		if (is_blank(s[i]))
+			return 0;
+	return 1;
+}
+
 /* VM names: [A-Za-z0-9][A-Za-z0-9._-]{0,63}. */
 static int valid_name(const char *s, size_t len)
 {
@@ -286,7 +318,22 @@ static int set_value(struct parser *ps, struct mpd_config *cfg, const struct key
 		return 0;
 	case K_DEVICE:
 		if (!valid_id(value, k->size))
-			return fail(ps, "device: invalid device id '%s'", value);
+			return fail(ps, "%s: invalid %s '%s'", k->name,
+				    strcmp(k->name, "alias") ? "device id" : "device alias", value);
+		snprintf(base + k->offset, k->size, "%s", value);
+		return 0;
+	case K_LIBVIRT:
+		if (!config_libvirt_support)
+			return fail(ps, "libvirt: memplugd was built without libvirt support "
+					"(build it with libvirt-dev and libxml2-dev installed)");
+		if (!valid_uri(value, k->size))
+			return fail(ps, "libvirt: invalid libvirt URI '%s' (e.g. qemu:///system)",
+				    value);
+		snprintf(base + k->offset, k->size, "%s", value);
+		return 0;
+	case K_DOMAIN:
+		if (strlen(value) >= k->size)
+			return fail(ps, "domain: longer than %zu bytes", k->size - 1);
 		snprintf(base + k->offset, k->size, "%s", value);
 		return 0;
 	case K_QMP:
@@ -427,6 +474,8 @@ static int finish(struct parser *ps, struct mpd_config *cfg)
 {
 	int kbuf = key_index("buffer", SEC_VM), kweight = key_index("weight", SEC_VM);
 	int kqmp = key_index("qmp", SEC_VM), krep = key_index("report", SEC_VM);
+	int klv = key_index("libvirt", SEC_VM), kdom = key_index("domain", SEC_VM);
+	int kdev = key_index("device", SEC_VM), kalias = key_index("alias", SEC_VM);
 	int kmax = key_index("max", SEC_VM);
 	struct pol_params *p = &cfg->pol;
 	unsigned int i, j;
@@ -446,9 +495,38 @@ static int finish(struct parser *ps, struct mpd_config *cfg)
 	for (i = 0; i < cfg->nr_vms; i++) {
 		struct vm_config *vm = &cfg->vms[i];
 
-		if (!ps->vm_set[i][kqmp])
-			return fail_at(ps, (unsigned int)vm->line, "[vm %s] has no 'qmp' socket",
+		unsigned int line = (unsigned int)vm->line;
+
+		if (ps->vm_set[i][kqmp] && ps->vm_set[i][klv])
+			return fail_at(
+				ps, line,
+				"[vm %s] has both 'qmp' and 'libvirt': a VM is either QEMU's "
+				"(qmp) or a libvirt domain's (libvirt, domain)",
+				vm->name);
+		if (!ps->vm_set[i][kqmp] && !ps->vm_set[i][klv])
+			return fail_at(
+				ps, line,
+				"[vm %s] has no 'qmp' socket (nor 'libvirt' URI and 'domain')",
+				vm->name);
+		vm->kind = ps->vm_set[i][klv] ? VM_LIBVIRT : VM_QMP;
+		if (vm->kind == VM_LIBVIRT && !ps->vm_set[i][kdom])
+			return fail_at(ps, line, "[vm %s] has a 'libvirt' URI but no 'domain'",
 				       vm->name);
+		if (vm->kind == VM_QMP && ps->vm_set[i][kdom])
+			return fail_at(ps, line, "[vm %s]: 'domain' goes with 'libvirt', not 'qmp'",
+				       vm->name);
+		if (vm->kind == VM_QMP && ps->vm_set[i][kalias])
+			return fail_at(ps, line,
+				       "[vm %s]: 'alias' is for libvirt domains; with 'qmp' the "
+				       "device is 'device = ID'",
+				       vm->name);
+		if (vm->kind == VM_LIBVIRT && ps->vm_set[i][kdev])
+			return fail_at(ps, line,
+				       "[vm %s]: 'device' is for QMP; a libvirt domain's device is "
+				       "'alias = ALIAS'",
+				       vm->name);
+		if (ps->vm_set[i][kdev] && ps->vm_set[i][kalias])
+			return fail_at(ps, line, "[vm %s]: both 'device' and 'alias'", vm->name);
 		if (!ps->vm_set[i][krep])
 			return fail_at(
 				ps, (unsigned int)vm->line,
@@ -464,7 +542,13 @@ static int finish(struct parser *ps, struct mpd_config *cfg)
 		for (j = 0; j < i; j++) {
 			const struct vm_config *o = &cfg->vms[j];
 
-			if (vm->qmp.kind == o->qmp.kind && !strcmp(vm->qmp.path, o->qmp.path) &&
+			if (vm->kind == VM_LIBVIRT && o->kind == VM_LIBVIRT &&
+			    !strcmp(vm->libvirt, o->libvirt) && !strcmp(vm->domain, o->domain))
+				return fail_at(ps, (unsigned int)vm->line,
+					       "[vm %s] has the libvirt domain of [vm %s]",
+					       vm->name, o->name);
+			if (vm->kind == VM_QMP && o->kind == VM_QMP &&
+			    vm->qmp.kind == o->qmp.kind && !strcmp(vm->qmp.path, o->qmp.path) &&
 			    !strcmp(vm->qmp.host, o->qmp.host) &&
 			    !strcmp(vm->qmp.port, o->qmp.port))
 				return fail_at(ps, (unsigned int)vm->line,

@@ -19,13 +19,25 @@
 #define CFG_MAX_LINE 4096
 #define CFG_MAX_FILE (1024 * 1024)
 #define CFG_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
+#define CFG_URI_MAX 512
+#define CFG_DOMAIN_MAX 256
+
+/* Who holds a VM's virtio-mem device: QEMU's QMP, or libvirt. */
+enum vm_kind { VM_QMP, VM_LIBVIRT };
 
 struct vm_config {
 	char name[CFG_NAME_MAX + 1];
+	enum vm_kind kind;
 	char qmp_str[CFG_PATH_MAX + 16]; /* as written, for messages */
 	struct qmp_addr qmp;
+	char libvirt[CFG_URI_MAX]; /* VM_LIBVIRT: the connection URI */
+	char domain[CFG_DOMAIN_MAX]; /* VM_LIBVIRT: name, UUID or id */
 	char report[CFG_PATH_MAX]; /* unix socket path (QEMU's chardev) */
-	char device[128]; /* "": the VM's only virtio-mem device */
+	/*
+	 * The device: its QEMU id ('device', QMP) or libvirt alias ('alias');
+	 * "": the VM's only virtio-mem device
+	 */
+	char device[128];
 	uint64_t min, max, buffer; /* max 0: the device's region size */
 	unsigned int weight;
 	int line; /* of its [vm NAME] line */
@@ -47,6 +59,13 @@ struct mpd_config {
 	struct vm_config vms[CFG_MAX_VMS];
 	unsigned int nr_vms;
 };
+
+/*
+ * Whether this memplugd can manage libvirt domains (built with libvirt-dev:
+ * main.c sets it from dev_libvirt_supported; 1 unless set).  Without it a
+ * 'libvirt =' key is a configuration error.
+ */
+extern int config_libvirt_support;
 
 /* The defaults of docs/memplugd.md, no VM. */
 void config_defaults(struct mpd_config *cfg);

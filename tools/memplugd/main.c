@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * memplugd: sizes every VM's virtio-mem device to what its guest needs
- * (docs/memplugd.md).  One thread, one poll() loop: per tick it refreshes
- * every VM's device over QMP, runs the pure policy (policy.c, budget.c)
- * and carries out its decisions; guest reports arrive in between and a
- * report that shows pressure brings the next decision forward.
+ * (docs/memplugd.md).  One poll() loop: per tick it refreshes every VM's
+ * device (QMP, or a libvirt domain through its worker thread: dev.h), runs
+ * the pure policy (policy.c, budget.c) and carries out its decisions;
+ * guest reports arrive in between and a report that shows pressure brings
+ * the next decision forward.
  */
 #define _GNU_SOURCE /* ppoll */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dev.h"
 #include "hostmem.h"
 #include "log.h"
 #include "policy.h"
@@ -203,6 +205,7 @@ static void reload(struct daemon *d)
 			     "(requested sizes are picked up again)");
 	for (i = 0; i < d->n; i++)
 		vm_close(&d->vms[i]);
+	/* a worker blocked in libvirt goes with the old image */
 	execv("/proc/self/exe", d->argv);
 	log_line(LOG_ERR, "memplugd: SIGHUP: cannot restart: %s; stopping", strerror(errno));
 	stop_signal = SIGTERM;
@@ -221,15 +224,31 @@ static void describe_budget(const struct mpd_config *cfg, char *buf, size_t len)
 		snprintf(buf, len, "no budget");
 }
 
+/* Close every VM; a libvirt worker blocked in a call ends with the process. */
+static void stop(struct daemon *d)
+{
+	unsigned int i;
+
+	for (i = 0; i < d->n; i++)
+		vm_close(&d->vms[i]);
+	free(d->vms);
+	d->vms = NULL;
+	if (dev_libvirt_teardown()) {
+		log_line(LOG_WARNING, "memplugd: a libvirt call still blocks (libvirtd does not "
+				      "answer): not waiting for it");
+		_exit(0);
+	}
+}
+
 static int run(struct daemon *d)
 {
 	static struct pollfd pfd[2 * CFG_MAX_VMS];
-	static int qslot[CFG_MAX_VMS], rslot[CFG_MAX_VMS];
+	static int dslot[CFG_MAX_VMS], rslot[CFG_MAX_VMS];
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigset_t block, orig;
 	long long now = now_ms(), next_tick = now, last_decide = POL_NEVER;
 	int decide_soon = 0;
-	char desc[160];
+	char desc[160], err[512];
 	unsigned int i;
 
 	sigemptyset(&sa.sa_mask);
@@ -255,9 +274,14 @@ static int run(struct daemon *d)
 		log_line(LOG_ERR, "memplugd: out of memory");
 		return 1;
 	}
-	d->n = d->cfg->nr_vms;
-	for (i = 0; i < d->n; i++)
-		vm_init(&d->vms[i], d->cfg, &d->cfg->vms[i], now);
+	for (i = 0; i < d->cfg->nr_vms; i++) {
+		if (vm_init(&d->vms[i], d->cfg, &d->cfg->vms[i], now, err, sizeof(err))) {
+			log_line(LOG_ERR, "vm %s: %s", d->cfg->vms[i].name, err);
+			stop(d);
+			return 1;
+		}
+		d->n++;
+	}
 	d->g.version = MEMPLUG_VERSION;
 	d->g.pid = getpid();
 	d->g.started_ms = wall_ms();
@@ -304,7 +328,7 @@ static int run(struct daemon *d)
 		for (i = 0; i < d->n; i++) {
 			long long due = vm_next_due(&d->vms[i], now) - now;
 
-			nfds += vm_pollfds(&d->vms[i], now, pfd + nfds, nfds, &qslot[i], &rslot[i]);
+			nfds += vm_pollfds(&d->vms[i], now, pfd + nfds, nfds, &dslot[i], &rslot[i]);
 			if (due < timeout)
 				timeout = due;
 		}
@@ -321,20 +345,18 @@ static int run(struct daemon *d)
 		}
 		now = now_ms();
 		for (i = 0; i < d->n && rc > 0; i++) {
-			if (qslot[i] >= 0)
-				vm_on_qmp(&d->vms[i], pfd[qslot[i]].revents, now, next_tick);
+			if (dslot[i] >= 0)
+				vm_on_dev(&d->vms[i], pfd[dslot[i]].revents, now, next_tick);
 			if (rslot[i] >= 0 && vm_on_report(&d->vms[i], pfd[rslot[i]].revents, now))
 				decide_soon = 1;
-			if (d->vms[i].refresh_due)
+			if (vm_wants_decision(&d->vms[i]))
 				decide_soon = 1;
 		}
 	}
 	log_line(LOG_NOTICE, "memplugd: stopping (%s); requested sizes stay as they are",
 		 strsignal(stop_signal));
-	for (i = 0; i < d->n; i++)
-		vm_close(&d->vms[i]);
 	status_remove(d->rundir);
-	free(d->vms);
+	stop(d);
 	return 0;
 }
 
@@ -349,9 +371,14 @@ static void print_config(const struct mpd_config *cfg, const char *path)
 	for (i = 0; i < cfg->nr_vms; i++) {
 		const struct vm_config *vm = &cfg->vms[i];
 
-		printf("vm %s: qmp %s, report %s, device %s, min %llu MiB, max ", vm->name,
-		       vm->qmp_str, vm->report, vm->device[0] ? vm->device : "(the only one)",
-		       mib(vm->min));
+		if (vm->kind == VM_LIBVIRT)
+			printf("vm %s: libvirt %s domain %s, report %s, alias %s, min %llu MiB, max ",
+			       vm->name, vm->libvirt, vm->domain, vm->report,
+			       vm->device[0] ? vm->device : "(the only one)", mib(vm->min));
+		else
+			printf("vm %s: qmp %s, report %s, device %s, min %llu MiB, max ", vm->name,
+			       vm->qmp_str, vm->report,
+			       vm->device[0] ? vm->device : "(the only one)", mib(vm->min));
 		if (vm->max)
 			printf("%llu MiB", mib(vm->max));
 		else
@@ -378,6 +405,7 @@ int main(int argc, char **argv)
 	char err[1024];
 
 	log_init();
+	config_libvirt_support = dev_libvirt_supported;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":c:s:thV", opts, NULL)) != -1) {
 		switch (c) {

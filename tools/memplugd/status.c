@@ -73,7 +73,8 @@ static json_t *vm_json(const struct vm *vm, long long now)
 {
 	const struct pol_vm *pv = &vm->pv;
 	const struct report_reader *rd = &vm->rd;
-	json_t *o = json_object(), *q, *rep;
+	json_t *o = json_object(), *q, *rep, *err;
+	const struct dev *d = vm->dev;
 	uint64_t lo, hi;
 
 	json_object_set_new(o, "name", json_string(vm->cfg->name));
@@ -81,21 +82,36 @@ static json_t *vm_json(const struct vm *vm, long long now)
 	json_object_set_new(o, "note",
 			    json_string(vm->out.action == POL_KEEP ? vm->out.reason : ""));
 
-	q = json_pack("{s:s, s:b, s:I}", "address", vm->cfg->qmp_str, "connected", vm->qmp != NULL,
-		      "failures", (json_int_t)vm->qmp_failures);
-	json_object_set_new(q, "error",
-			    vm->qmp_link.up || !vm->qmp_link.error[0] ?
-				    json_null() :
-				    json_string(vm->qmp_link.error));
-	json_object_set_new(o, "qmp", q);
+	err = vm->dev_link.up || !vm->dev_link.error[0] ? json_null() :
+							  json_string(vm->dev_link.error);
+	/* who holds the device: its kind, where, and the connection's state */
+	q = json_pack("{s:s, s:s, s:s, s:b, s:I, s:O}", "kind", d->ops->kind, "address",
+		      vm->cfg->kind == VM_LIBVIRT ? vm->cfg->libvirt : vm->cfg->qmp_str, "state",
+		      d->ops->state(vm->dev, now), "connected", d->connected, "failures",
+		      (json_int_t)vm->dev_failures, "error", err);
+	json_object_set_new(q, "domain",
+			    vm->cfg->kind == VM_LIBVIRT ? json_string(vm->cfg->domain) :
+							  json_null());
+	json_object_set_new(o, "backend", q);
+	/* the QMP link as before the backends (null for a libvirt domain) */
+	if (vm->cfg->kind == VM_QMP)
+		json_object_set_new(o, "qmp",
+				    json_pack("{s:s, s:b, s:I, s:O}", "address", vm->cfg->qmp_str,
+					      "connected", d->connected, "failures",
+					      (json_int_t)vm->dev_failures, "error", err));
+	else
+		json_object_set_new(o, "qmp", json_null());
+	json_decref(err);
 
 	if (pv->dev_ok) {
 		pol_bounds(pv, &lo, &hi);
-		json_object_set_new(o, "device",
-				    json_pack("{s:s, s:o, s:o, s:o, s:o}", "id", vm->dev_id,
-					      "block-size", jsize(pv->block_size), "region-size",
-					      jsize(pv->region_size), "requested-size",
-					      jsize(pv->requested), "size", jsize(pv->plugged)));
+		json_object_set_new(
+			o, "device",
+			json_pack("{s:s, s:o, s:o, s:o, s:o}", "id", vm->dev_id, "block-size",
+				  jsize(pv->block_size), "region-size", jsize(pv->region_size),
+				  "requested-size",
+				  jsize(d->set_pending ? vm->pending_from : pv->requested), "size",
+				  jsize(pv->plugged)));
 		json_object_set_new(o, "min", jsize(lo));
 		json_object_set_new(o, "max", jsize(hi));
 	} else {
@@ -245,15 +261,18 @@ static void print_vm(json_t *vm)
 {
 	json_t *dev = json_object_get(vm, "device"), *rep = json_object_get(vm, "report");
 	json_t *last = json_object_get(rep, "last"), *dec = json_object_get(vm, "last-decision");
-	json_t *qmp = json_object_get(vm, "qmp");
+	json_t *be = json_object_get(vm, "backend");
 	char a[SIZE_STR_MAX], b[SIZE_STR_MAX], c[SIZE_STR_MAX], d[SIZE_STR_MAX];
-	char name[80], state[32], note[POL_REASON_MAX + 32], reason[POL_REASON_MAX + 32];
+	char name[80], state[32], bstate[32], note[POL_REASON_MAX + 32],
+		reason[POL_REASON_MAX + 32];
 	long long psi, age;
 
 	snprintf(name, sizeof(name), "%s", jstr(vm, "name"));
 	snprintf(state, sizeof(state), "%s", jstr(vm, "state"));
+	snprintf(bstate, sizeof(bstate), "%s", jstr(be, "state"));
 	sanitize_string(name);
 	sanitize_string(state);
+	sanitize_string(bstate);
 	printf("vm %s: %s\n", name, state);
 	if (json_is_object(dev))
 		printf("  size:    requested %s, plugged %s (block %s, region %s)\n",
@@ -262,9 +281,7 @@ static void print_vm(json_t *vm)
 		       jsize_str(dev, "block-size", c, sizeof(c)),
 		       jsize_str(dev, "region-size", d, sizeof(d)));
 	else
-		printf("  size:    unknown (QMP %s)\n",
-		       json_is_true(json_object_get(qmp, "connected")) ? "connected" :
-									 "not connected");
+		printf("  size:    unknown (%s)\n", bstate);
 	printf("  band:    min %s, max %s, buffer %s, weight %lld\n",
 	       jsize_str(vm, "min", a, sizeof(a)), jsize_str(vm, "max", b, sizeof(b)),
 	       jsize_str(vm, "buffer", c, sizeof(c)), jint(vm, "weight"));
@@ -285,10 +302,16 @@ static void print_vm(json_t *vm)
 	printf("  reports: %s, %lld valid, %lld invalid, %lld over the rate limit\n",
 	       json_is_true(json_object_get(rep, "connected")) ? "connected" : "not connected",
 	       jint(rep, "valid"), jint(rep, "invalid"), jint(rep, "rate-limited"));
-	if (json_is_string(json_object_get(qmp, "error"))) {
-		snprintf(note, sizeof(note), "%s", jstr(qmp, "error"));
+	snprintf(note, sizeof(note), "%s %s", jstr(be, "kind"), jstr(be, "address"));
+	if (json_is_string(json_object_get(be, "domain")))
+		snprintf(note + strlen(note), sizeof(note) - strlen(note), ", domain %s",
+			 jstr(be, "domain"));
+	sanitize_string(note);
+	printf("  backend: %s: %s, %lld lost\n", note, bstate, jint(be, "failures"));
+	if (json_is_string(json_object_get(be, "error"))) {
+		snprintf(note, sizeof(note), "%s", jstr(be, "error"));
 		sanitize_string(note);
-		printf("  qmp:     %s\n", note);
+		printf("  down:    %s\n", note);
 	}
 	if (json_is_string(json_object_get(rep, "error"))) {
 		snprintf(note, sizeof(note), "%s", jstr(rep, "error"));

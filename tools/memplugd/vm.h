@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * One VM as memplugd sees it: its QMP connection (memplugctl's careful
- * client, short deadlines), its virtio-mem device, its report channel
- * (memplugd is the client of QEMU's chardev socket) and what the policy
- * keeps about it.  Nothing here blocks for longer than the QMP timeout;
- * lost connections come back with exponential backoff.
+ * One VM as memplugd sees it: its device backend (dev.h: QEMU's QMP, or a
+ * libvirt domain), its virtio-mem device, its report channel (memplugd is
+ * the client of QEMU's chardev socket) and what the policy keeps about it.
+ * Nothing here blocks for longer than the QMP timeout (libvirt is called
+ * in a worker thread only); lost connections come back with exponential
+ * backoff.
  */
 #ifndef MEMPLUGD_VM_H
 #define MEMPLUGD_VM_H
@@ -12,8 +13,8 @@
 #include <poll.h>
 
 #include "config.h"
+#include "dev.h"
 #include "policy.h"
-#include "qmp.h"
 #include "report.h"
 
 /*
@@ -42,13 +43,18 @@ struct vm {
 	const struct mpd_config *dcfg;
 	const struct vm_config *cfg;
 
-	struct qmp_conn *qmp;
-	struct link qmp_link;
-	char dev_id[128];
-	int refresh_due; /* a size-change event: query soon */
-	long long qmp_muted_until; /* an event storm: stop listening until then */
-	unsigned long long qmp_failures;
+	struct dev *dev; /* the device backend */
+	struct link dev_link;
+	char dev_id[128]; /* the device's id (QEMU) or alias (libvirt), once found */
+	unsigned long long dev_failures; /* connections lost */
 	uint64_t known_requested; /* the last requested size we saw or set */
+	/* a set_requested() under way: the decision it carries out */
+	struct pol_out pending;
+	uint64_t pending_from;
+	long long pending_ms;
+	/* the last refused size: logged again only when it changes, or after a minute */
+	char refused[256];
+	long long refused_ms;
 
 	int rep_fd;
 	struct link rep_link;
@@ -67,30 +73,36 @@ struct vm {
 	unsigned long long decisions;
 };
 
-void vm_init(struct vm *vm, const struct mpd_config *dcfg, const struct vm_config *cfg,
-	     long long now);
+/* 0, or -1 with @err set (the backend could not be set up). */
+int vm_init(struct vm *vm, const struct mpd_config *dcfg, const struct vm_config *cfg,
+	    long long now, char *err, size_t err_len);
 void vm_close(struct vm *vm);
 
 /*
  * Reconnect what is down and due, refresh the device's sizes (one QMP
- * query), take pending events.  Called once per tick.
+ * query, or a request to the libvirt worker), take pending events.  Called
+ * once per tick.
  */
 void vm_maintain(struct vm *vm, long long now);
 
 /* Query the device again if an event asked for it; 1 if it did. */
 int vm_refresh_if_due(struct vm *vm, long long now);
 
+/* An event changed the device: decide soon. */
+int vm_wants_decision(const struct vm *vm);
+
 /*
- * Add this VM's fds to @pfd (room for 2); returns how many.  *@qmp_slot
+ * Add this VM's fds to @pfd (room for 2); returns how many.  *@dev_slot
  * and *@rep_slot get their indices in @pfd, or -1.
  */
-int vm_pollfds(struct vm *vm, long long now, struct pollfd *pfd, int base, int *qmp_slot,
+int vm_pollfds(struct vm *vm, long long now, struct pollfd *pfd, int base, int *dev_slot,
 	       int *rep_slot);
 
 /* The earliest time something of this VM is due (reconnect, refill). */
 long long vm_next_due(const struct vm *vm, long long now);
 
-void vm_on_qmp(struct vm *vm, short revents, long long now, long long next_tick);
+/* The backend's fd (QMP events, libvirt results) is ready. */
+void vm_on_dev(struct vm *vm, short revents, long long now, long long next_tick);
 /* Returns 1 if a valid report came that shows pressure (decide soon). */
 int vm_on_report(struct vm *vm, short revents, long long now);
 
