@@ -1009,21 +1009,9 @@ def s_libvirt_valgrind(env):
     check(rc == 0 and not report.strip(), "valgrind: exit %d\n%s" % (rc, report[:3000]))
 
 
-def s_vmem_xml(env):
-    """the libvirt backend's XML parser (vmem_xml.c): cmocka unit tests on sample live XML"""
-    binary = os.path.join(HERE, "run-test_vmem_xml")
-    if not os.path.exists(binary):
-        return "SKIP %s not built (make -C tests/memplugd; needs libxml2-dev)" % binary
-    r = subprocess.run([binary], capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP"))
-    env.notes.extend(ln for ln in r.stdout.splitlines() if ln.startswith(("ok", "not ok")))
-    check(r.returncode == 0, "run-test_vmem_xml: exit %d\n%s%s" % (r.returncode, r.stdout,
-                                                                    r.stderr))
-
-
 SCENARIOS = [s_command_line, s_pressure, s_idle, s_silence, s_garbage, s_flood, s_absurd,
              s_budget, s_host_reserve, s_restart, s_stopped_short, s_qmp_lost, s_sighup, s_agent, s_valgrind,
-             s_vmem_xml, s_libvirt, s_libvirt_down, s_libvirt_valgrind]
+             s_libvirt, s_libvirt_down, s_libvirt_valgrind]
 
 
 def run_one(memplugd, s):

@@ -46,7 +46,7 @@ ktap_ok "build memplugd and its unit tests (gcc, -std=gnu11 -Werror)"
 # ---------------------------------------------------------------------------
 # 2. cmocka unit tests, renumbered into our KTAP stream
 
-for t in policy report config; do
+for t in policy report config vmem_xml; do
 	ktap_cmocka "unit $t: " "$here/run-test_$t" "$work/unit-$t.tap"
 done
 
