@@ -19,6 +19,11 @@ and the health check that ends every scenario.
   autosize_hostile_agent        (d): garbage, a flood of lies, absurd numbers, silence
   autosize_daemon_restart       (e): a crash and a restart, picked up without a jolt
 
+make check runs them with memplug's guests on both kernels (the 1 GiB-block
+ramp only with LONG=1); the kernel's virtio_mem runs them with LONG=1
+(make check-long): the daemon is the same, and the comparison of the two
+drivers under memplugd is make bench-autosize's.
+
 The shared machinery (the daemon, the sampler, the workload, the metrics)
 is tests/vm/memplugd_bed.py; bench/autosize.py plays a longer trace with
 it. Timing constants below are for TCG with two guests of these
@@ -192,7 +197,7 @@ def agree(sam, mpd, name, timeout=5):
 # (a) + (b)
 
 @scenario("autosize_ramp_and_release", tags=("autosize", "memplugd", "report"),
-          variants=both_modes(bbm={"tags": ("long",)}))
+          reference_long=True, variants=both_modes(bbm={"tags": ("long",)}))
 def ramp_and_release(t, block, steps=8):
     """A workload ramps from 200 MiB to 2.2 GiB in 256 MiB steps: memplugd
     grows the guest ahead of it (no OOM kill, MemAvailable never near 0,
@@ -282,7 +287,8 @@ def ramp_and_release(t, block, steps=8):
 # ---------------------------------------------------------------------------
 # (c)
 
-@scenario("autosize_budget_two_guests", tags=("autosize", "memplugd", "report", "budget", "sbm"))
+@scenario("autosize_budget_two_guests", tags=("autosize", "memplugd", "report", "budget", "sbm"),
+          reference_long=True)
 def budget_two_guests(t, busy_steps=6, idle_steps=4):
     """Two guests under a budget smaller than their combined peak: one
     ramps and goes idle, then the other ramps: memplugd takes memory from
@@ -475,7 +481,8 @@ def report_counts(mpd, name):
     return mpd.vm_status(name)["report"]
 
 
-@scenario("autosize_hostile_agent", tags=("autosize", "memplugd", "report", "hostile", "sbm"))
+@scenario("autosize_hostile_agent", tags=("autosize", "memplugd", "report", "hostile", "sbm"),
+          reference_long=True)
 def hostile_agent(t):
     """A hostile agent in one guest writes garbage, a flood of lies, absurd
     numbers, then nothing to its report port: memplugd stays up with
@@ -611,7 +618,8 @@ def hostile_agent(t):
 # ---------------------------------------------------------------------------
 # (e)
 
-@scenario("autosize_daemon_restart", tags=("autosize", "memplugd", "report", "sbm"))
+@scenario("autosize_daemon_restart", tags=("autosize", "memplugd", "report", "sbm"),
+          reference_long=True)
 def daemon_restart(t):
     """memplugd crashes and is started again, then is stopped and started:
     each time it picks up the device's sizes as they are, moves nothing in
