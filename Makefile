@@ -10,7 +10,7 @@ SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-report check-vm check-libvirt \
 	check-ktap check-static check-setup check-dkms check-install check-long check-cpus \
-	check-random check-checkers check-debug check-memplugd fuzz bench bench-publish \
+	check-random check-checkers check-debug check-memplugd fuzz bench bench-publish bench-autosize \
 	dkms-install dkms-uninstall deb clean
 
 all: build
@@ -125,6 +125,14 @@ bench: build
 # plot README.md shows (docs/performance.md, "Refreshing the numbers")
 bench-publish:
 	@python3 bench/bench.py --publish
+
+# memplugd's automatic sizing against static sizing at the peak: one
+# workload trace, static / memplugd + memplug / memplugd + virtio_mem, per
+# kernel (bench/autosize.py, docs/memplugd.md "Real guests"; not a test).
+# Writes only into bench/out/autosize/: raw.csv, summary.md, a .dat series
+# and a PNG plot per kernel and configuration. About 25 minutes.
+bench-autosize: build
+	@python3 bench/autosize.py
 
 clean:
 	rm -rf build

@@ -222,7 +222,8 @@ class VM:
 
     def __init__(self, release, driver, devices, boot_mem="1G", policy="online_movable",
                  cmdline="", driver_args="", smp=2, log=print, initrd=None,
-                 allow_reboot=False, module=None, qemu_args=(), cpu=None, report=None):
+                 allow_reboot=False, module=None, qemu_args=(), cpu=None, report=None,
+                 monitors=()):
         self.release = release
         self.driver = driver
         # the module file the guest loads for the driver: memplug-fi is
@@ -246,6 +247,14 @@ class VM:
         # report=MS: the report channel's port, and memplug-report started
         # by the initramfs' init with -i MS (reports() reads it)
         self.report = report
+        # monitors=("memplugd", ...): a QMP monitor of its own for each,
+        # besides the test bed's (memplugctl, QMP()): QEMU serves one client
+        # per monitor, and a daemon that stays connected needs its own
+        # (docs/memplugd.md); monitor(NAME) is its socket
+        for m in monitors:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]*", m) or m in ("qmp", "agent", "report"):
+                raise ValueError("bad monitor name %r" % m)
+        self.monitors = tuple(monitors)
         self.dir = tempfile.mkdtemp(prefix="memplug-vm-")
         self.qmp = os.path.join(self.dir, "qmp.sock")
         self.console = os.path.join(self.dir, "console.log")
@@ -309,6 +318,8 @@ class VM:
                 os.path.join(workdir, "agent.sock"),
                 "-serial", "chardev:agent",
                 "-qmp", "unix:%s,server=on,wait=off" % os.path.join(workdir, "qmp.sock")]
+        for m in self.monitors:
+            cmd += ["-qmp", "unix:%s,server=on,wait=off" % os.path.join(workdir, m + ".qmp")]
         for d in self.devices:
             cmd += d.qemu_args()
         if self.report:
@@ -548,11 +559,25 @@ class VM:
         except OSError:
             return []
 
+    def monitor(self, name):
+        """The socket of the extra QMP monitor `name` (VM(monitors=...))."""
+        if name not in self.monitors:
+            raise TestFailure("this VM has no QMP monitor %r (VM(monitors=...))" % name)
+        return os.path.join(self.dir, name + ".qmp")
+
+    @property
+    def report_sock(self):
+        """The host end of the report channel (VM(report=MS)): QEMU listens,
+        one reader at a time (reports() or memplugd)."""
+        if not self.report:
+            raise TestFailure("this VM has no report channel (VM(report=MS))")
+        return os.path.join(self.dir, "report.sock")
+
     def reports(self, timeout=30):
         """A reader of the report channel (VM(report=MS)); close() it."""
         if not self.report:
             raise TestFailure("this VM has no report channel (VM(report=MS))")
-        return Reports(os.path.join(self.dir, "report.sock"), timeout)
+        return Reports(self.report_sock, timeout)
 
     # -- the host tool ------------------------------------------------------
 

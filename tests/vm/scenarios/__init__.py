@@ -15,6 +15,7 @@ By theme (docs/testbed.md, "Scenarios"):
   faults.py      injected faults: offlining, adding, device answers, config
   lifecycle.py   boot, reboot, rmmod/insmod, takeover, suspend, DKMS
   interfaces.py  sysfs through memplugctl guest, /proc/iomem, parameters, tracepoints
+  autosize.py    memplugd sizing real guests from their reports (issue 17)
   random_runs.py randomized differential runs (tests/vm/randomized.py)
   helpers.py     every function the scenarios share that is not a scenario
   registry.py    @scenario, both_modes(), SCENARIOS
@@ -23,11 +24,11 @@ SCENARIOS is the list run.py runs: a dict per scenario with name, fn,
 memplug_only, tags, reference_fails, reference_long.
 """
 
-from . import resize, workload, guards, faults, lifecycle, interfaces, random_runs
+from . import resize, workload, guards, faults, lifecycle, interfaces, autosize, random_runs
 from .registry import SCENARIOS
 
 # imported for their @scenario registrations
-THEMES = (resize, workload, guards, faults, lifecycle, interfaces, random_runs)
+THEMES = (resize, workload, guards, faults, lifecycle, interfaces, autosize, random_runs)
 
 # run.py starts the longest scenarios first (tests/vm/durations.txt) and
 # keeps this order among those of equal estimates: the order in which they
