@@ -32,6 +32,7 @@
 
 #include "backend.h"
 #include "util.h"
+#include "lv_lookup.h"
 #include "vmem_xml.h"
 
 const int libvirt_supported = 1;
@@ -463,23 +464,6 @@ static const struct backend_ops libvirt_ops = {
 	.close = close_backend,
 };
 
-/* @name as a domain name, then as a UUID, then as an id. */
-static virDomainPtr lookup_domain(virConnectPtr conn, const char *name)
-{
-	virDomainPtr dom = virDomainLookupByName(conn, name);
-	char *end;
-	long id;
-
-	if (!dom && strlen(name) == VIR_UUID_STRING_BUFLEN - 1)
-		dom = virDomainLookupByUUIDString(conn, name);
-	if (!dom && *name >= '0' && *name <= '9') {
-		id = strtol(name, &end, 10);
-		if (!*end && id >= 0 && id <= INT32_MAX)
-			dom = virDomainLookupByID(conn, (int)id);
-	}
-	return dom;
-}
-
 struct backend *libvirt_backend_open(const char *uri, const char *domain, int timeout_ms)
 {
 	struct lv_backend *lb = calloc(1, sizeof(*lb));
@@ -513,7 +497,7 @@ struct backend *libvirt_backend_open(const char *uri, const char *domain, int ti
 	count = timeout_ms / 1000 - 1;
 	virConnectSetKeepAlive(lb->conn, 1, count > 0 ? (unsigned int)count : 1);
 	virConnectRegisterCloseCallback(lb->conn, on_close, lb, NULL);
-	lb->dom = lookup_domain(lb->conn, domain);
+	lb->dom = lv_lookup_domain(lb->conn, domain);
 	if (!lb->dom) {
 		snprintf(safe, sizeof(safe), "%s", domain);
 		sanitize_string(safe);

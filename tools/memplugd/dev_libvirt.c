@@ -39,6 +39,7 @@
 
 #include "dev.h"
 #include "util.h"
+#include "lv_lookup.h"
 #include "vmem_xml.h"
 
 const int dev_libvirt_supported = 1;
@@ -335,23 +336,6 @@ static void disconnect(struct lvdev *lv)
 	lv->conn = NULL;
 }
 
-/* @name as a domain name, then as a UUID, then as an id. */
-static virDomainPtr lookup_domain(virConnectPtr conn, const char *name)
-{
-	virDomainPtr dom = virDomainLookupByName(conn, name);
-	char *end;
-	long id;
-
-	if (!dom && strlen(name) == VIR_UUID_STRING_BUFLEN - 1)
-		dom = virDomainLookupByUUIDString(conn, name);
-	if (!dom && *name >= '0' && *name <= '9') {
-		id = strtol(name, &end, 10);
-		if (!*end && id >= 0 && id <= INT32_MAX)
-			dom = virDomainLookupByID(conn, (int)id);
-	}
-	return dom;
-}
-
 /*
  * The domain's live XML, and its virtio-mem devices in it.  0, or -1 with
  * @err set: *@lost says whether the connection or the domain is gone (else
@@ -497,7 +481,7 @@ static void do_connect(struct lvdev *lv)
 									   LV_KEEPALIVE_COUNT));
 	if (!virConnectRegisterCloseCallback(lv->conn, on_close, lv, NULL))
 		lv->close_cb = 1;
-	lv->dom = lookup_domain(lv->conn, cfg->domain);
+	lv->dom = lv_lookup_domain(lv->conn, cfg->domain);
 	if (!lv->dom) {
 		post_down(lv, "no domain", 0, "libvirt %s: no domain '%s': %s", cfg->libvirt,
 			  cfg->domain, last_error());
