@@ -30,21 +30,9 @@ MAINTAINER="memplug developers <memplug-devel@lists.memplug.org>"
 UNIT=memplug-report.service
 PORT=/dev/virtio-ports/org.memplug.report.0
 
-# copyright FILE: the machine-readable copyright file both packages carry
-copyright() {
-	cat >"$1" <<-EOF
-	Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
-	Upstream-Name: memplug
-	Source: memplug source tree
-
-	Files: *
-	Copyright: 2026 memplug developers
-	License: GPL-2
-	 On Debian systems, the full text of the GNU General Public License
-	 version 2 can be found in the file '/usr/share/common-licenses/GPL-2'.
-	EOF
-	chmod 0644 "$1"
-}
+# deb_copyright FILE: the copyright file both packages carry
+# shellcheck source=scripts/deb-copyright.sh
+. "$top/scripts/deb-copyright.sh"
 
 # changelog PKG TEXT FILE: a native package's changelog, gzipped (policy 12.7)
 changelog() {
@@ -185,7 +173,7 @@ cmd_report() {
 
 	doc=$root/usr/share/doc/$pkg
 	install -d "$doc"
-	copyright "$doc/copyright"
+	deb_copyright "$doc/copyright"
 	changelog "$pkg" "Release $VER of memplug-report, the memplug guest report agent." \
 		"$doc/changelog.gz"
 	gzip -9nc "$top/docs/autosize.md" >"$doc/autosize.md.gz"

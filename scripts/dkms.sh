@@ -21,6 +21,8 @@
 # with DKMS in temporary trees and never on the host.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/deb-copyright.sh
+. "$top/scripts/deb-copyright.sh"
 drv=$top/driver
 
 log() { printf 'dkms.sh: %s\n' "$*" >&2; }
@@ -163,19 +165,8 @@ cmd_deb() {
 	install -D -m 0644 "$drv/memplug-modprobe.conf" "$root$MODPROBE_CONF_PKG"
 	install -D -m 0755 "$drv/memplug-initramfs-hook" "$root$HOOK"
 	install -d -m 0755 "$root/usr/share/doc/$pkg"
-	cat > "$root/usr/share/doc/$pkg/copyright" <<-EOF
-	Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
-	Upstream-Name: memplug
-	Source: memplug source tree
-
-	Files: *
-	Copyright: 2026 memplug developers
-	License: GPL-2
-	 On Debian systems, the full text of the GNU General Public License
-	 version 2 can be found in the file '/usr/share/common-licenses/GPL-2'.
-	EOF
+	deb_copyright "$root/usr/share/doc/$pkg/copyright"
 	[ -f "$top/docs/install.md" ] && install -m 0644 "$top/docs/install.md" "$root/usr/share/doc/$pkg/"
-	chmod 0644 "$root/usr/share/doc/$pkg/copyright"
 	# a native package's changelog, as Debian policy wants it
 	cat <<-EOF | gzip -9n > "$root/usr/share/doc/$pkg/changelog.gz"
 	$pkg ($VER) unstable; urgency=medium
