@@ -248,18 +248,64 @@ static int mp_contig_take(struct mp_dev *d, u64 unit, unsigned long pfn,
 	return 0;
 }
 
-/* Take whole sub blocks of @unit, if the unplug guard sees room. */
+/*
+ * With init_on_alloc (Debian's default) alloc_contig_range() zeroes all it
+ * takes in one loop that never reschedules, and no gfp flag avoids that on
+ * x86.  On a starved vCPU (TCG on a loaded host) one take of 128 MiB ran
+ * for more than 49 s, past the soft lockup watchdog's 20 s; it is 1 s
+ * otherwise.  Take at most this much per call, rescheduling in between
+ * (mp_contig_take()); each call costs one lru_cache_disable() more.
+ */
+#define MP_TAKE_MAX_PAGES	PHYS_PFN(SZ_16M)
+
+/* End of the piece of [@pfn, @end) that one mp_contig_take() gets */
+static unsigned long mp_take_piece_end(unsigned long pfn, unsigned long end)
+{
+	return min(end,
+		   ALIGN_DOWN(pfn + MP_TAKE_MAX_PAGES, pageblock_nr_pages));
+}
+
+/*
+ * mp_contig_take() of [@pfn, @end) piece by piece.  On failure *@done is
+ * where the piece that failed starts: what lies below it is taken.
+ */
+static int mp_contig_take_all(struct mp_dev *d, u64 unit, unsigned long pfn,
+			      unsigned long end, unsigned long *done)
+{
+	unsigned long next;
+	int rc;
+
+	for (; pfn < end; pfn = next) {
+		next = mp_take_piece_end(pfn, end);
+		rc = mp_contig_take(d, unit, pfn, next - pfn);
+		if (rc) {
+			*done = pfn;
+			return rc;
+		}
+	}
+	*done = end;
+	return 0;
+}
+
+/*
+ * Take whole sub blocks of @unit, if the unplug guard sees room: all of
+ * them or, on failure, none (callers unplug the range as one).
+ */
 int mp_take_range(struct mp_dev *d, u64 unit, unsigned long pfn,
 		  unsigned long nr_pages)
 {
-	unsigned long used, free_here;
+	unsigned long used, free_here, done;
+	int rc;
 
 	lockdep_assert_held(&d->hp_lock);
 
 	used = mp_range_used(pfn, nr_pages, &free_here);
 	if (!mp_room_for(d, unit, pfn, nr_pages, used, free_here))
 		return -ENOMEM;
-	return mp_contig_take(d, unit, pfn, nr_pages);
+	rc = mp_contig_take_all(d, unit, pfn, pfn + nr_pages, &done);
+	if (rc && done > pfn)
+		mp_give_taken(d, pfn, done - pfn);
+	return rc;
 }
 
 /* Does the pageblock of @pfn (up to @end) hold a page in use, not taken? */
@@ -268,29 +314,6 @@ static bool mp_pageblock_used(const struct mp_dev *d, unsigned long pfn,
 {
 	return !mp_pfn_taken(d, pfn) &&
 	       mp_range_used(pfn, mp_pageblock_end(pfn, end) - pfn, NULL);
-}
-
-/*
- * With init_on_alloc, alloc_contig_range() zeroes everything it takes in
- * one loop that never reschedules: a whole big block at once keeps the
- * worker on the CPU long enough under TCG for the soft lockup watchdog.
- * Take at most this much per call (mp_contig_take() reschedules between).
- */
-#define MP_TAKE_MAX_PAGES	PHYS_PFN(SZ_128M)
-
-/* mp_contig_take() of [@pfn, @end) in pieces of at most MP_TAKE_MAX_PAGES */
-static int mp_contig_take_all(struct mp_dev *d, u64 unit, unsigned long pfn,
-			      unsigned long end)
-{
-	unsigned long next;
-	int rc = 0;
-
-	for (; !rc && pfn < end; pfn = next) {
-		next = min(end, ALIGN_DOWN(pfn + MP_TAKE_MAX_PAGES,
-					   pageblock_nr_pages));
-		rc = mp_contig_take(d, unit, pfn, next - pfn);
-	}
-	return rc;
 }
 
 /*
@@ -308,6 +331,7 @@ int mp_take_in_use(struct mp_dev *d, u64 unit, unsigned long pfn,
 		   unsigned long nr_pages)
 {
 	unsigned long end = pfn + nr_pages, p, nr_pbs, nr_used = 0, i, run;
+	unsigned long done;
 	unsigned long *used;
 	bool whole = true;
 	int rc = 0;
@@ -331,7 +355,7 @@ int mp_take_in_use(struct mp_dev *d, u64 unit, unsigned long pfn,
 			whole = false;
 	}
 	if (whole && mp_take_whole(nr_used, nr_pbs)) {
-		rc = mp_contig_take_all(d, unit, pfn, end);
+		rc = mp_contig_take_all(d, unit, pfn, end, &done);
 		goto out;
 	}
 	for (p = pfn, i = 0; !rc && p < end;) {
@@ -345,7 +369,7 @@ int mp_take_in_use(struct mp_dev *d, u64 unit, unsigned long pfn,
 			p = mp_pageblock_end(p, end);
 			i++;
 		} while (p < end && test_bit(i, used));
-		rc = mp_contig_take_all(d, unit, run, p);
+		rc = mp_contig_take_all(d, unit, run, p, &done);
 	}
 out:
 	bitmap_free(used);

@@ -453,6 +453,45 @@ def pinned_page_does_not_hang_offlining(t):
         vm.check_kernel_log()
 
 
+@scenario("pinned_pages_stay_plugged_sbm", memplug_only=True, tags=("fault", "sbm"))
+def pinned_pages_stay_plugged_sbm(t):
+    """SBM with 2 MiB blocks: the agent pins 8 MiB in the device's memory
+    and the host asks for 0. The takes that meet pinned pages fail (a range
+    of sub blocks is taken all or nothing: pieces taken before the one
+    that failed go back to Linux); the driver unplugs everything else, and
+    the guest holds exactly what the device keeps plugged (MemTotal and
+    the Movable zone's managed pages agree to the page). Unpinned, the
+    device shrinks to 0 and the guest is healthy."""
+    with t.vm([Device("vmem0", "8G", "2M")]) as vm:
+        vm.baseline()
+        vm.resize("vmem0", "1G")
+        vm.wait_memory(GiB, "Movable")
+        attrs = vm.state()["virtio_mem"][0]["attrs"]
+        lo = int(attrs["region_addr"])
+        hi = lo + int(attrs["region_size"])
+        pin = vm.agent("pin 8 %x %x" % (lo, hi))
+        t.log("# pinned %d pages, %d of them in the device's memory" %
+              (pin["pages"], pin["in_range"]))
+        if not pin["in_range"]:
+            raise TestFailure("no pinned page landed in the device's memory")
+        contig = fi_attr(vm, "contig_failures")
+        vm.request("vmem0", 0)
+        wait_for(t, "a take failing on pinned pages",
+                 lambda: fi_attr(vm, "contig_failures") > contig, timeout=120)
+        kept = wait_settled(t, vm, "vmem0", quiet=10, timeout=180)
+        if kept == 0:
+            raise TestFailure("device unplugged everything with %d pages pinned in it" %
+                              pin["in_range"])
+        vm.wait_memory(kept, "Movable")
+        t.log("# kept %s plugged around the pinned pages, %d takes failed, guest agrees" %
+              (human(kept), fi_attr(vm, "contig_failures") - contig))
+        vm.agent("unpin")
+        vm.resize("vmem0", 0, timeout=120)
+        vm.wait_memory(0)
+        vm.wait_blocks_back_to_baseline()
+        vm.check_kernel_log()
+
+
 @scenario("bad_config_at_probe", memplug_only=True, tags=("fault", "sbm"))
 def bad_config_at_probe(t):
     """Every validated config field corrupted in turn at probe (memplug-fi

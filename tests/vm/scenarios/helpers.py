@@ -161,6 +161,39 @@ def stop_filler_clean(t, vm, min_passes=2, timeout=300):
 INJECT = "/sys/kernel/debug/notifier-error-inject/memory/actions/MEM_GOING_OFFLINE/error"
 
 
+# A kprobe on alloc_contig_range() (6.12 renamed it with the allocation
+# profiling suffix); x86-64 passes start and end in rdi and rsi.
+CONTIG_PROBE = "memplug_test_contig"
+CONTIG_SYMBOLS = ("alloc_contig_range_noprof", "alloc_contig_range")
+TRACING = "/sys/kernel/tracing"
+
+
+def trace_contig_takes(vm):
+    """Record the range of every alloc_contig_range() call from now on."""
+    for sym in CONTIG_SYMBOLS:
+        cmd = ("echo 'p:%s %s start=%%di:u64 end=%%si:u64' >> %s/kprobe_events" %
+               (CONTIG_PROBE, sym, TRACING))
+        if vm.sh(cmd, check=False)["rc"] == 0:
+            break
+    else:
+        raise TestFailure("cannot put a kprobe on %s" % " or ".join(CONTIG_SYMBOLS))
+    vm.sh("echo 0 > %s/trace && echo 1 > %s/events/kprobes/%s/enable" %
+          (TRACING, TRACING, CONTIG_PROBE))
+
+
+def contig_takes(vm):
+    """The sizes in bytes of the alloc_contig_range() calls recorded since
+    trace_contig_takes()."""
+    out = vm.sh("grep ' %s:' %s/trace || true" % (CONTIG_PROBE, TRACING))["out"]
+    sizes = []
+    for line in out.splitlines():
+        m = re.search(r"start=(\d+) end=(\d+)", line)
+        if not m:
+            raise TestFailure("unexpected kprobe trace line: %r" % line)
+        sizes.append((int(m.group(2)) - int(m.group(1))) * 4096)
+    return sizes
+
+
 def fi_knobs(vm):
     """The memplug-fi debugfs directory of the (only) device."""
     knobs = vm.sh("echo /sys/kernel/debug/memplug/virtio*")["out"].strip()

@@ -9,7 +9,8 @@ import time
 
 from testbed import GiB, MiB, Device, TestFailure, human, parse_size
 
-from .helpers import memplug_attrs, start_filler, stop_filler_clean
+from .helpers import (contig_takes, memplug_attrs, start_filler, stop_filler_clean,
+                      trace_contig_takes)
 from .registry import both_modes, scenario
 
 
@@ -40,8 +41,11 @@ def unplug_takes_only_used(t, block):
     are offlined; free memory blocks are offlined and removed first, so
     nothing migrated lands in them. Taking whole big blocks (the kernel's
     driver, memplug before) zeroes every free page and migrates the
-    filler from memory block to memory block inside the big block. The
-    filler's data survives byte for byte."""
+    filler from memory block to memory block inside the big block. No
+    alloc_contig_range() call takes more than 16 MiB (a kprobe records
+    them): with init_on_alloc it zeroes what it takes without
+    rescheduling, and a starved vCPU hit the soft lockup watchdog in one
+    of 128 MiB. The filler's data survives byte for byte."""
     with t.vm([Device("vmem0", "8G", block)]) as vm:
         vm.baseline()
         vm.resize("vmem0", "2G")
@@ -49,9 +53,16 @@ def unplug_takes_only_used(t, block):
         # movable allocations go to ZONE_MOVABLE first: the plugged range
         start_filler(vm, 96, seed=3)
         before = memplug_attrs(vm)
+        trace_contig_takes(vm)
         vm.resize("vmem0", 0, timeout=180)
         vm.wait_memory(0)
         after = memplug_attrs(vm)
+        takes = contig_takes(vm)
+        t.log("# %d alloc_contig_range() calls, the largest %s" %
+              (len(takes), human(max(takes, default=0))))
+        if max(takes, default=0) > 16 * MiB:
+            raise TestFailure("an alloc_contig_range() call took %s: more than 16 MiB "
+                              "zeroed without rescheduling" % human(max(takes)))
         taken = (int(after["taken_pages"]) - int(before["taken_pages"])) * 4096
         t.log("# unplugged 2 GiB with 96 MiB in use: %s taken, fast unplugs %s -> %s" %
               (human(taken), before["fast_unplugs"], after["fast_unplugs"]))
