@@ -28,6 +28,8 @@ the memory each configuration held.
 
   bench/autosize.py               measure (make bench-autosize)
   bench/autosize.py --summarize   redo the plots and the summary from bench/out/autosize/
+  bench/autosize.py --publish     copy the summary and the memplugd-memplug and
+                                  memory-held plots into bench/results/ (tracked)
 
 Environment: KERNELS ("6.1 6.12"), AUTOSIZE_CONFIGS ("static
 memplugd-memplug memplugd-virtio_mem"), BENCH_REPS (1), BENCH_OUT (the
@@ -42,6 +44,7 @@ import datetime
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,6 +59,9 @@ from memplugd_bed import (REPORT_MS, Memplugd, Sampler, Workload, avail_now,  # 
                           daemon_config, giveback, held_gib_s, step_growths)
 
 OUT = os.path.join(os.environ.get("BENCH_OUT") or os.path.join(HERE, "out"), "autosize")
+# --publish: the tracked copy in bench/results/ (README.md shows a plot)
+PUBLISHED = os.path.join(HERE, "results")
+PUBLISHED_PLOTS = ("held", "memplugd-memplug")
 
 BOOT_MEM = GiB
 REGION = "6G"
@@ -346,7 +352,40 @@ def replot(configs):
         plot_held(ks, dats, os.path.join(OUT, "%s-held.png" % ks))
 
 
+def publish():
+    """Copy summary.md (as autosize.md) and, per kernel, the plots named in
+    PUBLISHED_PLOTS into bench/results/, with the links made to match;
+    links to the plots left out are dropped."""
+    src = os.path.join(OUT, "summary.md")
+    if not os.path.exists(src):
+        sys.exit("bench/autosize.py --publish: %s missing: run make bench-autosize first" % src)
+    copied = set()
+    os.makedirs(PUBLISHED, exist_ok=True)
+    for f in sorted(os.listdir(OUT)):
+        m = re.fullmatch(r"(\d+\.\d+)-(.+)\.png", f)
+        if m and m.group(2) in PUBLISHED_PLOTS:
+            shutil.copyfile(os.path.join(OUT, f), os.path.join(PUBLISHED, "autosize-" + f))
+            print("copied %s" % os.path.join(PUBLISHED, "autosize-" + f))
+            copied.add(f)
+    lines = []
+    with open(src) as fh:
+        for line in fh.read().splitlines():
+            m = re.search(r"\]\(([^)/]+\.png)\)", line)
+            if m:
+                if m.group(1) not in copied:
+                    continue
+                line = line.replace("](%s)" % m.group(1), "](autosize-%s)" % m.group(1))
+            lines.append(line)
+    dest = os.path.join(PUBLISHED, "autosize.md")
+    with open(dest, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("wrote %s" % dest)
+
+
 def main():
+    if "--publish" in sys.argv:
+        publish()
+        return
     configs = os.environ.get("AUTOSIZE_CONFIGS", " ".join(CONFIGS)).split()
     bad = [c for c in configs if c not in CONFIGS]
     if bad:
