@@ -32,8 +32,9 @@ the memory each configuration held.
                                   memory-held plots into bench/results/ (tracked)
 
 Environment: KERNELS ("6.1 6.12"), AUTOSIZE_CONFIGS ("static
-memplugd-memplug memplugd-virtio_mem"), BENCH_REPS (1), BENCH_OUT (the
-bench/out/ to write autosize/ into), ACCEL.
+memplugd-memplug memplugd-virtio_mem"), AUTOSIZE_BLOCK (the device's
+block size, 2M), BENCH_REPS (1), BENCH_OUT (the bench/out/ to write
+autosize/ into), ACCEL.
 
 Written before its first run: TRACE, BENCH_DAEMON and END_S are first
 guesses for TCG on 2 cores (docs/memplugd.md, "Real guests").
@@ -65,7 +66,8 @@ PUBLISHED_PLOTS = ("held", "memplugd-memplug")
 
 BOOT_MEM = GiB
 REGION = "6G"
-BLOCK = "2M"
+# AUTOSIZE_BLOCK=1G: big blocks, where the drivers' unplug differs most
+BLOCK = os.environ.get("AUTOSIZE_BLOCK", "2M")
 BASE_MIB = 200
 STEP_MIB = 256
 

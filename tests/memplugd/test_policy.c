@@ -288,6 +288,35 @@ static void test_shrink_hysteresis(void **state)
 	assert_int_equal(o.action, POL_KEEP);
 }
 
+/* 1 GiB blocks: a quarter of a 3.5 GiB excess rounds down to nothing */
+static void test_shrink_big_blocks(void **state)
+{
+	struct pol_vm vm;
+	struct pol_out o;
+
+	(void)state;
+	vm_setup(&vm, "big", 4 * GiB, GiB);
+	report(&vm, T0 - 10, 0, 512 * MiB + 3 * GiB + 512 * MiB, 3 * GiB + 512 * MiB);
+	o = decide1(&vm, T0);
+	assert_int_equal(o.action, POL_SHRINK);
+	assert_int_equal(o.to, 3 * GiB);
+	/* less than a block of excess: the buffer would not stay */
+	report(&vm, T0 - 10, 0, 512 * MiB + 900 * MiB, 3 * GiB);
+	o = decide1(&vm, T0);
+	assert_int_equal(o.action, POL_KEEP);
+	assert_int_equal(o.state, VS_IDLE);
+	/* a block of excess, but the guest cannot give a whole block */
+	report(&vm, T0 - 10, 0, 512 * MiB + 2 * GiB, GiB - 2 * MiB);
+	o = decide1(&vm, T0);
+	assert_int_equal(o.action, POL_KEEP);
+	/* 2 GiB blocks, above shrink-max-step: one block at a time */
+	vm_setup(&vm, "bigger", 8 * GiB, 2 * GiB);
+	report(&vm, T0 - 10, 0, 512 * MiB + 6 * GiB, 6 * GiB);
+	o = decide1(&vm, T0);
+	assert_int_equal(o.action, POL_SHRINK);
+	assert_int_equal(o.to, 6 * GiB);
+}
+
 static void test_shrink_never_below_min(void **state)
 {
 	struct pol_vm vm;
@@ -802,6 +831,7 @@ int main(void)
 		cmocka_unit_test_setup(test_grow_max_clamp, setup),
 		cmocka_unit_test_setup(test_below_min_grows_without_report, setup),
 		cmocka_unit_test_setup(test_shrink_hysteresis, setup),
+		cmocka_unit_test_setup(test_shrink_big_blocks, setup),
 		cmocka_unit_test_setup(test_shrink_never_below_min, setup),
 		cmocka_unit_test_setup(test_hold_down_and_interval, setup),
 		cmocka_unit_test_setup(test_restart_no_jolt, setup),

@@ -387,6 +387,14 @@ static void decide_one(const struct pol_params *p, long long now, const struct p
 	amount = min_u64(min_u64(percent_of(excess, p->shrink_ratio), p->shrink_max_step),
 			 rep->give);
 	amount = pol_align_down(amount, b);
+	/*
+	 * Big blocks: the paced amount rounds down to nothing although a
+	 * whole block is spare (1 GiB blocks: any excess below 4 GiB).  Give
+	 * one block when the guest keeps its buffer without it and can give
+	 * it: the slowest pace the device allows.
+	 */
+	if (!amount && excess >= b && rep->give >= b)
+		amount = b;
 	o->to = max_u64(lo, r - min_u64(amount, r));
 	if (o->to >= r) {
 		o->to = r;
