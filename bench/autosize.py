@@ -307,7 +307,7 @@ def summarize(configs):
         lines.append("- run %s" % ", ".join(sorted(runs[ks])))
         lines.append("")
         lines.append("| metric | %s |" % " | ".join(configs))
-        lines.append("| --- |%s" % " --- |" * len(configs))
+        lines.append("| --- |%s" % (" --- |" * len(configs)))
         print("%s:" % ks)
         for m, what, _ in METRICS:
             cells = []
