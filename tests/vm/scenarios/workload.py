@@ -53,13 +53,16 @@ def unplug_takes_only_used(t, block):
         # movable allocations go to ZONE_MOVABLE first: the plugged range
         start_filler(vm, 96, seed=3)
         before = memplug_attrs(vm)
-        trace_contig_takes(vm)
+        traced = trace_contig_takes(vm)
         vm.resize("vmem0", 0, timeout=180)
         vm.wait_memory(0)
         after = memplug_attrs(vm)
-        takes = contig_takes(vm)
-        t.log("# %d alloc_contig_range() calls, the largest %s" %
-              (len(takes), human(max(takes, default=0))))
+        takes = contig_takes(vm) if traced else []
+        if traced:
+            t.log("# %d alloc_contig_range() calls, the largest %s" %
+                  (len(takes), human(max(takes, default=0))))
+        else:
+            t.log("# no kprobe events in this kernel: the size of each take is not checked")
         if max(takes, default=0) > 16 * MiB:
             raise TestFailure("an alloc_contig_range() call took %s: more than 16 MiB "
                               "zeroed without rescheduling" % human(max(takes)))
