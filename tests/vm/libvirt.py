@@ -376,27 +376,17 @@ class Domain(VM):
 
     def start(self, timeout=120):
         self.define()
-        for attempt in (1, 2):
-            self.lv.virsh("start", self.name)
-            deadline = time.time() + timeout
-            try:
-                self.sock = self._connect(deadline)
-                ev = self._read_reply(deadline)
-            except TestFailure:
-                if attempt == 2 or not self._died_before_init():
-                    raise
-                # the TCG text patching flake of testbed.VM.start
-                self.log("# the kernel oopsed while booting, before any module "
-                         "was loaded: booting again (TCG text patching flake)")
-                self._close()
-                self.lv.virsh("destroy", self.name, check=False)
-                continue
-            break
-        if ev.get("event") != "ready":
-            raise TestFailure("agent did not announce itself: %r" % ev)
-        return self
+        return super().start(timeout)
 
-    def _connect(self, deadline):
+    # testbed.VM.start()'s hooks: libvirtd starts and destroys the QEMU
+    def _boot(self):
+        self.lv.virsh("start", self.name)
+
+    def _abort_boot(self):
+        self._close()
+        self.lv.virsh("destroy", self.name, check=False)
+
+    def _open_agent(self, deadline):
         path = os.path.join(self.dir, "agent.sock")
         while True:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

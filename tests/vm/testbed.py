@@ -351,11 +351,15 @@ class VM:
                 time.sleep(0.05)
 
     def start(self, timeout=90):
+        """Boot the guest and wait for its agent's "ready". How the guest
+        is booted, reached and torn down are the hooks _boot(),
+        _open_agent() and _abort_boot() (libvirt.Domain boots through
+        libvirtd)."""
         for attempt in (1, 2):
-            self.proc = self._launch(self.dir)
+            self._boot()
             deadline = time.time() + timeout
             try:
-                self.sock = self._connect_agent(self.proc, self.dir, deadline)
+                self.sock = self._open_agent(deadline)
                 ev = self._read_reply(deadline)
             except TestFailure:
                 if attempt == 2 or not self._died_before_init():
@@ -366,12 +370,21 @@ class VM:
                 # once more; a crash after /init always fails the test.
                 self.log("# the kernel oopsed while booting, before any module "
                          "was loaded: booting again (TCG text patching flake)")
-                self._kill()
+                self._abort_boot()
                 continue
             break
         if ev.get("event") != "ready":
             raise TestFailure("agent did not announce itself: %r" % ev)
         return self
+
+    def _boot(self):
+        self.proc = self._launch(self.dir)
+
+    def _open_agent(self, deadline):
+        return self._connect_agent(self.proc, self.dir, deadline)
+
+    def _abort_boot(self):
+        self._kill()
 
     def _died_before_init(self):
         """Did the kernel oops before any module was loaded (console log)?
