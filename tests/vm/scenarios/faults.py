@@ -10,7 +10,7 @@ import time
 from testbed import GiB, MiB, Device, Skip, TestFailure, human, parse_size
 
 from .helpers import (INJECT, MEMMAP_ON, config_errors, driver_of, fi_attr, fi_knobs,
-                      guest_follows, hold_still, memplug_attrs, start_filler,
+                      guest_follows, hold_still, memplug_attrs, pin_in_device, start_filler,
                       stop_filler_clean, wait_config_error, wait_for, wait_settled)
 from .registry import both_modes, scenario
 
@@ -418,14 +418,7 @@ def pinned_page_does_not_hang_offlining(t):
         vm.baseline()
         vm.resize("vmem0", "1G")
         vm.wait_memory(GiB, "Movable")
-        attrs = vm.state()["virtio_mem"][0]["attrs"]
-        lo = int(attrs["region_addr"])
-        hi = lo + int(attrs["region_size"])
-        pin = vm.agent("pin 64 %x %x" % (lo, hi))
-        t.log("# pinned %d pages, %d of them in the device's memory" %
-              (pin["pages"], pin["in_range"]))
-        if not pin["in_range"]:
-            raise TestFailure("no pinned page landed in the device's memory")
+        pin = pin_in_device(t, vm, 64)
         vm.sh("echo 1 > %s/blind_walk" % knobs)
         vm.request("vmem0", 0)
         wait_for(t, "an offlining given up after remove_timeout_ms",
@@ -466,14 +459,7 @@ def pinned_pages_stay_plugged_sbm(t):
         vm.baseline()
         vm.resize("vmem0", "1G")
         vm.wait_memory(GiB, "Movable")
-        attrs = vm.state()["virtio_mem"][0]["attrs"]
-        lo = int(attrs["region_addr"])
-        hi = lo + int(attrs["region_size"])
-        pin = vm.agent("pin 8 %x %x" % (lo, hi))
-        t.log("# pinned %d pages, %d of them in the device's memory" %
-              (pin["pages"], pin["in_range"]))
-        if not pin["in_range"]:
-            raise TestFailure("no pinned page landed in the device's memory")
+        pin = pin_in_device(t, vm, 8)
         contig = fi_attr(vm, "contig_failures")
         vm.request("vmem0", 0)
         wait_for(t, "a take failing on pinned pages",

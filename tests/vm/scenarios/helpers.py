@@ -199,6 +199,20 @@ def contig_takes(vm):
     return sizes
 
 
+def pin_in_device(t, vm, mib):
+    """The agent pins `mib` MiB of anonymous memory (pipes, vmsplice);
+    at least one page of it must lie in the device's region."""
+    attrs = vm.state()["virtio_mem"][0]["attrs"]
+    lo = int(attrs["region_addr"])
+    hi = lo + int(attrs["region_size"])
+    pin = vm.agent("pin %d %x %x" % (mib, lo, hi))
+    t.log("# pinned %d pages, %d of them in the device's memory" %
+          (pin["pages"], pin["in_range"]))
+    if not pin["in_range"]:
+        raise TestFailure("no pinned page landed in the device's memory")
+    return pin
+
+
 def fi_knobs(vm):
     """The memplug-fi debugfs directory of the (only) device."""
     knobs = vm.sh("echo /sys/kernel/debug/memplug/virtio*")["out"].strip()
