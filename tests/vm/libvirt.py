@@ -395,7 +395,7 @@ class Domain(VM):
                 return s
             except OSError:
                 s.close()
-                if time.time() > deadline or not self.active():
+                if time.time() > deadline or not self.alive():
                     raise TestFailure("the domain did not open the agent socket")
                 time.sleep(0.05)
 
@@ -405,7 +405,8 @@ class Domain(VM):
             self.sock = None
         self.buf = b""
 
-    def active(self):
+    def alive(self):
+        """libvirt owns the QEMU process: ask it."""
         p = self.lv.virsh("domstate", self.name, check=False)
         return p.returncode == 0 and p.stdout.strip() in ("running", "paused")
 
@@ -417,23 +418,10 @@ class Domain(VM):
         self._keep_console()
         self.start()
 
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                # every scenario ends with a healthy guest (docs/testbed.md)
-                if not self.sock or not self.active():
-                    raise TestFailure("the guest is gone at the end of the scenario")
-                step(self, "health check")
-                self.check_health()
-                step(self, "healthy")
-        except TestFailure:
-            if self.sock:
-                self.saved_log = self.kernel_log(30)
-            raise
-        finally:
-            if exc_type is not None and self.sock:
-                self.saved_log = self.kernel_log(30)
-            self.stop()
+    def final_check(self):
+        step(self, "health check")
+        self.check_health()
+        step(self, "healthy")
 
     def stop(self):
         self._close()
@@ -913,7 +901,7 @@ def run_one(tap, lv, rel, drv, sname, fn, name, i):
         for v in t.vms:
             lines = v.saved_log if v.saved_log is not None else []
             if lines:
-                log("# guest kernel log tail (%s):" % v.release)
+                log("# guest kernel log (%s):" % v.release)
                 for line in lines:
                     log("#   " + line)
         tap.fail(name, comment="%.1fs" % (time.time() - t0))

@@ -199,9 +199,9 @@ def run_one(i, item, out, smp):
                 log("#   " + line)
         for v in t.vms:
             lines = v.saved_log if v.saved_log is not None else (
-                v.kernel_log(30) if v.sock else [])
+                v.failure_log() if v.sock else [])
             if lines:
-                log("# guest kernel log tail (%s):" % v.release)
+                log("# guest kernel log (%s):" % v.release)
                 for line in lines:
                     log("#   " + line)
         if drv == "virtio_mem" and sc["reference_fails"]:

@@ -25,6 +25,8 @@
  *                                physical address is in [LO, HI) (hex)
  *   unpin                     -> close those pipes, free the memory
  *   log N                     -> the last N kernel log lines
+ *   splat N                   -> N kernel log lines from just before the
+ *                                first problem line (its call trace)
  *   sh COMMAND                -> run a shell command, its status and output
  */
 #define _GNU_SOURCE
@@ -508,6 +510,16 @@ static const char *const bad_patterns[] = {
 	"list_del corruption",
 };
 
+static int is_problem(const char *msg)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(bad_patterns) / sizeof(bad_patterns[0]); i++)
+		if (strstr(msg, bad_patterns[i]))
+			return 1;
+	return 0;
+}
+
 struct scan_ctx {
 	int count;
 	int first;
@@ -519,7 +531,6 @@ static void scan_one(const char *msg, void *vctx)
 {
 	struct scan_ctx *ctx = vctx;
 	char line[1100];
-	size_t i;
 
 	/*
 	 * A stack dump starts with "CPU: N PID: ..."; the line before it says
@@ -528,21 +539,18 @@ static void scan_one(const char *msg, void *vctx)
 	 */
 	if (!strncmp(msg, "CPU: ", 5) && strstr(msg, " PID: "))
 		snprintf(ctx->reason, sizeof(ctx->reason), "%s", ctx->prev);
-	for (i = 0; i < sizeof(bad_patterns) / sizeof(bad_patterns[0]); i++) {
-		if (strstr(msg, bad_patterns[i])) {
-			if (ctx->count < 40) {
-				put("%s", ctx->first ? "" : ",");
-				if (strstr(msg, "Call Trace") && ctx->reason[0])
-					snprintf(line, sizeof(line), "%s (after: %s)", msg,
-						 ctx->reason);
-				else
-					snprintf(line, sizeof(line), "%s", msg);
-				put_cstr(line);
-				ctx->first = 0;
-			}
-			ctx->count++;
-			break;
+	if (is_problem(msg)) {
+		if (ctx->count < 40) {
+			put("%s", ctx->first ? "" : ",");
+			if (strstr(msg, "Call Trace") && ctx->reason[0])
+				snprintf(line, sizeof(line), "%s (after: %s)", msg,
+					 ctx->reason);
+			else
+				snprintf(line, sizeof(line), "%s", msg);
+			put_cstr(line);
+			ctx->first = 0;
 		}
+		ctx->count++;
 	}
 	snprintf(ctx->prev, sizeof(ctx->prev), "%s", msg);
 }
@@ -587,6 +595,50 @@ static void cmd_log(const char *args)
 		put("%s", i == start ? "" : ",");
 		put_cstr(ring[i % ctx.cap]);
 	}
+	put("]}");
+}
+
+/* The lines before the first problem give its context (a module's last words). */
+#define SPLAT_BEFORE 3
+
+struct splat_ctx {
+	char before[SPLAT_BEFORE][512];
+	int seen, want, sent;
+};
+
+static void splat_one(const char *msg, void *vctx)
+{
+	struct splat_ctx *ctx = vctx;
+	int i, from;
+
+	if (ctx->sent >= ctx->want)
+		return;
+	if (!ctx->sent && !is_problem(msg)) {
+		snprintf(ctx->before[ctx->seen % SPLAT_BEFORE], 512, "%s", msg);
+		ctx->seen++;
+		return;
+	}
+	if (!ctx->sent) {
+		from = ctx->seen > SPLAT_BEFORE ? ctx->seen - SPLAT_BEFORE : 0;
+		for (i = from; i < ctx->seen; i++) {
+			put("%s", ctx->sent ? "," : "");
+			put_cstr(ctx->before[i % SPLAT_BEFORE]);
+			ctx->sent++;
+		}
+	}
+	put("%s", ctx->sent ? "," : "");
+	put_cstr(msg);
+	ctx->sent++;
+}
+
+static void cmd_splat(const char *args)
+{
+	struct splat_ctx ctx = { .want = atoi(args) };
+
+	if (ctx.want <= 0 || ctx.want > 400)
+		ctx.want = 80;
+	put("{\"ok\":true,\"lines\":[");
+	kmsg_each(splat_one, &ctx);
 	put("]}");
 }
 
@@ -899,6 +951,8 @@ static void handle(char *line)
 		put("{\"ok\":true}");
 	} else if (!strcmp(line, "log")) {
 		cmd_log(arg);
+	} else if (!strcmp(line, "splat")) {
+		cmd_splat(arg);
 	} else if (!strcmp(line, "sh")) {
 		cmd_sh(arg);
 	} else if (!line[0]) {
