@@ -151,7 +151,7 @@ cmd_report() {
 	src=$tmp/tools/memplug-report
 	mkdir -p "$src" "$tmp/tools/common" "$tmp/driver"
 	cp "$top"/tools/memplug-report/{*.c,*.h,Makefile,memplug-report.service.in,60-memplug-report.rules} "$src/"
-	cp "$top"/tools/common/*.[ch] "$tmp/tools/common/"
+	cp "$top"/tools/common/{*.[ch],tools.mk} "$tmp/tools/common/"
 	cp "$top/driver/dkms.conf" "$tmp/driver/"
 
 	# debian/control for dpkg-shlibdeps, and debian/<pkg> as the package
