@@ -108,17 +108,20 @@ class Env:
         return os.path.join(self.dir, name)
 
     def start_qmp(self, vm, requested, block=2 * MiB, region=8 * GiB, size=None, step=512 * MiB,
-                  floor=0):
+                  floor=0, mode="autosize"):
+        """A fake QEMU (tests/tools/fake_qmp.py) in mode `mode`; only "autosize"
+        serves more than one client, so only then does the test watch it."""
         env = dict(os.environ, FAKE_VMEM_BLOCK=str(block), FAKE_VMEM_MAX=str(region),
                    FAKE_VMEM_REQUESTED=str(requested),
                    FAKE_VMEM_SIZE=str(requested if size is None else size),
                    FAKE_VMEM_STEP=str(step), FAKE_VMEM_FLOOR=str(floor))
-        p = subprocess.Popen([sys.executable, FAKE_QMP, "autosize", self.path(vm + ".qmp")],
+        p = subprocess.Popen([sys.executable, FAKE_QMP, mode, self.path(vm + ".qmp")],
                              env=env, stderr=subprocess.DEVNULL)
         self.procs.append(p)
         self.qmp_procs[vm] = p
         wait_socket(self.path(vm + ".qmp"), p)
-        self.qmps[vm] = Qmp(self.path(vm + ".qmp"))
+        if mode == "autosize":
+            self.qmps[vm] = Qmp(self.path(vm + ".qmp"))
 
     def kill_qmp(self, vm):
         p = self.qmp_procs.pop(vm)
@@ -450,6 +453,25 @@ def s_flood(env):
     check(rep["rate-limited"] > 0 and rep["invalid"] > 0, "counters: %s" % rep)
     check(all(GiB <= r <= 4 * GiB for _, _, r in hist), "left [min, max]: %s" % hist)
     check(env.requested("a") == 4 * GiB, "the liar did not get its max")
+    env.alive()
+
+
+def s_event_storm(env):
+    """event storm: a QEMU that sends events without end costs bounded CPU; the daemon backs off"""
+    # The fake answers query-memory-devices, then sends events in bursts
+    # of 20000 into a 64 MiB deep socket: a reader that takes everything
+    # it is sent spins, a command's reply waits behind the flood.
+    env.start_qmp("a", 2 * GiB, mode="event-storm-later")
+    # the default tick: between two, only the mute keeps the daemon from
+    # reading all the time
+    env.config({"a": {}}, interval="1", report_timeout="2")
+    pid = env.start_daemon().pid
+    wait_for(lambda: "vm a: QMP connected" in env.log(), 5, "the first connection")
+    cpu0, t0 = proc_cpu(pid), time.monotonic()
+    time.sleep(4)
+    cpu, wall = proc_cpu(pid) - cpu0, time.monotonic() - t0
+    env.notes.append("event storm: %.2f s CPU in %.1f s" % (cpu, wall))
+    check(cpu <= 0.15 * wall, "%.2f s of CPU in %.1f s" % (cpu, wall))
     env.alive()
 
 
@@ -1009,7 +1031,8 @@ def s_libvirt_valgrind(env):
     check(rc == 0 and not report.strip(), "valgrind: exit %d\n%s" % (rc, report[:3000]))
 
 
-SCENARIOS = [s_command_line, s_pressure, s_idle, s_silence, s_garbage, s_flood, s_absurd,
+SCENARIOS = [s_command_line, s_pressure, s_idle, s_silence, s_garbage, s_flood, s_event_storm,
+             s_absurd,
              s_budget, s_host_reserve, s_restart, s_stopped_short, s_qmp_lost, s_sighup, s_agent, s_valgrind,
              s_libvirt, s_libvirt_down, s_libvirt_valgrind]
 

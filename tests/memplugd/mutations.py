@@ -3,8 +3,7 @@
 """Proof that memplugd's tests can fail: each mutation breaks one rule or
 bound of tools/memplugd, builds, runs the unit tests and integration
 scenarios meant to catch it, prints what they said, and restores the file
-(also on Ctrl-C).  Every line must say FAILS at least once; "qmp-timeout"
-(the mute of a QMP event storm) is the one that no test catches yet.  The
+(also on Ctrl-C).  Every line must say FAILS at least once.  The
 libvirt ones need memplugd built with libvirt.
 
 Usage: tests/memplugd/mutations.py [MUTATION...]   (about 5 minutes for all)
@@ -45,7 +44,8 @@ M = [
  ("statusrc", "tools/memplugd/status.c", "	running = (kill((pid_t)pid, 0) == 0 || errno == EPERM) &&", "	running = 1 ||", [], ["restart"]),
  ("status-norm", "tools/memplugd/status.c", "				\"memplugd: no status in %s: memplugd is not running (or uses \"", "				\"memplugd: no status in %s: memplugd is (or uses \"", [], ["command_line", "budget"]),
  ("logspam", "tools/memplugd/vm.c", "		if (!vm->shown || vm->shown_state != s)\n", "		if (1)\n", [], ["pressure"]),
- ("qmp-timeout", "tools/memplugd/dev_qmp.c", "	if (drain_events(q, EVENTS_PER_WAKEUP, now) > 0)\n\t\tq->muted_until = next_tick;", "	drain_events(q, EVENTS_PER_WAKEUP, now + 0 * next_tick);", [], []),
+ ("storm-cap", "tools/memplugctl/qmp.c", "			if (++events > QMP_MAX_EVENTS_PER_REPLY) {", "			if (++events > QMP_MAX_EVENTS_PER_REPLY * 0 + 1000000000) {", [], ["event_storm"]),
+ ("qmp-timeout", "tools/memplugd/dev_qmp.c", "	if (drain_events(q, EVENTS_PER_WAKEUP, now) > 0)\n\t\tq->muted_until = next_tick;", "	drain_events(q, EVENTS_PER_WAKEUP, now + 0 * next_tick);", [], ["event_storm"]),
     ("agent-key", "tools/common/report_proto.c", '[RK_GIVE] = { "give",', '[RK_GIVE] = { "gift",', ["report"], ["agent"]),
     ("agent-grow", "tools/memplugd/policy.c", "avail_p = has_avail && rep->avail < vm->buffer;", "avail_p = 0;", ["policy"], ["agent"]),
     ("reserve", "tools/memplugd/main.c", "pol_sat_sub(avail, cfg->host_reserve)", "avail", [], ["host_reserve"]),

@@ -294,10 +294,17 @@ def serve_bad(conn, mode):
     if cmd is None:
         return
     send(conn, {"return": {}, "id": cmd.get("id")})
-    if mode in ("event-storm", "event-storm-answering"):
+    if mode in ("event-storm", "event-storm-later"):
         # Events without end, faster than the client takes them; the
-        # "answering" peer still replies to commands between two bursts.
+        # "later" peer first answers one command in peace (the client
+        # finds its device and settles down), then replies to commands
+        # between two bursts (behind what the socket holds).
         dev = Device()
+        if mode == "event-storm-later":
+            cmd = client.read_command(timeout=10)
+            if cmd is None:
+                return
+            answer(conn, "good", dev, cmd)
         burst = '{"event":"X"}\n' * 20000
         # A deep socket buffer (root may exceed wmem_max): the client never
         # finds the socket empty, even when this process is not scheduled.
@@ -309,7 +316,7 @@ def serve_bad(conn, mode):
                 pass
         while True:
             send(conn, burst)
-            if mode != "event-storm-answering":
+            if mode == "event-storm":
                 continue
             nxt = client.read_command(timeout=0)
             while nxt is not None:

@@ -424,7 +424,11 @@ static int execute(struct qmp_conn *conn, const char *command, json_t *args, jso
 		if (is_event(msg)) {
 			queue_event(conn, msg, bytes);
 			json_decref(msg);
-			events++;
+			if (++events > QMP_MAX_EVENTS_PER_REPLY) {
+				set_error(conn, "event storm: more than %d events and no reply to %s",
+					  QMP_MAX_EVENTS_PER_REPLY, command);
+				return QMP_ERR_PROTOCOL;
+			}
 		} else {
 			msg_id = json_object_get(msg, "id");
 			if (json_is_integer(msg_id) && json_integer_value(msg_id) == id)

@@ -25,6 +25,13 @@
 #define QMP_MAX_QUEUED_BYTES (4 * 1024 * 1024)
 /* Replies with an unknown id tolerated while waiting for one reply. */
 #define QMP_MAX_STRAY_REPLIES 64
+/*
+ * Events tolerated while waiting for one reply.  QEMU rate-limits its
+ * chatty events (MEMORY_DEVICE_SIZE_CHANGE: one a second per device) and
+ * answers a command in milliseconds; a peer that sends this many first is
+ * storming, and reading on until the timeout would only burn CPU.
+ */
+#define QMP_MAX_EVENTS_PER_REPLY 10000
 
 enum qmp_status {
 	QMP_OK = 0,
