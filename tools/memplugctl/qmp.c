@@ -425,7 +425,8 @@ static int execute(struct qmp_conn *conn, const char *command, json_t *args, jso
 			queue_event(conn, msg, bytes);
 			json_decref(msg);
 			if (++events > QMP_MAX_EVENTS_PER_REPLY) {
-				set_error(conn, "event storm: more than %d events and no reply to %s",
+				set_error(conn,
+					  "event storm: more than %d events and no reply to %s",
 					  QMP_MAX_EVENTS_PER_REPLY, command);
 				return QMP_ERR_PROTOCOL;
 			}
