@@ -462,16 +462,21 @@ def s_event_storm(env):
     # of 20000 into a 64 MiB deep socket: a reader that takes everything
     # it is sent spins, a command's reply waits behind the flood.
     env.start_qmp("a", 2 * GiB, mode="event-storm-later")
-    # the default tick: between two, only the mute keeps the daemon from
-    # reading all the time
-    env.config({"a": {}}, interval="1", report_timeout="2")
+    # the default tick (between two, only the mute keeps the daemon from
+    # reading all the time) and backoff
+    env.config({"a": {}}, interval="1", report_timeout="2", reconnect_max="30")
     pid = env.start_daemon().pid
     wait_for(lambda: "vm a: QMP connected" in env.log(), 5, "the first connection")
     cpu0, t0 = proc_cpu(pid), time.monotonic()
-    time.sleep(4)
+    time.sleep(10)
     cpu, wall = proc_cpu(pid) - cpu0, time.monotonic() - t0
-    env.notes.append("event storm: %.2f s CPU in %.1f s" % (cpu, wall))
+    again = env.log().count("QMP connected again")
+    env.notes.append("event storm: %.2f s CPU in %.1f s, %d reconnections" % (cpu, wall, again))
     check(cpu <= 0.15 * wall, "%.2f s of CPU in %.1f s" % (cpu, wall))
+    check("event storm: more than 10000 events" in env.log(), "no 'event storm' in the log")
+    # each query finds the flood and drops the link: 0.5, 1, 2, 4 s apart,
+    # not every 0.5 s after a connection that lasted a tick
+    check(again <= 4, "%d reconnections in %.0f s: the backoff starts over" % (again, wall))
     env.alive()
 
 

@@ -44,6 +44,7 @@ M = [
  ("statusrc", "tools/memplugd/status.c", "	running = (kill((pid_t)pid, 0) == 0 || errno == EPERM) &&", "	running = 1 ||", [], ["restart"]),
  ("status-norm", "tools/memplugd/status.c", "				\"memplugd: no status in %s: memplugd is not running (or uses \"", "				\"memplugd: no status in %s: memplugd is (or uses \"", [], ["command_line", "budget"]),
  ("logspam", "tools/memplugd/vm.c", "		if (!vm->shown || vm->shown_state != s)\n", "		if (1)\n", [], ["pressure"]),
+ ("flap", "tools/memplugd/vm.c", "	if (l->up && now - l->up_since >= LINK_STABLE_MS)", "	if (l->up)", [], ["event_storm"]),
  ("storm-cap", "tools/memplugctl/qmp.c", "			if (++events > QMP_MAX_EVENTS_PER_REPLY) {", "			if (++events > QMP_MAX_EVENTS_PER_REPLY * 0 + 1000000000) {", [], ["event_storm"]),
  ("qmp-timeout", "tools/memplugd/dev_qmp.c", "	if (drain_events(q, EVENTS_PER_WAKEUP, now) > 0)\n\t\tq->muted_until = next_tick;", "	drain_events(q, EVENTS_PER_WAKEUP, now + 0 * next_tick);", [], ["event_storm"]),
     ("agent-key", "tools/common/report_proto.c", '[RK_GIVE] = { "give",', '[RK_GIVE] = { "gift",', ["report"], ["agent"]),

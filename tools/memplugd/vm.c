@@ -16,6 +16,8 @@
 #define BACKOFF_FIRST_MS 500
 #define INVALID_LOG_INTERVAL_MS 60000
 #define LINK_RELOG_MS 60000
+/* a link that fails sooner after coming up keeps backing off (a flapping peer) */
+#define LINK_STABLE_MS 10000
 
 /* snprintf() that may truncate, on purpose (messages quoting paths and peers). */
 static void __attribute__((format(printf, 3, 4))) msg(char *dst, size_t len, const char *fmt, ...)
@@ -33,11 +35,11 @@ static unsigned long long mib(uint64_t bytes)
 }
 
 /* A link came up (its caller says so in its own line). */
-static void link_up(struct link *l)
+static void link_up(struct link *l, long long now)
 {
 	l->up = 1;
+	l->up_since = now;
 	l->down_logged = 0;
-	l->backoff_ms = 0;
 	l->next_try = 0;
 }
 
@@ -47,6 +49,8 @@ static void link_down(struct vm *vm, struct link *l, const char *what, const cha
 {
 	unsigned int max = vm->dcfg->reconnect_max_ms;
 
+	if (l->up && now - l->up_since >= LINK_STABLE_MS)
+		l->backoff_ms = 0;
 	l->up = 0;
 	if (strcmp(l->error, err) || now - l->error_logged_ms >= LINK_RELOG_MS) {
 		log_line(LOG_WARNING, "vm %s: %s: %s; retrying", vm->cfg->name, what, err);
@@ -89,7 +93,7 @@ static void on_dev_up(void *p, const char *where, const struct dev_sizes *d, lon
 	struct vm *vm = p;
 	int was_known = vm->pv.dev_ok;
 
-	link_up(&vm->dev_link);
+	link_up(&vm->dev_link, now);
 	snprintf(vm->dev_id, sizeof(vm->dev_id), "%s", d->id);
 	/* (re)connected: carry on from the device's sizes, as after a restart */
 	vm->pv.dev_ok = 0;
@@ -247,7 +251,7 @@ static void rep_up(struct vm *vm, long long now)
 	if (vm->rep_link.down_logged || vm->rep_connects == 1)
 		log_line(LOG_NOTICE, "vm %s: report channel %s connected", vm->cfg->name,
 			 vm->cfg->report);
-	link_up(&vm->rep_link);
+	link_up(&vm->rep_link, now);
 	report_reader_reset_line(&vm->rd);
 }
 

@@ -26,6 +26,7 @@ struct link {
 	int up;
 	long long next_try; /* now_ms() of the next attempt */
 	unsigned int backoff_ms;
+	long long up_since; /* now_ms() when it last came up */
 	char error[256]; /* the last error */
 	long long error_logged_ms;
 	int down_logged; /* an error was logged since the link was last up */
