@@ -370,6 +370,7 @@ class VM:
                 # once more; a crash after /init always fails the test.
                 self.log("# the kernel oopsed while booting, before any module "
                          "was loaded: booting again (TCG text patching flake)")
+                self._keep_console()
                 self._abort_boot()
                 continue
             first = self._problem_in_start_kernel() if ev.get("event") == "ready" else None
@@ -380,6 +381,7 @@ class VM:
                 # address for a wild one, and the report turns lockdep off.
                 self.log("# the kernel reported a problem in start_kernel(), before "
                          "any module was loaded: booting again (%s)" % first)
+                self._keep_console()
                 self._abort_boot()
                 continue
             break

@@ -543,8 +543,7 @@ static void scan_one(const char *msg, void *vctx)
 		if (ctx->count < 40) {
 			put("%s", ctx->first ? "" : ",");
 			if (strstr(msg, "Call Trace") && ctx->reason[0])
-				snprintf(line, sizeof(line), "%s (after: %s)", msg,
-					 ctx->reason);
+				snprintf(line, sizeof(line), "%s (after: %s)", msg, ctx->reason);
 			else
 				snprintf(line, sizeof(line), "%s", msg);
 			put_cstr(line);
