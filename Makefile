@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 
 .PHONY: all deps build driver tools demo check check-unit check-tools check-report check-vm check-libvirt \
-	check-ktap check-static check-setup check-dkms check-install check-long check-cpus \
+	check-ktap check-testbed check-static check-setup check-dkms check-install check-long check-cpus \
 	check-random check-checkers check-debug check-memplugd fuzz bench bench-publish bench-autosize \
 	bench-autosize-publish \
 	dkms-install dkms-uninstall deb clean
@@ -42,6 +42,8 @@ check: build
 # Single suites, for development.
 check-ktap:
 	@scripts/check.sh ktap
+check-testbed:
+	@scripts/check.sh testbed
 check-unit:
 	@scripts/check.sh unit
 check-tools: tools

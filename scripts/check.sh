@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suites and sum their results into one closing line.
 #
-#   scripts/check.sh [unit] [fuzz] [tools] [report] [memplugd] [static] [setup] [dkms] [vm] [libvirt] [ktap]
+#   scripts/check.sh [ktap] [testbed] [unit] [fuzz] [tools] [report] [memplugd] [static] [setup] [dkms] [vm] [libvirt]
 #                                                         (default: all of them)
 #   scripts/check.sh install | cpus | checkers | debug  (only when asked for)
 #
@@ -16,10 +16,11 @@ cd "$top" || exit 1
 . scripts/ktap.sh
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(ktap unit fuzz tools report memplugd static setup dkms vm libvirt)
+[ ${#suites[@]} -gt 0 ] || suites=(ktap testbed unit fuzz tools report memplugd static setup dkms vm libvirt)
 
 declare -A cmd=(
 	[ktap]="tests/ktap/run.sh"
+	[testbed]="python3 tests/vm/selftest.py"
 	[unit]="make -s -C tests/unit check"
 	[fuzz]="scripts/fuzz-short.sh"
 	[dkms]="tests/dkms/run.sh"

@@ -612,7 +612,8 @@ class VM:
         # where the report runs into the tail, print the lines once
         k = max((k for k in range(1, min(n, len(tail)) + 1) if splat[-k:] == tail[:k]),
                 default=0)
-        return ["-- first problem --"] + splat + ["-- last lines --"] + tail[k:]
+        out = ["-- first problem --"] + splat
+        return out + ["-- last lines --"] + tail[k:] if tail[k:] else out
 
     def kernel_log(self, lines=40):
         try:
