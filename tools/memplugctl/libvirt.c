@@ -63,20 +63,6 @@ static struct lv_backend *lv_of(struct backend *b)
 	return (struct lv_backend *)b;
 }
 
-/* libvirt's own reporting would print to stderr: we say it ourselves. */
-static void quiet_errors(void *opaque, virErrorPtr err)
-{
-	(void)opaque;
-	(void)err;
-}
-
-static const char *last_error(void)
-{
-	const char *msg = virGetLastErrorMessage();
-
-	return msg && *msg ? msg : "unknown libvirt error";
-}
-
 /* ------------------------------------------------------------------ */
 /* Events */
 
@@ -167,14 +153,14 @@ static int run_loop(struct lv_backend *lb, long long deadline)
 			if (timer < 0) {
 				snprintf(lb->err, sizeof(lb->err),
 					 "cannot set a timer in libvirt's event loop: %s",
-					 last_error());
+					 lv_last_error());
 				rc = BACKEND_ERR;
 				break;
 			}
 		}
 		if (virEventRunDefaultImpl() < 0) {
 			snprintf(lb->err, sizeof(lb->err), "libvirt's event loop failed: %s",
-				 last_error());
+				 lv_last_error());
 			rc = BACKEND_ERR;
 			break;
 		}
@@ -238,13 +224,13 @@ static char *domain_xml(struct lv_backend *lb, int *live)
 	char *xml;
 
 	if (active < 0) {
-		error_msg("cannot ask libvirt about %s: %s", lb->who, last_error());
+		error_msg("cannot ask libvirt about %s: %s", lb->who, lv_last_error());
 		return NULL;
 	}
 	*live = active;
 	xml = virDomainGetXMLDesc(lb->dom, active ? 0 : VIR_DOMAIN_XML_INACTIVE);
 	if (!xml) {
-		error_msg("cannot read the XML of %s: %s", lb->who, last_error());
+		error_msg("cannot read the XML of %s: %s", lb->who, lv_last_error());
 		return NULL;
 	}
 	if (strlen(xml) > VMEM_XML_MAX) {
@@ -351,7 +337,7 @@ static int vm_state(struct backend *b, struct vm_state *vm)
 	memset(vm, 0, sizeof(*vm));
 	if (virDomainGetState(lb->dom, &state, &reason, 0) < 0 ||
 	    (active = virDomainIsActive(lb->dom)) < 0) {
-		error_msg("cannot ask libvirt about the state of %s: %s", lb->who, last_error());
+		error_msg("cannot ask libvirt about the state of %s: %s", lb->who, lv_last_error());
 		return BACKEND_ERR;
 	}
 	vm->known = 1;
@@ -391,7 +377,7 @@ static int set_requested(struct backend *b, const struct vmem_info *dev, uint64_
 		int persistent = virDomainIsPersistent(lb->dom);
 
 		if (persistent < 0) {
-			error_msg("cannot ask libvirt about %s: %s", lb->who, last_error());
+			error_msg("cannot ask libvirt about %s: %s", lb->who, lv_last_error());
 			goto out;
 		}
 		if (!persistent) {
@@ -419,7 +405,7 @@ static int set_requested(struct backend *b, const struct vmem_info *dev, uint64_
 	}
 	if (virDomainUpdateDeviceFlags(lb->dom, mem, uflags) < 0) {
 		error_msg("setting the requested size of %s failed: %s",
-			  dev->id[0] ? dev->id : "the virtio-mem device", last_error());
+			  dev->id[0] ? dev->id : "the virtio-mem device", lv_last_error());
 		goto out;
 	}
 	rc = BACKEND_OK;
@@ -476,9 +462,8 @@ struct backend *libvirt_backend_open(const char *uri, const char *domain, int ti
 	}
 	lb->size_cb = lb->life_cb = -1;
 	lb->limit_ms = -1;
-	virSetErrorFunc(NULL, quiet_errors);
-	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
-		error_msg("cannot set libvirt up: %s", last_error());
+	if (lv_setup()) {
+		error_msg("cannot set libvirt up: %s", lv_last_error());
 		goto fail;
 	}
 	lb->conn = virConnectOpenAuth(uri, virConnectAuthPtrDefault, 0);
@@ -486,7 +471,7 @@ struct backend *libvirt_backend_open(const char *uri, const char *domain, int ti
 		snprintf(safe, sizeof(safe), "%s", uri ? uri : "");
 		sanitize_string(safe);
 		error_msg("cannot connect to libvirt%s%s: %s", uri ? " at " : "", safe,
-			  last_error());
+			  lv_last_error());
 		goto fail;
 	}
 	/*
@@ -501,7 +486,7 @@ struct backend *libvirt_backend_open(const char *uri, const char *domain, int ti
 	if (!lb->dom) {
 		snprintf(safe, sizeof(safe), "%s", domain);
 		sanitize_string(safe);
-		error_msg("no domain '%s': %s", safe, last_error());
+		error_msg("no domain '%s': %s", safe, lv_last_error());
 		goto fail;
 	}
 	snprintf(safe, sizeof(safe), "%s", virDomainGetName(lb->dom));
@@ -514,7 +499,7 @@ struct backend *libvirt_backend_open(const char *uri, const char *domain, int ti
 		virConnectDomainEventRegisterAny(lb->conn, lb->dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
 						 VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), lb, NULL);
 	if (lb->size_cb < 0 || lb->life_cb < 0) {
-		error_msg("libvirt cannot send the events of %s: %s", lb->who, last_error());
+		error_msg("libvirt cannot send the events of %s: %s", lb->who, lv_last_error());
 		goto fail;
 	}
 	lb->b.ops = &libvirt_ops;

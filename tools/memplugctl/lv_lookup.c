@@ -1,12 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Finding a libvirt domain, see lv_lookup.h.
+ * libvirt helpers of memplugctl and memplugd, see lv_lookup.h.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libvirt/virterror.h>
+
 #include "lv_lookup.h"
+
+/* libvirt's own reporting would print to stderr: the callers say it. */
+static void quiet_errors(void *opaque, virErrorPtr err)
+{
+	(void)opaque;
+	(void)err;
+}
+
+int lv_setup(void)
+{
+	virSetErrorFunc(NULL, quiet_errors);
+	return virInitialize() < 0 || virEventRegisterDefaultImpl() < 0 ? -1 : 0;
+}
+
+const char *lv_last_error(void)
+{
+	const char *msg = virGetLastErrorMessage();
+
+	return msg && *msg ? msg : "unknown libvirt error";
+}
 
 virDomainPtr lv_lookup_domain(virConnectPtr conn, const char *name)
 {

@@ -125,21 +125,6 @@ static void __attribute__((format(printf, 3, 4))) msg(char *dst, size_t len, con
 	sanitize_string(dst);
 }
 
-/* libvirt's own reporting would print to stderr: the VM's log line says it. */
-static void quiet_errors(void *opaque, virErrorPtr err)
-{
-	(void)opaque;
-	(void)err;
-}
-
-/* The calling thread's last libvirt error (libvirt keeps them per thread). */
-static const char *last_error(void)
-{
-	const char *m = virGetLastErrorMessage();
-
-	return m && *m ? m : "unknown libvirt error";
-}
-
 /* ------------------------------------------------------------------ */
 /* libvirt's event loop thread */
 
@@ -177,10 +162,9 @@ int dev_libvirt_setup(char *err, size_t err_len)
 
 	if (evloop_running)
 		return 0;
-	virSetErrorFunc(NULL, quiet_errors);
 	vmem_xml_init();
-	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
-		msg(err, err_len, "cannot set libvirt up: %s", last_error());
+	if (lv_setup()) {
+		msg(err, err_len, "cannot set libvirt up: %s", lv_last_error());
 		return -1;
 	}
 	evloop_stop = 0;
@@ -350,7 +334,7 @@ static int read_devices(struct lvdev *lv, char **xml, struct vmem_info **devs, s
 	*devs = NULL;
 	*lost = 1;
 	if (active < 0) {
-		msg(err, err_len, "cannot ask libvirt about %s: %s", lv->who, last_error());
+		msg(err, err_len, "cannot ask libvirt about %s: %s", lv->who, lv_last_error());
 		return -1;
 	}
 	if (!active) {
@@ -359,7 +343,7 @@ static int read_devices(struct lvdev *lv, char **xml, struct vmem_info **devs, s
 	}
 	*xml = virDomainGetXMLDesc(lv->dom, 0);
 	if (!*xml) {
-		msg(err, err_len, "cannot read the XML of %s: %s", lv->who, last_error());
+		msg(err, err_len, "cannot read the XML of %s: %s", lv->who, lv_last_error());
 		return -1;
 	}
 	*lost = 0;
@@ -468,7 +452,7 @@ static void do_connect(struct lvdev *lv)
 	lv->conn = virConnectOpenAuth(cfg->libvirt, virConnectAuthPtrDefault, 0);
 	if (!lv->conn) {
 		post_down(lv, "no libvirt", 0, "libvirt %s: cannot connect: %s", cfg->libvirt,
-			  last_error());
+			  lv_last_error());
 		return;
 	}
 	/*
@@ -484,7 +468,7 @@ static void do_connect(struct lvdev *lv)
 	lv->dom = lv_lookup_domain(lv->conn, cfg->domain);
 	if (!lv->dom) {
 		post_down(lv, "no domain", 0, "libvirt %s: no domain '%s': %s", cfg->libvirt,
-			  cfg->domain, last_error());
+			  cfg->domain, lv_last_error());
 		disconnect(lv);
 		return;
 	}
@@ -497,7 +481,7 @@ static void do_connect(struct lvdev *lv)
 						 VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), lv, NULL);
 	if (lv->size_cb < 0 || lv->life_cb < 0) {
 		post_down(lv, "no libvirt", 0, "libvirt %s: no events of %s: %s", cfg->libvirt,
-			  lv->who, last_error());
+			  lv->who, lv_last_error());
 		disconnect(lv);
 		return;
 	}
@@ -528,13 +512,14 @@ static void do_set(struct lvdev *lv, uint64_t size)
 	set_busy(lv, "setting the requested size");
 	xml = virDomainGetXMLDesc(lv->dom, 0);
 	if (!xml) {
-		msg(r.err, sizeof(r.err), "cannot read the XML of %s: %s", lv->who, last_error());
+		msg(r.err, sizeof(r.err), "cannot read the XML of %s: %s", lv->who,
+		    lv_last_error());
 		r.set = virConnectIsAlive(lv->conn) == 1 ? DEV_SET_REFUSED : DEV_SET_LOST;
 	} else {
 		switch (vmem_xml_set_requested(xml, strlen(xml), 1, &lv->dev, size, &mem)) {
 		case VMEM_XML_OK:
 			if (virDomainUpdateDeviceFlags(lv->dom, mem, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-				msg(r.err, sizeof(r.err), "libvirt says: %s", last_error());
+				msg(r.err, sizeof(r.err), "libvirt says: %s", lv_last_error());
 				if (virConnectIsAlive(lv->conn) != 1)
 					r.set = DEV_SET_LOST;
 			} else {
