@@ -288,7 +288,7 @@ def ramp_and_release(t, block, steps=8):
 # (c)
 
 @scenario("autosize_budget_two_guests", tags=("autosize", "memplugd", "report", "budget", "sbm"),
-          reference_long=True)
+          reference_long=True, newest_kernel=True)
 def budget_two_guests(t, busy_steps=6, idle_steps=4):
     """Two guests under a budget smaller than their combined peak: one
     ramps and goes idle, then the other ramps: memplugd takes memory from
@@ -482,7 +482,7 @@ def report_counts(mpd, name):
 
 
 @scenario("autosize_hostile_agent", tags=("autosize", "memplugd", "report", "hostile", "sbm"),
-          reference_long=True)
+          reference_long=True, newest_kernel=True)
 def hostile_agent(t):
     """A hostile agent in one guest writes garbage, a flood of lies, absurd
     numbers, then nothing to its report port: memplugd stays up with
@@ -619,7 +619,7 @@ def hostile_agent(t):
 # (e)
 
 @scenario("autosize_daemon_restart", tags=("autosize", "memplugd", "report", "sbm"),
-          reference_long=True)
+          reference_long=True, newest_kernel=True)
 def daemon_restart(t):
     """memplugd crashes and is started again, then is stopped and started:
     each time it picks up the device's sizes as they are, moves nothing in

@@ -7,18 +7,19 @@ SCENARIOS = []
 
 # what @scenario takes besides name and variants; a variant's other keys
 # are arguments of the scenario function
-OPTIONS = ("memplug_only", "tags", "reference_fails", "reference_long")
+OPTIONS = ("memplug_only", "tags", "reference_fails", "reference_long", "newest_kernel")
 
 
 def scenario(name, memplug_only=False, tags=(), reference_fails=None, reference_long=False,
-             variants=None):
+             newest_kernel=False, variants=None):
     """Register a scenario. memplug_only: skipped for the kernel's driver.
     reference_fails: a known failing of the kernel's own virtio_mem that
     memplug exists to fix; its failure there is reported as TODO, not as a
     failure of the test bed. reference_long: the kernel's driver runs it only
     with LONG=1 (reliability scenarios: they feed the comparison table in
-    docs/reliability.md, and keep make check short). Tag "long": only with
-    LONG=1.
+    docs/reliability.md, and keep make check short). newest_kernel: without
+    LONG=1, only on the newest test kernel (scenarios about the host side,
+    memplugd, whose guests only carry it). Tag "long": only with LONG=1.
 
     variants: {suffix: {key: value}} (or a list of (suffix, dict) pairs)
     registers one scenario per variant instead, in that order, named
@@ -28,7 +29,8 @@ def scenario(name, memplug_only=False, tags=(), reference_fails=None, reference_
     usual pair. The function itself stays as it is, so another scenario
     may call it too."""
     common = {"memplug_only": memplug_only, "tags": tuple(tags),
-              "reference_fails": reference_fails, "reference_long": reference_long}
+              "reference_fails": reference_fails, "reference_long": reference_long,
+              "newest_kernel": newest_kernel}
 
     def reg(fn):
         if variants is None:
@@ -53,7 +55,8 @@ def scenario(name, memplug_only=False, tags=(), reference_fails=None, reference_
 def add(name, fn, opts):
     SCENARIOS.append({"name": name, "fn": fn, "memplug_only": opts["memplug_only"],
                       "tags": set(opts["tags"]), "reference_fails": opts["reference_fails"],
-                      "reference_long": opts["reference_long"]})
+                      "reference_long": opts["reference_long"],
+                      "newest_kernel": opts["newest_kernel"]})
 
 
 def bind(fn, kwargs):
