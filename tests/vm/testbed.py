@@ -393,8 +393,6 @@ class VM:
         """The first problem line of the kernel log, if its report ran in
         start_kernel(): the boot CPU's own set-up, before /init, which loads
         every module, the drivers under test included."""
-        if not self.agent("dmesg")["problem_count"]:
-            return None
         report, in_trace = [], False
         for line in self.agent("splat 120")["lines"]:
             report.append(line)
