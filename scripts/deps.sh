@@ -88,7 +88,9 @@ install_pkgs() {
 	local p missing=() sim bad installed
 	[ $# -gt 0 ] || return 0
 	# installed: the second letter of dpkg's status abbreviation is "i"
-	installed=" $(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null |
+	# dpkg-query exits 1 when a package was never installed: that is
+	# the answer we want here, not a failure
+	installed=" $({ dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null || true; } |
 		      awk '$2 ~ /^.i/ { printf "%s ", $1 }') "
 	for p in "$@"; do
 		is_kernel_pkg "$p" && fail "refusing to install the kernel package $p"
