@@ -17,7 +17,6 @@
 #include <linux/virtio.h>
 #include <linux/kthread.h>
 #include <linux/sched/signal.h>
-#include <linux/sched/task.h>
 #include <linux/completion.h>
 
 #include "memplug.h"
@@ -174,15 +173,64 @@ struct mp_removal {
 	struct completion done;
 };
 
-static int mp_removal_fn(void *arg)
+/*
+ * The removal thread: runs one offline_and_remove_memory() at a time for
+ * the worker, for as long as the device is bound.  One thread, not one per
+ * call: creating a kthread per memory block made unplugging 8 GiB in sub
+ * block mode 40 % slower (64 threads, each one's allocations spreading
+ * per-CPU slabs that offlining then flushes).
+ */
+static int mp_remover_fn(void *arg)
 {
-	struct mp_removal *r = arg;
+	struct mp_dev *d = arg;
+	struct mp_removal *r;
 
 	/* the deadline's SIGKILL makes offline_pages() give up (-EINTR) */
 	allow_signal(SIGKILL);
-	r->rc = offline_and_remove_memory(r->addr, r->size);
-	complete(&r->done);
+	while (!kthread_should_stop()) {
+		wait_event_idle(d->removal_wait,
+				READ_ONCE(d->removal) || kthread_should_stop());
+		r = READ_ONCE(d->removal);
+		if (!r)
+			continue;
+		r->rc = offline_and_remove_memory(r->addr, r->size);
+		spin_lock(&d->removal_lock);
+		d->removal = NULL;
+		/* a SIGKILL too late for this removal must not stop the next */
+		flush_signals(current);
+		spin_unlock(&d->removal_lock);
+		complete(&r->done);
+	}
 	return 0;
+}
+
+static int mp_start_remover(struct mp_dev *d)
+{
+	struct task_struct *task;
+
+	if (d->remover)
+		return 0;
+	task = kthread_run(mp_remover_fn, d, "memplug-remove");
+	if (IS_ERR(task))
+		return PTR_ERR(task);
+	/* our own offlining may go through taken pages (the notifier) */
+	mutex_lock(&d->hp_lock);
+	d->remover = task;
+	mutex_unlock(&d->hp_lock);
+	return 0;
+}
+
+/* Stop the removal thread: the worker removes nothing any more.  May sleep. */
+void mp_stop_remover(struct mp_dev *d)
+{
+	struct task_struct *task = d->remover;
+
+	if (!task)
+		return;
+	mutex_lock(&d->hp_lock);
+	d->remover = NULL;
+	mutex_unlock(&d->hp_lock);
+	kthread_stop(task);
 }
 
 /*
@@ -193,8 +241,8 @@ static int mp_removal_fn(void *arg)
  * (they are taken with alloc_contig_range(), which gives up, see
  * mp_remove_unit_bounded()), but a walk is a racy snapshot: a page
  * allocated and pinned after it is offlining's to migrate.  So offlining
- * runs in a thread that accepts SIGKILL and gets it when no memory block
- * of the range went offline for remove_timeout_ms.
+ * runs in the removal thread, which accepts SIGKILL and gets it when no
+ * memory block of the range went offline for remove_timeout_ms.
  *
  * offline_and_remove_memory() of [@addr, @addr + @size) that way: when
  * interrupted it fails with -EINTR and leaves the memory as it was.  hp_lock
@@ -204,22 +252,19 @@ static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
 {
 	struct mp_removal r = { .addr = addr, .size = size };
 	unsigned long timeout = msecs_to_jiffies(READ_ONCE(mp_params.remove_timeout_ms));
-	struct task_struct *task;
 	bool interrupted = false;
 	u64 seen;
+	int rc;
 
+	rc = mp_start_remover(d);
+	if (rc)
+		return rc;
 	init_completion(&r.done);
-	task = kthread_create(mp_removal_fn, &r, "memplug-remove");
-	if (IS_ERR(task))
-		return PTR_ERR(task);
-	/* the task may exit as soon as it completes: keep it for send_sig() */
-	get_task_struct(task);
-	/* our own offlining may go through taken pages (the notifier) */
-	mutex_lock(&d->hp_lock);
-	d->remover = task;
-	mutex_unlock(&d->hp_lock);
 	seen = READ_ONCE(d->nr_offlined);
-	wake_up_process(task);
+	spin_lock(&d->removal_lock);
+	d->removal = &r;
+	spin_unlock(&d->removal_lock);
+	wake_up(&d->removal_wait);
 	while (!wait_for_completion_timeout(&r.done, timeout)) {
 		u64 now = READ_ONCE(d->nr_offlined);
 
@@ -231,19 +276,20 @@ static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
 		dev_warn(&d->vdev->dev,
 			 "offlining 0x%llx+0x%llx: no memory block offlined for %u ms (a page that does not migrate?): interrupted, trying again later\n",
 			 addr, size, jiffies_to_msecs(timeout));
-		/* again until it ends: a signal before allow_signal() is lost */
-		do
-			send_sig(SIGKILL, task, 1);
-		while (!wait_for_completion_timeout(&r.done, HZ));
+		/* only while it is ours: the thread flushes it when done */
+		spin_lock(&d->removal_lock);
+		if (d->removal == &r)
+			send_sig(SIGKILL, d->remover, 1);
+		spin_unlock(&d->removal_lock);
+		wait_for_completion(&r.done);
 		interrupted = true;
 		break;
 	}
-	put_task_struct(task);
-	mutex_lock(&d->hp_lock);
-	d->remover = NULL;
-	if (interrupted)
+	if (interrupted) {
+		mutex_lock(&d->hp_lock);
 		d->stats.remove_timeouts++;
-	mutex_unlock(&d->hp_lock);
+		mutex_unlock(&d->hp_lock);
+	}
 	return r.rc;
 }
 

@@ -182,6 +182,8 @@ static struct mp_dev *mp_alloc_dev(struct virtio_device *vdev)
 	mutex_init(&d->hp_lock);
 	spin_lock_init(&d->guard_lock);
 	spin_lock_init(&d->kick_lock);
+	spin_lock_init(&d->removal_lock);
+	init_waitqueue_head(&d->removal_wait);
 	init_waitqueue_head(&d->resp_wq);
 	INIT_DELAYED_WORK(&d->work, mp_work_fn);
 	d->mgid = -1;
@@ -443,6 +445,7 @@ static void mp_remove(struct virtio_device *vdev)
 		dev_warn(dev, "device keeps 0x%llx bytes plugged that the guest does not use\n",
 			 d->nr_plugged * d->geo.sb_size);
 	mutex_unlock(&d->hp_lock);
+	mp_stop_remover(d);
 
 	mp_teardown_vq(d);
 	if (left && !module_is_live(THIS_MODULE)) {

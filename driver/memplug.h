@@ -99,6 +99,10 @@
  *   the work item; innermost, taken from any context.  remove() and
  *   freeze() set stopping under it before cancelling the work, so the
  *   notifier cannot queue the work again behind their back.
+ * mp_dev.removal_lock (spinlock): the removal handed to the removal
+ *   thread; the deadline's SIGKILL is sent, and the thread flushes it,
+ *   under it, so a signal never outlives the removal it was meant for.
+ *   Only the task's signal lock nests inside.
  * mp_dev.mb_present and mp_unit.nr_present: written only by the worker
  *   with the unit busy, read under hp_lock.
  * Lock order: mp_cb_lock -> (mem hotplug locks) -> hp_lock -> req_lock;
@@ -140,6 +144,8 @@ enum mp_busy {
  * All fields under hp_lock; busy units are changed by the worker alone
  * (with hp_lock dropped); sysfs reads single fields with READ_ONCE().
  */
+struct mp_removal;
+
 struct mp_unit {
 	u8 busy;		/* enum mp_busy */
 	u8 skip;		/* worker: failed this pass, try others */
@@ -236,8 +242,17 @@ struct mp_dev {
 	 * (onlining starts them afresh).
 	 */
 	unsigned long *contig;
-	/* the thread in our own offline_and_remove_memory(), or NULL; hp_lock */
+	/*
+	 * The removal thread (hotplug.c), started on the first removal,
+	 * stopped by remove(): written by the worker under hp_lock (the
+	 * notifier recognises our own offlining by it); the worker reads it
+	 * without.
+	 */
 	struct task_struct *remover;
+	spinlock_t removal_lock;	/* the removal and its SIGKILL */
+	/* the removal in the thread's hands, or NULL; removal_lock */
+	struct mp_removal *removal;
+	wait_queue_head_t removal_wait;	/* the thread waits for a removal */
 	/* MEM_OFFLINE events seen: the removal deadline's progress; hp_lock */
 	u64 nr_offlined;
 	u64 nr_plugged;			/* plugged sub blocks (incl. held) */
@@ -466,6 +481,7 @@ int mp_remove_unit(struct mp_dev *d, u64 unit);
 int mp_remove_unit_bounded(struct mp_dev *d, u64 unit);
 enum mp_step mp_add_stray(struct mp_dev *d);
 enum mp_step mp_add_strays(struct mp_dev *d);
+void mp_stop_remover(struct mp_dev *d);
 
 /* held.c: sub blocks the device has to tell about */
 int mp_unplug_all(struct mp_dev *d);

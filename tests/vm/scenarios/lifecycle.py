@@ -65,6 +65,8 @@ def rmmod_plugged(t):
             if vm.plugged("vmem0") != 0:
                 raise TestFailure("module gone but device still has %s plugged" %
                                   human(vm.plugged("vmem0")))
+            if removal_threads(vm) != 0:
+                raise TestFailure("module gone but its removal thread is still there")
             vm.sh(". /etc/load.sh; load memplug")
             vm.resize("vmem0", "1G")
             vm.wait_memory(GiB, "Movable")
@@ -74,7 +76,22 @@ def rmmod_plugged(t):
             vm.wait_memory(GiB, "Movable")
         vm.resize("vmem0", 0)
         vm.wait_memory(0)
+        # one thread per device for every removal, not one per removal
+        if removal_threads(vm) != 1:
+            raise TestFailure("%d memplug-remove threads for one device" % removal_threads(vm))
+        # nothing added: the module is not pinned and takes its thread along
+        vm.sh("rmmod memplug")
+        if removal_threads(vm) != 0:
+            raise TestFailure("module gone but its removal thread is still there")
+        vm.sh(". /etc/load.sh; load memplug")
         vm.check_kernel_log()
+
+
+def removal_threads(vm):
+    """How many memplug-remove kthreads the guest has."""
+    out = vm.sh("cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^memplug-remove$'",
+                check=False)["out"]
+    return int(out.strip() or 0)
 
 
 @scenario("dkms_built_module_boots", memplug_only=True, tags=("dkms",))
