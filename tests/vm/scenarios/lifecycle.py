@@ -103,6 +103,9 @@ def dkms_module(t):
     from testbed import BUILD, CACHE, TOP
     ko = os.path.join(BUILD, t.release, "dkms", "memplug.ko")
     if not os.path.exists(ko):
+        # make check runs the dkms suite first; the long targets may not
+        if os.environ.get("MEMPLUG_DKMS_OPTIONAL") == "1":
+            raise Skip("no DKMS-built module at %s (make check-dkms builds it)" % ko)
         raise TestFailure("no DKMS-built module at %s (run tests/dkms/run.sh first)" % ko)
     with tempfile.TemporaryDirectory() as d:
         initrd = os.path.join(d, "initramfs.gz")
