@@ -26,6 +26,8 @@
 #    headers are still hidden;
 #  - a second run prints at most two lines, calls no apt-get and changes
 #    nothing in the cache;
+#  - a host package never installed (dpkg-query exits 1 for it) is
+#    installed, and only it;
 #  - a failed download ends set-up with the log's tail and its path.
 #
 # DEPS=PATH runs another deps.sh (an older one, say) through the same checks.
@@ -52,6 +54,7 @@ echo "# fresh cache: $C; packages from $cache/debs"
 # --- wrappers around apt-get and dpkg ----------------------------------------
 real_apt=$(command -v apt-get) || ktap_bail "no apt-get"
 real_dpkg=$(command -v dpkg) || ktap_bail "no dpkg"
+real_dpkg_query=$(command -v dpkg-query) || ktap_bail "no dpkg-query"
 mkdir -p "$T/bin"
 export CALLS=$T/calls
 : >"$CALLS"
@@ -86,7 +89,31 @@ cat >"$T/bin/apt-get" <<-EOF
 			exit 100
 		fi ;;
 	esac
+	# FAKE_APT_NOOP: update and install (not simulated) do nothing
+	if [ -n "\${FAKE_APT_NOOP:-}" ]; then
+		case " \$* " in
+		*" -s "*) ;;
+		*" update "* | *" install "*) exit 0 ;;
+		esac
+	fi
 	exec "$real_apt" "\$@"
+EOF
+cat >"$T/bin/dpkg-query" <<-EOF
+	#!/bin/sh
+	# FAKE_UNINSTALLED=PKG: PKG was never installed, as dpkg-query says it
+	# on a fresh machine (a message and exit 1, the others still listed)
+	case " \$* " in
+	*" \${FAKE_UNINSTALLED:-none} "*) ;;
+	*) exec "$real_dpkg_query" "\$@" ;;
+	esac
+	n=\$#
+	for a in "\$@"; do
+		[ "\$a" = "\$FAKE_UNINSTALLED" ] || set -- "\$@" "\$a"
+	done
+	shift "\$n"
+	"$real_dpkg_query" "\$@"
+	echo "dpkg-query: no packages found matching \$FAKE_UNINSTALLED" >&2
+	exit 1
 EOF
 cat >"$T/bin/dpkg" <<-EOF
 	#!/bin/sh
@@ -244,6 +271,18 @@ ktap_result $? "a second run: at most two lines, no apt-get call, nothing change
 	"exit $rc, $lines lines:"$'\n'"$(head -n 10 "$T/out2")" "apt-get calls:"$'\n'"$apt" \
 	"changed in the cache:"$'\n'"$changed"
 
+# --- a host package never installed ------------------------------------------------
+# dpkg-query exits 1 for it on a fresh machine; deps.sh must install it, not
+# stop (it did: set -e and pipefail)
+: >"$CALLS"
+FAKE_UNINSTALLED=gnuplot-nox FAKE_APT_NOOP=1 run_deps "$C" "$cache/debs" "$T/out4"
+rc=$?
+apt=$(grep '^apt-get ' "$CALLS")
+[ $rc -eq 0 ] && grep -Eq '^apt-get install -y .*gnuplot-nox' <<<"$apt" &&
+	! grep -Eq '^apt-get install -y .*qemu-system-x86' <<<"$apt"
+ktap_result $? "a host package never installed: installed, and only it" \
+	"exit $rc:"$'\n'"$(tail -n 10 "$T/out4")" "apt-get calls:"$'\n'"$apt"
+
 # --- a failed download -------------------------------------------------------------
 F=$T/fail-cache
 FAKE_APT_FAIL=1 run_deps "$F" "$T/fail-debs" "$T/out3"
@@ -252,6 +291,6 @@ rc=$?
 ktap_result $? "a failed download: exit non-zero, the log's tail and its path printed" \
 	"exit $rc:"$'\n'"$(tail -n 20 "$T/out3")"
 
-# five results, two per kernel, two more
-ktap_plan $((5 + 2 * ${#rels[@]} + 2))
+# five results, two per kernel, three more
+ktap_plan $((5 + 2 * ${#rels[@]} + 3))
 ktap_summary
