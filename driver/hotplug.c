@@ -252,7 +252,6 @@ static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
 {
 	struct mp_removal r = { .addr = addr, .size = size };
 	unsigned long timeout = msecs_to_jiffies(READ_ONCE(mp_params.remove_timeout_ms));
-	bool interrupted = false;
 	u64 seen;
 	int rc;
 
@@ -282,13 +281,10 @@ static int mp_offline_and_remove(struct mp_dev *d, u64 addr, u64 size)
 			send_sig(SIGKILL, d->remover, 1);
 		spin_unlock(&d->removal_lock);
 		wait_for_completion(&r.done);
-		interrupted = true;
-		break;
-	}
-	if (interrupted) {
 		mutex_lock(&d->hp_lock);
 		d->stats.remove_timeouts++;
 		mutex_unlock(&d->hp_lock);
+		break;
 	}
 	return r.rc;
 }
